@@ -1,0 +1,39 @@
+"""`cescale db …`: schema migrations."""
+
+from __future__ import annotations
+
+import typer
+
+from service.migrate import current_revision, downgrade, head_revision, upgrade
+from service.settings import get_settings
+
+app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+
+
+@app.command("upgrade")
+def upgrade_command(revision: str = typer.Argument("head")) -> None:
+    """Migrate the database to REVISION (default: head)."""
+    url = get_settings().database_url
+    upgrade(url, revision)
+    typer.echo(f"database at {current_revision(url)} ({_redact(url)})")
+
+
+@app.command("downgrade")
+def downgrade_command(revision: str = typer.Argument(..., help="Target, e.g. base or -1")) -> None:
+    """Migrate the database down to REVISION."""
+    url = get_settings().database_url
+    downgrade(url, revision)
+    typer.echo(f"database at {current_revision(url) or 'base'} ({_redact(url)})")
+
+
+@app.command("status")
+def status_command() -> None:
+    """Show the current and the head revision."""
+    url = get_settings().database_url
+    typer.echo(f"current: {current_revision(url) or 'base'}  head: {head_revision()}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

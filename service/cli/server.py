@@ -1,0 +1,74 @@
+"""`cescale serve` and `cescale bootstrap`: run the service, and prepare a first-run machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from service.cli.context import unit_of_work
+from service.settings import get_settings
+from service.tenants.service import TenantService
+
+SAMPLE_JOB = Path("examples/hpo-digits.json")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("bootstrap")(bootstrap)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Start the API service (uvicorn)."""
+    import uvicorn
+
+    uvicorn.run(
+        "service.api.app:create_app", factory=True, host=host, port=port, log_level=log_level
+    )
+
+
+def bootstrap(
+    host: str = typer.Option("127.0.0.1", help="Host the printed curl should use."),
+    port: int = typer.Option(8000, help="Port the printed curl should use."),
+) -> None:
+    """First run: create tenant 'default', save its key to .cescale/api-key, print a curl."""
+    settings = get_settings()
+    key_file = settings.api_key_file
+    with unit_of_work() as session:
+        tenants = TenantService(session, settings.api_key_prefix)
+        created = None if tenants.has_any() else tenants.create("default")
+        if created is not None:
+            _write_secret(key_file, created.api_key)
+    if created is not None:
+        typer.echo("Created tenant 'default'. Its API key (shown once; saved to "
+                   f"{key_file}, mode 0600):\n\n  {created.api_key}\n")
+    elif key_file.exists():
+        typer.echo(f"Using the API key in {key_file}.")
+    else:
+        typer.echo(
+            "Tenants exist but no key file: issue one with "
+            "'cescale tenants issue-key default'."
+        )
+        return
+    base = f"http://{host}:{port}"
+    typer.echo(
+        "Submit the sample HPO job once the service is up:\n\n"
+        f"  curl -sS -X POST {base}/v1/jobs \\\n"
+        f'    -H "Authorization: Bearer $(cat {key_file})" \\\n'
+        "    -H 'Content-Type: application/json' \\\n"
+        f"    -d @{SAMPLE_JOB}\n\n"
+        f"API docs: {base}/docs\n"
+    )
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    os.chmod(path, 0o600)

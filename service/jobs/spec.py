@@ -1,0 +1,213 @@
+"""The job spec users submit (DESIGN.md §5), validated completely before anything is stored.
+
+Every limit here is a user-facing contract: a spec that passes is one the control loop can run.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MIN_MEMORY_MB = 128  # Lambda's bounds (DESIGN.md §2)
+MAX_MEMORY_MB = 10_240
+MAX_TIMEOUT_S = 900
+MAX_DEADLINE_S = 30 * 24 * 3600
+
+BUILTIN_FUNCTIONS = ("builtin:logreg", "builtin:mlp")
+_LAMBDA_NAME = re.compile(
+    r"^(arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[a-zA-Z0-9_-]{1,64}(:[a-zA-Z0-9_$-]{1,128})?$"
+)
+_DATASET = re.compile(r"^(builtin:digits|builtin:synthetic(\?[A-Za-z0-9_=&.]*)?|s3://\S+|file://\S+)$")
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+Scalar = float | int | str | bool
+MemoryMB = Annotated[int, Field(ge=MIN_MEMORY_MB, le=MAX_MEMORY_MB)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Distribution(_Spec):
+    """One search-space dimension: exactly one of the four forms."""
+
+    uniform: tuple[float, float] | None = None
+    log_uniform: tuple[float, float] | None = None
+    int_uniform: tuple[int, int] | None = None
+    choice: list[Scalar] | None = Field(None, min_length=1, max_length=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_known_form(cls, value: Any) -> Any:
+        forms = ("uniform", "log_uniform", "int_uniform", "choice")
+        if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in forms:
+            raise ValueError(
+                "a distribution is an object with exactly one of "
+                f"{', '.join(forms)}, e.g. {{\"log_uniform\": [0.0001, 0.1]}}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Distribution:
+        for form in ("uniform", "log_uniform", "int_uniform"):
+            bounds = getattr(self, form)
+            if bounds is None:
+                continue
+            low, high = bounds
+            if form == "int_uniform" and low > high:
+                raise ValueError(f"{form} needs low <= high, got [{low}, {high}]")
+            if form != "int_uniform" and not low < high:
+                raise ValueError(f"{form} needs low < high, got [{low}, {high}]")
+            if form == "log_uniform" and low <= 0:
+                raise ValueError(f"log_uniform needs low > 0, got {low}")
+        return self
+
+
+class Workload(_Spec):
+    function: str = Field(
+        description="A built-in workload (builtin:logreg, builtin:mlp) or the name/ARN of your "
+        "own Lambda function that follows the handler contract."
+    )
+    dataset: str = Field(
+        "builtin:digits",
+        description="builtin:digits, builtin:synthetic?n=200000&d=100, s3://bucket/key.npz or "
+        "file:///path.npz",
+    )
+    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    timeout_s: int = Field(300, ge=1, le=MAX_TIMEOUT_S, description="Per-invocation timeout.")
+
+    @field_validator("function")
+    @classmethod
+    def _known_function(cls, value: str) -> str:
+        if value.startswith("builtin:"):
+            if value not in BUILTIN_FUNCTIONS:
+                raise ValueError(
+                    f"unknown built-in workload {value!r}; built-ins are "
+                    + ", ".join(BUILTIN_FUNCTIONS)
+                )
+            return value
+        if not _LAMBDA_NAME.match(value):
+            raise ValueError(f"{value!r} is neither a built-in workload nor a Lambda name or ARN")
+        return value
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        if not _DATASET.match(value):
+            raise ValueError(
+                "dataset must be builtin:digits, builtin:synthetic[?n=..&d=..], s3://… or file://…"
+            )
+        return value
+
+
+class HpoSpec(_Spec):
+    search_space: dict[str, Distribution] = Field(min_length=1, max_length=32)
+    trials: int = Field(ge=1, le=10_000)
+    eta: int = Field(3, ge=2, le=16, description="Successive-halving reduction factor.")
+    min_epochs: int = Field(1, ge=1, le=100_000)
+    max_epochs: int = Field(ge=1, le=100_000)
+    hyperband: bool = Field(False, description="Run Hyperband brackets instead of one bracket.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of trial sampling.")
+
+    @field_validator("search_space")
+    @classmethod
+    def _param_names(cls, value: dict[str, Distribution]) -> dict[str, Distribution]:
+        bad = [name for name in value if not _PARAM_NAME.match(name)]
+        if bad:
+            raise ValueError(f"invalid parameter names {bad}: use letters, digits and _")
+        return value
+
+    @model_validator(mode="after")
+    def _epoch_range(self) -> HpoSpec:
+        if self.max_epochs < self.min_epochs:
+            raise ValueError(
+                f"max_epochs ({self.max_epochs}) must be >= min_epochs ({self.min_epochs})"
+            )
+        return self
+
+
+class TrainingSpec(_Spec):
+    workers: int = Field(ge=1, le=1_000, description="Parallel workers per round.")
+    max_epochs: int = Field(ge=1, le=100_000)
+    epochs_per_round: int = Field(1, ge=1, le=100_000)
+    target_loss: float | None = Field(None, gt=0, description="Stop when the loss reaches this.")
+    params: dict[str, Scalar] = Field(default_factory=dict, max_length=32)
+
+    @model_validator(mode="after")
+    def _round_fits(self) -> TrainingSpec:
+        if self.epochs_per_round > self.max_epochs:
+            raise ValueError("epochs_per_round must be <= max_epochs")
+        return self
+
+
+class Qos(_Spec):
+    deadline_s: float = Field(gt=0, le=MAX_DEADLINE_S, description="Wall-clock deadline.")
+
+
+class Budget(_Spec):
+    max_cost_usd: float = Field(ge=0, le=1_000_000, description="Stop launching past this.")
+
+
+class StaticPolicy(_Spec):
+    name: Literal["static"]
+    memory_mb: MemoryMB
+
+
+class CeScalingPolicy(_Spec):
+    name: Literal["ce-scaling"]
+    min_memory_mb: MemoryMB = MIN_MEMORY_MB
+    max_memory_mb: MemoryMB = MAX_MEMORY_MB
+
+    @model_validator(mode="after")
+    def _range(self) -> CeScalingPolicy:
+        if self.min_memory_mb > self.max_memory_mb:
+            raise ValueError("min_memory_mb must be <= max_memory_mb")
+        return self
+
+
+class PowerTuningPolicy(_Spec):
+    name: Literal["power-tuning"]
+    strategy: Literal["cost", "speed", "balanced"] = "balanced"
+    memory_mb_candidates: list[MemoryMB] = Field(
+        default_factory=lambda: [128, 256, 512, 1024, 1769, 3008], min_length=2, max_length=20
+    )
+    invocations_per_size: int = Field(3, ge=1, le=50)
+
+    @field_validator("memory_mb_candidates")
+    @classmethod
+    def _sorted_unique(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("memory_mb_candidates must not repeat a size")
+        return sorted(value)
+
+
+Policy = Annotated[StaticPolicy | CeScalingPolicy | PowerTuningPolicy, Field(discriminator="name")]
+
+
+class JobSpec(_Spec):
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["hpo", "training"]
+    workload: Workload
+    hpo: HpoSpec | None = None
+    training: TrainingSpec | None = None
+    qos: Qos
+    budget: Budget | None = None
+    policy: Policy = Field(default_factory=lambda: CeScalingPolicy(name="ce-scaling"))
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("name must not be blank")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_matches_section(self) -> JobSpec:
+        if self.kind == "hpo" and (self.hpo is None or self.training is not None):
+            raise ValueError("kind 'hpo' needs an 'hpo' section and no 'training' section")
+        if self.kind == "training" and (self.training is None or self.hpo is not None):
+            raise ValueError("kind 'training' needs a 'training' section and no 'hpo' section")
+        return self

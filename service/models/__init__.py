@@ -1,0 +1,38 @@
+"""ORM tables. Importing this package registers every table on ``Base.metadata``."""
+
+from service.models.base import Base
+from service.models.enums import (
+    AllocationState,
+    IdempotencyState,
+    InvocationOutcome,
+    InvocationState,
+    JobKind,
+    JobStatus,
+    StageKind,
+    WorkStatus,
+)
+from service.models.idempotency import IdempotencyKey
+from service.models.job import Job, Stage, Task
+from service.models.ledger import Allocation, Invocation, Observation
+from service.models.tenant import ApiKey, Tenant
+
+__all__ = [
+    "Allocation",
+    "AllocationState",
+    "ApiKey",
+    "Base",
+    "IdempotencyKey",
+    "IdempotencyState",
+    "Invocation",
+    "InvocationOutcome",
+    "InvocationState",
+    "Job",
+    "JobKind",
+    "JobStatus",
+    "Observation",
+    "Stage",
+    "StageKind",
+    "Task",
+    "Tenant",
+    "WorkStatus",
+]

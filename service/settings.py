@@ -1,0 +1,54 @@
+"""The one typed settings object. Every knob is an environment variable with prefix ``CESCALE_``.
+
+The defaults are the embedded default: a SQLite file next to the process and the Lambda emulator,
+so that a machine with no AWS account and no Postgres runs the whole product.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CESCALE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///./cescale.db",
+        description="SQLAlchemy URL: sqlite:///path.db (embedded) or postgresql+psycopg://...",
+    )
+    backend: Literal["emulator", "aws"] = Field(
+        "emulator", description="Serverless platform the control loop drives."
+    )
+    state_dir: Path = Field(
+        Path(".cescale"), description="Local state: the bootstrap API key file lives here."
+    )
+    api_key_prefix: str = Field("cesk", description="Prefix of generated API keys.")
+    idempotency_lock_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="An Idempotency-Key still in progress after this long is considered abandoned.",
+    )
+    page_size_default: int = Field(50, ge=1, le=500)
+    page_size_max: int = Field(200, ge=1, le=1000)
+    aws_region: str = Field("us-east-1", description="AWS region for the aws backend.")
+    aws_endpoint_url: str | None = Field(
+        None, description="Override AWS endpoint (e.g. a moto server) for the aws backend."
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.state_dir / "api-key"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
