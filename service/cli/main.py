@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 
 from service.cli import db, server, tenants
+from service.settings import get_settings
 
 app = typer.Typer(
     name="cescale",
@@ -15,6 +17,18 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(tenants.app, name="tenants")
 server.register(app)
+
+
+@app.callback()
+def _check_settings() -> None:
+    """Fail with the setting's message, not a traceback, when the environment is wrong."""
+    try:
+        get_settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = "CESCALE_" + "_".join(str(p) for p in problem["loc"]).upper()
+            typer.secho(f"error: {name}: {problem['msg']}", fg="red", err=True)
+        raise typer.Exit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,14 +45,15 @@ def bootstrap(
         if created is not None:
             _write_secret(key_file, created.api_key)
     if created is not None:
-        typer.echo("Created tenant 'default'. Its API key (shown once; saved to "
-                   f"{key_file}, mode 0600):\n\n  {created.api_key}\n")
+        typer.echo(
+            "Created tenant 'default'. Its API key (shown once; saved to "
+            f"{key_file}, mode 0600):\n\n  {created.api_key}\n"
+        )
     elif key_file.exists():
         typer.echo(f"Using the API key in {key_file}.")
     else:
         typer.echo(
-            "Tenants exist but no key file: issue one with "
-            "'cescale tenants issue-key default'."
+            "Tenants exist but no key file: issue one with 'cescale tenants issue-key default'."
         )
         return
     base = f"http://{host}:{port}"

@@ -19,7 +19,9 @@ BUILTIN_FUNCTIONS = ("builtin:logreg", "builtin:mlp")
 _LAMBDA_NAME = re.compile(
     r"^(arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[a-zA-Z0-9_-]{1,64}(:[a-zA-Z0-9_$-]{1,128})?$"
 )
-_DATASET = re.compile(r"^(builtin:digits|builtin:synthetic(\?[A-Za-z0-9_=&.]*)?|s3://\S+|file://\S+)$")
+_DATASET = re.compile(
+    r"^(builtin:digits|builtin:synthetic(\?[A-Za-z0-9_=&.]*)?|s3://\S+|file://\S+)$"
+)
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 Scalar = float | int | str | bool
@@ -45,7 +47,7 @@ class Distribution(_Spec):
         if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in forms:
             raise ValueError(
                 "a distribution is an object with exactly one of "
-                f"{', '.join(forms)}, e.g. {{\"log_uniform\": [0.0001, 0.1]}}"
+                f'{", ".join(forms)}, e.g. {{"log_uniform": [0.0001, 0.1]}}'
             )
         return value
 

@@ -79,9 +79,7 @@ class Allocation(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    stage_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("stages.id", ondelete="CASCADE")
-    )
+    stage_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("stages.id", ondelete="CASCADE"))
     task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     function_name: Mapped[str] = mapped_column(String(200))
     from_mb: Mapped[int | None] = mapped_column(Integer)

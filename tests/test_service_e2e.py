@@ -1,0 +1,116 @@
+"""The embedded default end to end: what `make run` does, on a real uvicorn process and SQLite.
+
+upgrade → bootstrap → serve, then the README's sample curl (as an HTTP call) and the checks the
+issue lists: 201, GET, no key → 401, another tenant → 404, invalid → 422, idempotent retry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "service.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    env = os.environ | {
+        "CESCALE_DATABASE_URL": f"sqlite:///{tmp_path / 'cescale.db'}",
+        "CESCALE_STATE_DIR": str(tmp_path / ".cescale"),
+    }
+    port = free_port()
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*CLI, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+
+    assert cli("db", "upgrade").returncode == 0
+    boot = cli("bootstrap", "--port", str(port))
+    assert boot.returncode == 0, boot.stderr
+    server = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None:
+                pytest.fail(f"server exited: {server.stderr.read().decode()}")
+            time.sleep(0.1)
+        else:
+            pytest.fail("server did not become ready")
+        yield base, (tmp_path / ".cescale" / "api-key").read_text().strip(), cli, boot.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_make_run_flow(served):
+    base, key, cli, boot_output = served
+    assert f"curl -sS -X POST {base}/v1/jobs" in boot_output
+    sample = json.loads((ROOT / "examples" / "hpo-digits.json").read_text())
+    auth = {"Authorization": f"Bearer {key}"}
+
+    created = httpx.post(f"{base}/v1/jobs", json=sample, headers=auth)
+    assert created.status_code == 201, created.text
+    location = created.headers["location"]
+    assert httpx.get(f"{base}{location}", headers=auth).json()["id"] == created.json()["id"]
+
+    assert httpx.get(f"{base}{location}").status_code == 401
+    other = json.loads(cli("tenants", "create", "other", "--json").stdout)["api_key"]
+    assert (
+        httpx.get(f"{base}{location}", headers={"Authorization": f"Bearer {other}"}).status_code
+        == 404
+    )
+
+    for bad in [
+        {**sample, "hpo": {**sample["hpo"], "eta": 1}},
+        {**sample, "qos": {"deadline_s": -1}},
+        {**sample, "policy": {"name": "magic"}},
+    ]:
+        response = httpx.post(f"{base}/v1/jobs", json=bad, headers=auth)
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+    malformed = httpx.post(
+        f"{base}/v1/jobs", content=b"{nope", headers=auth | {"Content-Type": "application/json"}
+    )
+    assert malformed.status_code == 422
+
+    retry = auth | {"Idempotency-Key": "sample-1"}
+    one = httpx.post(f"{base}/v1/jobs", json=sample, headers=retry)
+    two = httpx.post(f"{base}/v1/jobs", json=sample, headers=retry)
+    assert one.status_code == two.status_code == 201
+    assert one.json()["id"] == two.json()["id"]
+    listed = httpx.get(f"{base}/v1/jobs", headers=auth).json()["items"]
+    assert len(listed) == 2  # the first sample and the idempotent one
+
+
+def test_training_example_is_a_valid_spec():
+    from service.jobs.spec import JobSpec
+
+    for name in ["hpo-digits.json", "training-digits.json"]:
+        JobSpec.model_validate_json((ROOT / "examples" / name).read_text())
