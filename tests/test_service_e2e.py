@@ -110,7 +110,7 @@ def test_make_run_flow(served):
 
 
 def test_training_example_is_a_valid_spec():
-    from service.jobs.spec import JobSpec
+    from service.spec import JobSpec
 
     for name in ["hpo-digits.json", "training-digits.json"]:
         JobSpec.model_validate_json((ROOT / "examples" / name).read_text())

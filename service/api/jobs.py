@@ -12,7 +12,7 @@ from service.api.deps import SessionDep, SettingsDep, TenantDep
 from service.api.schemas import JobCostOut, JobOut, JobPage, TimelineEventOut, TimelineOut
 from service.database import commit
 from service.jobs.service import JobService
-from service.jobs.spec import JobSpec
+from service.spec import JobSpec
 from service.models import JobKind, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

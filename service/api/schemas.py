@@ -1,4 +1,4 @@
-"""Response bodies of the API (request bodies are the job spec, service.jobs.spec)."""
+"""Response bodies of the API (request bodies are the job spec, service.spec)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from service.errors import BadRequest, Conflict, NotFound
 from service.jobs.idempotency import IdempotencyKeys, Replay, check_key, request_hash
 from service.jobs.repository import CostRow, JobRepository
-from service.jobs.spec import JobSpec
+from service.spec import JobSpec
 from service.models import Allocation, Job, JobStatus, Stage, Tenant, WorkStatus
 from service.models.base import utcnow
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from service.api.app import create_app
 from service.database import Database, commit
 from service.jobs.idempotency import request_hash
-from service.jobs.spec import JobSpec
+from service.spec import JobSpec
 from service.models import IdempotencyKey, Job
 from service.models.base import utcnow
 from tests.api.helpers import HPO_SPEC, assert_problem, spec
