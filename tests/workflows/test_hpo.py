@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from service.spec import HpoSpec
@@ -56,7 +58,7 @@ def test_rung_schedule(trials, eta, r, big_r, expected):
 def test_survivors_resume_from_their_checkpoints_and_the_best_wins():
     history, end = run(HpoWorkflow(hpo()))
     assert [len(s.plan.tasks) for s in history] == [27, 9, 3, 1]
-    for previous, current in zip(history, history[1:], strict=False):
+    for previous, current in itertools.pairwise(history):
         kept = {t.key for t in current.plan.tasks}
         best_before = sorted(previous.plan.tasks, key=lambda t: -t.params["lr"])[: len(kept)]
         assert kept == {t.key for t in best_before}  # the top 1/eta by score continue

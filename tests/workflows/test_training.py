@@ -39,14 +39,14 @@ def test_rounds_shard_work_and_chain_models():
 
 
 def test_stops_at_the_target_loss():
-    history, end = drive(TrainingWorkflow(spec(target_loss=0.3)), [1.0, 0.6, 0.29, 0.1])
+    _history, end = drive(TrainingWorkflow(spec(target_loss=0.3)), [1.0, 0.6, 0.29, 0.1])
     assert end.ok and end.result["target_reached"] is True
     assert end.result["rounds"] == 3 and end.result["losses"] == [1.0, 0.6, 0.29]
     assert end.result["final_loss"] == 0.29 and end.result["model_round"] == 2
 
 
 def test_stops_at_max_epochs_with_a_partial_last_round():
-    history, end = drive(TrainingWorkflow(spec(max_epochs=5, epochs_per_round=2)), [1, 1, 1, 1])
+    _history, end = drive(TrainingWorkflow(spec(max_epochs=5, epochs_per_round=2)), [1, 1, 1, 1])
     assert end.ok and end.result["target_reached"] is False
     assert end.result["rounds"] == 3 and end.result["epochs"] == 5
 
