@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from service.cli import db, server, tenants, workloads
+from service.cli import db, emulate, server, tenants, workloads
 from service.settings import get_settings
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(tenants.app, name="tenants")
 server.register(app)
 workloads.register(app)
+emulate.register(app)
 
 
 @app.callback()

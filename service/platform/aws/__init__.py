@@ -1,0 +1,1 @@
+"""AWS Lambda backend (boto3). Import `AwsPlatform` from `.lambda_backend`."""
