@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from service.settings import Settings
 
@@ -23,6 +24,13 @@ class StrayCommitError(RuntimeError):
 
 
 def make_engine(url: str, **kwargs: object) -> Engine:
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        # One in-memory database shared by every session (the simulation driver's).
+        engine = create_engine(
+            url, poolclass=StaticPool, connect_args={"check_same_thread": False}, **kwargs
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -47,6 +55,8 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 @event.listens_for(Session, "before_commit")
 def _guard_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # releasing a SAVEPOINT is not a commit
     if not session.info.get(_COMMIT_ALLOWED):
         raise StrayCommitError(
             "session.commit() outside the planned commit point; use service.database.commit()"

@@ -35,6 +35,20 @@ class Settings(BaseSettings):
     )
     page_size_default: int = Field(50, ge=1, le=500)
     page_size_max: int = Field(200, ge=1, le=1000)
+    controller_enabled: bool = Field(
+        True, description="Run the control loop inside the API process (APScheduler)."
+    )
+    controller_interval_s: float = Field(1.0, gt=0, description="Seconds between loop ticks.")
+    controller_lease_s: float = Field(
+        30.0, gt=0, description="A job whose controller stops renewing is taken over after this."
+    )
+    controller_batch: int = Field(200, ge=1, description="Jobs advanced per tick per replica.")
+    max_attempts: int = Field(4, ge=1, le=20, description="Invocations per task before failing.")
+    store_url: str | None = Field(
+        None,
+        description="Checkpoints and handler results: file:///path or s3://bucket/prefix "
+        "(default: file://<state_dir>/store).",
+    )
     aws_region: str = Field("us-east-1", description="AWS region for the aws backend.")
     aws_endpoint_url: str | None = Field(
         None, description="Override AWS endpoint (e.g. a moto server) for the aws backend."
@@ -47,7 +61,7 @@ class Settings(BaseSettings):
         for plain in ("postgres://", "postgresql://"):
             if value.startswith(plain):
                 return "postgresql+psycopg://" + value[len(plain) :]
-        if not value.startswith(("sqlite:///", "postgresql+psycopg://")):
+        if not value.startswith(("sqlite://", "postgresql+psycopg://")):
             raise ValueError(
                 "CESCALE_DATABASE_URL must be sqlite:///path.db or postgresql+psycopg://user@host/db"
             )
@@ -60,6 +74,12 @@ class Settings(BaseSettings):
     @property
     def api_key_file(self) -> Path:
         return self.state_dir / "api-key"
+
+    @property
+    def resolved_store_url(self) -> str:
+        if self.store_url:
+            return self.store_url.rstrip("/")
+        return (self.state_dir / "store").resolve().as_uri()
 
 
 @lru_cache

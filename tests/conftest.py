@@ -50,7 +50,7 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def settings(pg_url: str, tmp_path) -> Settings:
-    return Settings(database_url=pg_url, state_dir=tmp_path / ".cescale")
+    return Settings(database_url=pg_url, state_dir=tmp_path / ".cescale", controller_enabled=False)
 
 
 @pytest.fixture

@@ -19,7 +19,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop_loop = _start_control_loop(app) if settings.controller_enabled else None
         yield
+        if stop_loop is not None:
+            stop_loop()
         if owns_database:
             app.state.database.dispose()
 
@@ -37,3 +40,21 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(health.router)
     app.include_router(jobs.router)
     return app
+
+
+def _start_control_loop(app: FastAPI):
+    """The in-process real-time driver: APScheduler ticks the loop on the wall clock."""
+    from service.control.loop import Controller
+    from service.control.service import LoopService, start_in_background
+    from service.platform.factory import build_platform
+
+    settings: Settings = app.state.settings
+    platform = build_platform(settings)
+    controller = Controller(app.state.database, platform, settings)
+    scheduler = start_in_background(LoopService(controller, settings.controller_interval_s))
+
+    def stop() -> None:
+        scheduler.shutdown(wait=True)
+        platform.close()
+
+    return stop

@@ -12,8 +12,8 @@ from service.api.deps import SessionDep, SettingsDep, TenantDep
 from service.api.schemas import JobCostOut, JobOut, JobPage, TimelineEventOut, TimelineOut
 from service.database import commit
 from service.jobs.service import JobService
-from service.spec import JobSpec
 from service.models import JobKind, JobStatus
+from service.spec import JobSpec
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from service.cli import db, emulate, server, tenants, workloads
+from service.cli import controller, db, emulate, server, simulate, tenants, workloads
 from service.settings import get_settings
 
 app = typer.Typer(
@@ -19,6 +19,8 @@ app.add_typer(tenants.app, name="tenants")
 server.register(app)
 workloads.register(app)
 emulate.register(app)
+simulate.register(app)
+controller.register(app)
 
 
 @app.callback()

@@ -101,14 +101,18 @@ class Task(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     stage_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stages.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(64))  # e.g. "trial-017" or "worker-03"
+    key: Mapped[str] = mapped_column(String(64))  # e.g. "trial-0017" or "worker-003"
+    # Tasks of one shape have the same footprint (a trial configuration's model size, or the
+    # training workers); policies allocate memory per shape.
+    shape: Mapped[str] = mapped_column(String(200), default="default")
     status: Mapped[str] = mapped_column(String(16), default=WorkStatus.PENDING.value)
     params: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     function_name: Mapped[str] = mapped_column(String(200))
     memory_mb: Mapped[int | None] = mapped_column(Integer)
     epoch_from: Mapped[int | None] = mapped_column(Integer)
     epoch_to: Mapped[int | None] = mapped_column(Integer)
-    checkpoint_in: Mapped[str | None] = mapped_column(Text)
+    # A checkpoint URI, or a list of them to average (the workers of the previous round).
+    checkpoint_in: Mapped[str | list[str] | None] = mapped_column(JsonDoc)
     checkpoint_out: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None] = mapped_column(UtcDateTime)  # retry back-off

@@ -22,14 +22,16 @@ def test_readyz_when_migrated(client):
 
 
 def test_readyz_is_503_before_migrations(tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}", controller_enabled=False)
     with TestClient(create_app(settings, Database(settings))) as client:
         body = assert_problem(client.get("/readyz"), 503)
     assert "cescale db upgrade" in body["detail"]
 
 
 def test_readyz_is_503_when_database_unreachable():
-    settings = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    settings = Settings(
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", controller_enabled=False
+    )
     with TestClient(create_app(settings, Database(settings))) as client:
         assert_problem(client.get("/readyz"), 503)
         assert client.get("/healthz").status_code == 200

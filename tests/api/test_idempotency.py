@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from service.api.app import create_app
 from service.database import Database, commit
 from service.jobs.idempotency import request_hash
-from service.spec import JobSpec
 from service.models import IdempotencyKey, Job
 from service.models.base import utcnow
+from service.spec import JobSpec
 from tests.api.helpers import HPO_SPEC, assert_problem, spec
 from tests.conftest import make_tenant, truncate_all
 

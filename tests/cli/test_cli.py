@@ -24,7 +24,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("CESCALE_DATABASE_URL", url)
     monkeypatch.setenv("CESCALE_STATE_DIR", str(tmp_path / ".cescale"))
     get_settings.cache_clear()
-    yield Settings(database_url=url, state_dir=tmp_path / ".cescale")
+    yield Settings(database_url=url, state_dir=tmp_path / ".cescale", controller_enabled=False)
     get_settings.cache_clear()
 
 

@@ -1,0 +1,80 @@
+"""`cescale simulate`: run a job spec to completion in simulation and print what it cost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+
+from service.spec import CeScalingPolicy, JobSpec, PowerTuningPolicy, StaticPolicy
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate_command)
+
+
+def simulate_command(
+    spec_file: Path = typer.Argument(..., help="A job spec (JSON), as POST /v1/jobs takes."),
+    policy: str | None = typer.Option(
+        None, "--policy", help="Override the spec's policy: static, ce-scaling, power-tuning."
+    ),
+    memory_mb: int | None = typer.Option(
+        None, "--memory-mb", min=128, max=10240, help="Memory for --policy static."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the emulator's noise and the loop."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Run SPEC_FILE on the emulator with a virtual clock and report time, cost and stages."""
+    from service.simulation.run import simulate
+
+    try:
+        document = json.loads(spec_file.read_text())
+        if policy is not None:
+            document["policy"] = _policy(policy, memory_mb)
+        spec = JobSpec.model_validate(document)
+    except OSError as error:
+        _fail(f"cannot read {spec_file}: {error.strerror}")
+    except json.JSONDecodeError as error:
+        _fail(f"{spec_file} is not valid JSON: {error}")
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        _fail(f"invalid job spec: {problems}")
+    result = simulate(spec, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    met = "met" if result["deadline_met"] else "MISSED"
+    typer.echo(
+        f"{result['status']}: {result['jct_s']:.1f} s (deadline {result['deadline_s']:.0f} s, "
+        f"{met}), ${result['cost_usd']:.6f}, {result['invocations']} invocations, "
+        f"{result['cold_starts']} cold"
+    )
+    for stage in result["stages"]:
+        typer.echo(
+            f"  {stage['name']:<14} {stage['tasks']:>4} tasks  {stage['memory_mb'] or '-':>5} MB"
+            f"  {stage['duration_s'] or 0:>9.1f} s  ${stage['cost_usd']:.6f}"
+        )
+
+
+def _policy(name: str, memory_mb: int | None) -> dict:
+    names = {
+        "static": StaticPolicy,
+        "ce-scaling": CeScalingPolicy,
+        "power-tuning": PowerTuningPolicy,
+    }
+    if name not in names:
+        _fail(f"unknown policy {name!r}; policies: {', '.join(names)}")
+    if name == "static":
+        if memory_mb is None:
+            _fail("--policy static needs --memory-mb")
+        return {"name": "static", "memory_mb": memory_mb}
+    if memory_mb is not None:
+        _fail("--memory-mb goes with --policy static only")
+    return {"name": name}
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(2)

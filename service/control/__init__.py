@@ -1,0 +1,1 @@
+"""The control loop: claim jobs, advance their workflows, act on the platform, record results."""

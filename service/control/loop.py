@@ -1,0 +1,236 @@
+"""The reconcile loop: ``run_once(now)`` is one tick.
+
+1. Collect the results of invocations that finished since the last tick.
+2. In one transaction: claim jobs (lease), record results, advance each job's state machine, and
+   write *intents* — invocation rows and memory changes — for what must happen next. Commit once.
+3. After the commit, carry the intents out on the platform (ensure the memory variant, start the
+   invocation). Their results are recorded by a later tick.
+
+Because an intent is durable before its side effect, a controller that dies anywhere leaves rows
+a successor can finish: an intent with no result is simply sent again under the same
+(job, task, attempt), and handlers are idempotent per attempt, so nothing trains or is recorded
+twice. The same code runs under the real-time driver (wall clock) and the simulation driver
+(virtual clock).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from service.control import functions, leases
+from service.control.repository import LoopRepository
+from service.control.retry import RetryPolicy
+from service.control.stepper import JobStepper, StepContext
+from service.database import Database, commit
+from service.models import AllocationState, Job, JobStatus, Stage
+from service.platform.interface import InvocationHandle, InvokeResult, Platform, PlatformError
+from service.policies.registry import UnavailablePolicy, policy_for
+from service.settings import Settings
+from service.spec import JobSpec
+from service.workflows.hpo import HpoWorkflow
+from service.workflows.training import TrainingWorkflow
+
+log = logging.getLogger(__name__)
+
+
+def to_datetime(clock_seconds: float) -> datetime:
+    return datetime.fromtimestamp(clock_seconds, UTC)
+
+
+@dataclass
+class TickReport:
+    jobs: int = 0
+    recorded: int = 0
+    dispatched: int = 0
+    finished_jobs: list[uuid.UUID] = field(default_factory=list)
+
+
+class Controller:
+    def __init__(
+        self,
+        database: Database,
+        platform: Platform,
+        settings: Settings,
+        *,
+        owner: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.database = database
+        self.platform = platform
+        self.settings = settings
+        self.owner = owner or leases.new_owner_id()
+        self.rng = random.Random(seed)
+        self.retry = RetryPolicy(max_attempts=settings.max_attempts)
+        self.in_flight: dict[uuid.UUID, InvocationHandle] = {}
+        self.finished: dict[uuid.UUID, InvokeResult] = {}
+        self.applied: set[uuid.UUID] = set()  # allocations done on the platform, not yet recorded
+        self._functions: set[str] = set()
+        self._variants: set[tuple[str, int]] = set()
+        self._workflows: dict[uuid.UUID, object] = {}
+
+    # -- one tick ---------------------------------------------------------------------------
+    def run_once(self, now: datetime) -> TickReport:
+        report = TickReport()
+        self._collect()
+        consumed: set[uuid.UUID] = set()
+        with self.database.session() as session:
+            repo = LoopRepository(session)
+            jobs = leases.claim(
+                session,
+                self.owner,
+                now,
+                self.settings.controller_lease_s,
+                self.settings.controller_batch,
+            )
+            self._record_applied(repo, now)
+            for job in jobs:
+                report.jobs += 1
+                consumed |= self._advance(repo, job, now)
+                if JobStatus(job.status).is_terminal:
+                    report.finished_jobs.append(job.id)
+                    self._workflows.pop(job.id, None)
+            commit(session)
+        report.recorded = len(consumed)
+        for invocation_id in consumed:
+            self.finished.pop(invocation_id, None)
+        self.applied.clear()
+        report.dispatched = self._dispatch()
+        return report
+
+    def _collect(self) -> None:
+        for invocation_id, handle in list(self.in_flight.items()):
+            result = self.platform.poll(handle)
+            if result is not None:
+                self.finished[invocation_id] = result
+                del self.in_flight[invocation_id]
+
+    def _record_applied(self, repo: LoopRepository, now: datetime) -> None:
+        for allocation in repo.allocations_by_id(self.applied):
+            if allocation.state == AllocationState.INTENT.value:
+                allocation.state = AllocationState.APPLIED.value
+                allocation.applied_at = now
+
+    def _advance(self, repo: LoopRepository, job: Job, now: datetime) -> set[uuid.UUID]:
+        """Advance one job inside a savepoint: a bug in one job does not stop the others."""
+        open_ids = {inv.id for inv in repo.open_invocations(job.id)}
+        results = {i: self.finished[i] for i in open_ids if i in self.finished}
+        savepoint = repo.session.begin_nested()
+        try:
+            spec = JobSpec.model_validate(job.spec)
+            stepper = JobStepper(
+                repo,
+                job,
+                spec,
+                self._workflow(job, spec),
+                policy_for(spec),
+                functions.function_name(spec),
+            )
+            stepper.advance(
+                StepContext(
+                    now=now,
+                    results=results,
+                    to_datetime=to_datetime,
+                    store=self.settings.resolved_store_url,
+                    retry=self.retry,
+                    rng=self.rng,
+                    in_flight_limit=max(1, self.platform.concurrency_limit()),
+                )
+            )
+            savepoint.commit()
+            return set(results)
+        except OperationalError:
+            savepoint.rollback()
+            raise
+        except (ValidationError, UnavailablePolicy, functions.UnrunnableWorkload) as error:
+            savepoint.rollback()
+            self._fail(repo, job, now, str(error))
+        except Exception as error:  # a bug must not wedge the loop; the job says what happened
+            log.exception("job %s failed in the control loop", job.id)
+            savepoint.rollback()
+            self._fail(repo, job, now, f"internal error in the control loop: {error!r}")
+        return set()
+
+    def _fail(self, repo: LoopRepository, job: Job, now: datetime, reason: str) -> None:
+        repo.session.refresh(job)
+        job.status = JobStatus.FAILED.value
+        job.status_reason = reason
+        job.started_at = job.started_at or now
+        job.finished_at = now
+        leases.release(job)
+
+    def _workflow(self, job: Job, spec: JobSpec):
+        workflow = self._workflows.get(job.id)
+        if workflow is None:
+            if spec.hpo is not None:
+                workflow = HpoWorkflow(spec.hpo)
+            else:
+                assert spec.training is not None
+                workflow = TrainingWorkflow(spec.training)
+            self._workflows[job.id] = workflow
+        return workflow
+
+    # -- acting on the platform, after the commit --------------------------------------------
+    def _dispatch(self) -> int:
+        dispatched = 0
+        with self.database.session() as session:
+            repo = LoopRepository(session)
+            for allocation in repo.pending_allocations(self.owner):
+                job = session.get(Job, allocation.job_id)
+                try:
+                    self._ensure_variant(JobSpec.model_validate(job.spec), allocation.to_mb)
+                except PlatformError:
+                    log.exception("could not apply allocation %s", allocation.id)
+                    continue
+                self.applied.add(allocation.id)
+            stages = {}
+            for invocation, task, job in repo.pending_dispatch(self.owner):
+                if invocation.id in self.in_flight or invocation.id in self.finished:
+                    continue
+                stage = stages.get(task.stage_id) or session.scalar(
+                    select(Stage).where(Stage.id == task.stage_id)
+                )
+                stages[task.stage_id] = stage
+                spec = JobSpec.model_validate(job.spec)
+                try:
+                    self._ensure_variant(spec, invocation.memory_mb)
+                    payload = functions.event(
+                        job, stage, task, invocation, self.settings.resolved_store_url
+                    )
+                    self.in_flight[invocation.id] = self.platform.start_invoke(
+                        invocation.function_name, payload, memory_mb=invocation.memory_mb
+                    )
+                except PlatformError:
+                    log.exception("could not start invocation %s", invocation.id)
+                    continue
+                dispatched += 1
+        return dispatched
+
+    def _ensure_variant(self, spec: JobSpec, memory_mb: int) -> None:
+        name = functions.function_name(spec)
+        if name not in self._functions:
+            function_spec = functions.function_spec(spec, self.settings.backend)
+            if function_spec is not None:
+                self.platform.ensure_function(function_spec)
+            self._functions.add(name)
+        if (name, memory_mb) not in self._variants:
+            self.platform.ensure_variant(name, memory_mb)
+            self._variants.add((name, memory_mb))
+
+    # -- for the drivers ----------------------------------------------------------------------
+    def next_event(self) -> float | None:
+        """Clock time of the earliest in-flight completion (simulation driver only)."""
+        completion = getattr(self.platform, "completion_time", None)
+        if completion is None or not self.in_flight:
+            return None
+        return min(completion(handle) for handle in self.in_flight.values())
+
+    def close(self) -> None:
+        self.in_flight.clear()

@@ -1,0 +1,134 @@
+"""SQL the control loop needs, per job."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from decimal import Decimal
+
+from sqlalchemy import func, select, type_coerce
+from sqlalchemy.orm import Session
+
+from service.models import (
+    Allocation,
+    AllocationState,
+    Invocation,
+    InvocationState,
+    Job,
+    Observation,
+    Stage,
+    Task,
+)
+from service.models.base import Money
+
+
+class LoopRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: object) -> None:
+        self.session.add(row)
+
+    def flush(self) -> None:
+        self.session.flush()
+
+    def stages(self, job_id: uuid.UUID) -> list[Stage]:
+        return list(
+            self.session.scalars(
+                select(Stage).where(Stage.job_id == job_id).order_by(Stage.position)
+            )
+        )
+
+    def tasks(self, job_id: uuid.UUID) -> list[Task]:
+        return list(
+            self.session.scalars(select(Task).where(Task.job_id == job_id).order_by(Task.key))
+        )
+
+    def open_invocations(self, job_id: uuid.UUID) -> list[Invocation]:
+        """Invocations whose result is not recorded yet (intents)."""
+        return list(
+            self.session.scalars(
+                select(Invocation).where(
+                    Invocation.job_id == job_id,
+                    Invocation.state == InvocationState.INTENT.value,
+                )
+            )
+        )
+
+    def task_outcomes(self, task_id: uuid.UUID) -> list[str | None]:
+        return list(
+            self.session.scalars(select(Invocation.outcome).where(Invocation.task_id == task_id))
+        )
+
+    def spent_usd(self, job_id: uuid.UUID) -> Decimal:
+        compute = type_coerce(func.coalesce(func.sum(Invocation.compute_cost_usd), 0), Money)
+        requests = type_coerce(func.coalesce(func.sum(Invocation.request_cost_usd), 0), Money)
+        row = self.session.execute(
+            select(compute, requests).where(Invocation.job_id == job_id)
+        ).one()
+        return row[0] + row[1]
+
+    def last_allocation(self, job_id: uuid.UUID, function_name: str, shape: str) -> int | None:
+        """The memory most recently allocated to a shape (applied or about to be)."""
+        return self.session.scalar(
+            select(Allocation.to_mb)
+            .where(
+                Allocation.job_id == job_id,
+                Allocation.function_name == function_name,
+                Allocation.state.in_([AllocationState.INTENT.value, AllocationState.APPLIED.value]),
+                Allocation.detail["shape"].as_string() == shape,
+            )
+            .order_by(Allocation.created_at.desc(), Allocation.id.desc())
+            .limit(1)
+        )
+
+    def oom_floors(self, job_id: uuid.UUID) -> dict[str, int]:
+        """Per shape, the highest memory an out-of-memory retry raised it to."""
+        shape = Allocation.detail["shape"].as_string()
+        rows = self.session.execute(
+            select(shape, func.max(Allocation.to_mb))
+            .where(Allocation.job_id == job_id, Allocation.rule == "oom-floor")
+            .group_by(shape)
+        )
+        return {name: int(floor) for name, floor in rows}
+
+    def observations(self, job_id: uuid.UUID) -> list[Observation]:
+        return list(
+            self.session.scalars(
+                select(Observation)
+                .where(Observation.job_id == job_id)
+                .order_by(Observation.observed_at, Observation.id)
+            )
+        )
+
+    # -- what the dispatcher acts on, after the tick's commit ------------------------------
+    def pending_dispatch(self, owner: str) -> list[tuple[Invocation, Task, Job]]:
+        return [
+            (row[0], row[1], row[2])
+            for row in self.session.execute(
+                select(Invocation, Task, Job)
+                .join(Task, Task.id == Invocation.task_id)
+                .join(Job, Job.id == Invocation.job_id)
+                .where(
+                    Job.lease_owner == owner,
+                    Invocation.state == InvocationState.INTENT.value,
+                )
+                .order_by(Invocation.created_at, Invocation.id)
+            )
+        ]
+
+    def pending_allocations(self, owner: str) -> list[Allocation]:
+        return list(
+            self.session.scalars(
+                select(Allocation)
+                .join(Job, Job.id == Allocation.job_id)
+                .where(Job.lease_owner == owner, Allocation.state == AllocationState.INTENT.value)
+                .order_by(Allocation.created_at, Allocation.id)
+            )
+        )
+
+    def allocations_by_id(self, ids: Iterable[uuid.UUID]) -> list[Allocation]:
+        ids = list(ids)
+        if not ids:
+            return []
+        return list(self.session.scalars(select(Allocation).where(Allocation.id.in_(ids))))

@@ -1,0 +1,409 @@
+"""Advance one job by one tick: record results, retry or fail tasks, move through stages, and
+write the intents (invocations, memory changes) that the dispatcher carries out after the commit.
+
+Decisions come from pure code — the workflow (what runs next), the policy (how much memory),
+``retry.after_failure`` (what a failure means) — and this module only moves rows.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from service.control import leases
+from service.control.repository import LoopRepository
+from service.control.retry import GiveUp, RetryPolicy, after_failure
+from service.models import (
+    Allocation,
+    Invocation,
+    InvocationOutcome,
+    InvocationState,
+    Job,
+    JobStatus,
+    Observation,
+    Stage,
+    Task,
+    WorkStatus,
+)
+from service.platform import pricing
+from service.platform.interface import ErrorKind, InvokeResult
+from service.policies.base import MemoryDecision, Observations, Policy, ShapeStats
+from service.spec import JobSpec
+from service.workflows.plan import Finished, StagePlan, StageResult, TaskOutcome, TaskPlan
+
+TERMINAL = (WorkStatus.SUCCEEDED.value, WorkStatus.FAILED.value, WorkStatus.CANCELLED.value)
+
+_OUTCOMES = {
+    ErrorKind.NONE: InvocationOutcome.OK,
+    ErrorKind.HANDLED: InvocationOutcome.HANDLED,
+    ErrorKind.UNHANDLED: InvocationOutcome.UNHANDLED,
+    ErrorKind.TIMEOUT: InvocationOutcome.TIMEOUT,
+    ErrorKind.OUT_OF_MEMORY: InvocationOutcome.OUT_OF_MEMORY,
+    ErrorKind.THROTTLED: InvocationOutcome.THROTTLED,
+}
+
+
+@dataclass(frozen=True)
+class StepContext:
+    now: datetime
+    results: dict[uuid.UUID, InvokeResult]  # finished invocations, by our invocation id
+    to_datetime: Any  # clock seconds -> datetime
+    store: str
+    retry: RetryPolicy
+    rng: random.Random
+    in_flight_limit: int  # invocations this job may have open at once
+
+
+class JobStepper:
+    def __init__(
+        self,
+        repo: LoopRepository,
+        job: Job,
+        spec: JobSpec,
+        workflow,
+        policy: Policy,
+        function_name: str,
+    ) -> None:
+        self.repo = repo
+        self.job = job
+        self.spec = spec
+        self.workflow = workflow
+        self.policy = policy
+        self.function_name = function_name
+
+    # -- the tick -------------------------------------------------------------------------
+    def advance(self, ctx: StepContext) -> None:
+        job = self.job
+        if job.status == JobStatus.PENDING.value:
+            job.status = JobStatus.RUNNING.value
+            job.started_at = ctx.now
+        stages = self.repo.stages(job.id)
+        tasks = self.repo.tasks(job.id)
+        by_id = {task.id: task for task in tasks}
+        open_invocations = []
+        for invocation in self.repo.open_invocations(job.id):
+            result = ctx.results.get(invocation.id)
+            if result is None:
+                open_invocations.append(invocation)
+            else:
+                self._record(invocation, by_id[invocation.task_id], result, ctx)
+
+        if job.cancel_requested_at is not None:
+            if not open_invocations:
+                self._end(JobStatus.CANCELLED, "cancelled by user", stages, tasks, ctx.now)
+            return
+        spent = self.repo.spent_usd(job.id)
+        if job.max_cost_usd is not None and spent >= job.max_cost_usd:
+            if not open_invocations:
+                self._end(
+                    JobStatus.FAILED,
+                    f"budget cap reached: spent ${spent:.6f} of ${job.max_cost_usd:.6f}",
+                    stages,
+                    tasks,
+                    ctx.now,
+                )
+            return
+
+        while True:
+            current = stages[-1] if stages else None
+            current_tasks = [t for t in tasks if current is not None and t.stage_id == current.id]
+            if current is not None and current.status not in TERMINAL:
+                if any(t.status not in TERMINAL for t in current_tasks):
+                    break
+                ok = any(t.status == WorkStatus.SUCCEEDED.value for t in current_tasks)
+                current.status = (WorkStatus.SUCCEEDED if ok else WorkStatus.FAILED).value
+                current.finished_at = ctx.now
+            step = self.workflow.next_stage(self._history(stages, tasks))
+            if isinstance(step, Finished):
+                self._finish(step, stages, tasks, ctx.now)
+                return
+            stage, new_tasks = self._open_stage(step, stages, tasks, spent, ctx)
+            stages.append(stage)
+            tasks.extend(new_tasks)
+
+        self._launch(current_tasks, len(open_invocations), ctx)
+        self.repo.flush()
+
+    # -- results ------------------------------------------------------------------------
+    def _record(self, invocation: Invocation, task: Task, result: InvokeResult, ctx: StepContext):
+        report = result.report
+        invocation.started_at = ctx.to_datetime(result.started_at)
+        invocation.finished_at = ctx.to_datetime(result.finished_at)
+        invocation.request_id = result.request_id
+        invocation.error = result.error_message
+        outcome = _OUTCOMES[result.error]
+        if result.ambiguous:
+            # The call may have run: its bill is unknown until the logs are reconciled, so it
+            # is left out of the ledger, and the task is retried as a new attempt.
+            invocation.state = InvocationState.AMBIGUOUS.value
+            outcome = InvocationOutcome.UNHANDLED
+        else:
+            invocation.state = InvocationState.DONE.value
+            arch = self.spec.workload.architecture
+            if outcome is InvocationOutcome.THROTTLED or report is None:
+                invocation.compute_cost_usd = Decimal(0)
+                invocation.request_cost_usd = Decimal(0)
+            else:
+                invocation.compute_cost_usd = pricing.compute_usd(report, arch)
+                invocation.request_cost_usd = pricing.request_usd(report)
+        invocation.outcome = outcome.value
+        if report is not None:
+            invocation.duration_ms = report.duration_ms
+            invocation.billed_ms = report.billed_ms
+            invocation.init_ms = report.init_ms
+            invocation.max_memory_used_mb = report.max_memory_used_mb
+            invocation.cold_start = report.cold
+            self._observe(task, invocation, report, ctx.now)
+
+        payload = result.payload if isinstance(result.payload, dict) else None
+        if outcome is InvocationOutcome.OK and payload is not None and "error" in payload:
+            error = payload["error"]
+            task.status = WorkStatus.FAILED.value
+            task.failure_reason = f"{error.get('type')}: {error.get('message')}"
+            invocation.outcome = InvocationOutcome.HANDLED.value
+            return
+        if outcome is InvocationOutcome.OK:
+            metrics = (payload or {}).get("metrics", {})
+            task.status = WorkStatus.SUCCEEDED.value
+            task.checkpoint_out = (payload or {}).get("checkpoint")
+            task.result = {
+                "loss": metrics.get("loss"),
+                "score": metrics.get("score"),
+                "epochs_done": (payload or {}).get("epochs_done"),
+                "checkpoint": task.checkpoint_out,
+                "peak_memory_mb": (payload or {}).get("peak_memory_mb"),
+            }
+            return
+        self._retry_or_fail(task, invocation, outcome, ctx)
+
+    def _retry_or_fail(self, task, invocation, outcome: InvocationOutcome, ctx: StepContext):
+        history = self.repo.task_outcomes(task.id)
+        decision = after_failure(
+            outcome,
+            attempts=task.attempts,
+            timeouts=history.count(InvocationOutcome.TIMEOUT.value),
+            throttles=history.count(InvocationOutcome.THROTTLED.value),
+            memory_mb=invocation.memory_mb,
+            peak_mb=invocation.max_memory_used_mb,
+            policy=ctx.retry,
+            rng=ctx.rng,
+        )
+        if isinstance(decision, GiveUp):
+            task.status = WorkStatus.FAILED.value
+            task.failure_reason = decision.reason
+            return
+        task.status = WorkStatus.PENDING.value
+        task.not_before = ctx.now + timedelta(seconds=decision.delay_s)
+        if decision.memory_mb != task.memory_mb:
+            self._allocate(
+                task.stage_id,
+                task.shape,
+                task.memory_mb,
+                MemoryDecision(decision.memory_mb, "oom-floor", decision.reason),
+                task_id=task.id,
+            )
+            task.memory_mb = decision.memory_mb
+
+    def _observe(self, task: Task, invocation: Invocation, report, now: datetime) -> None:
+        series = f"{self.job.id}/{task.shape}"
+        for metric, value in (
+            ("duration_ms", report.duration_ms),
+            ("max_memory_used_mb", report.max_memory_used_mb),
+        ):
+            self.repo.add(
+                Observation(
+                    job_id=self.job.id,
+                    series=series,
+                    metric=metric,
+                    value=float(value),
+                    memory_mb=invocation.memory_mb,
+                    source="report",
+                    observed_at=invocation.finished_at or now,
+                )
+            )
+
+    # -- stages -------------------------------------------------------------------------
+    def _history(self, stages: list[Stage], tasks: list[Task]) -> list[StageResult]:
+        history = []
+        for stage in stages:
+            if stage.status not in TERMINAL:
+                break
+            own = [t for t in tasks if t.stage_id == stage.id]
+            plan = StagePlan(
+                stage.position,
+                stage.name,
+                stage.kind,
+                tuple(
+                    TaskPlan(t.key, t.params, t.epoch_from or 0, t.epoch_to or 0, shape=t.shape)
+                    for t in own
+                ),
+            )
+            outcomes = {
+                t.key: TaskOutcome(
+                    t.key,
+                    t.status == WorkStatus.SUCCEEDED.value,
+                    loss=(t.result or {}).get("loss"),
+                    score=(t.result or {}).get("score"),
+                    epochs_done=(t.result or {}).get("epochs_done"),
+                    checkpoint=t.checkpoint_out,
+                )
+                for t in own
+            }
+            history.append(StageResult(plan, outcomes))
+        return history
+
+    def _open_stage(
+        self,
+        step: StagePlan,
+        stages: list[Stage],
+        tasks: list[Task],
+        spent: Decimal,
+        ctx: StepContext,
+    ) -> tuple[Stage, list[Task]]:
+        observations = self._observations(stages, spent, ctx.now)
+        decisions = self.policy.allocate(self.spec, step, observations, ctx.now.timestamp())
+        stage = Stage(
+            job_id=self.job.id,
+            position=step.position,
+            name=step.name,
+            kind=step.kind.value,
+            status=WorkStatus.RUNNING.value,
+            started_at=ctx.now,
+        )
+        self.repo.add(stage)
+        self.repo.flush()
+        floors = {s: st.oom_floor_mb for s, st in observations.shapes.items() if st.oom_floor_mb}
+        memory: dict[str, int] = {}
+        for shape, decision in decisions.items():
+            floor = floors.get(shape)
+            if floor is not None and floor > decision.memory_mb:
+                decision = MemoryDecision(
+                    floor, "oom-floor", f"raised to the out-of-memory floor of {floor} MB"
+                )
+            memory[shape] = decision.memory_mb
+            previous = self.repo.last_allocation(self.job.id, self.function_name, shape)
+            if previous != decision.memory_mb:
+                self._allocate(stage.id, shape, previous, decision)
+        stage.planned_memory_mb = max(memory.values()) if memory else None
+        by_key = {(t.stage_id, t.key): t for t in tasks}
+        stage_ids = {s.position: s.id for s in stages}
+        new_tasks = []
+        for plan in step.tasks:
+            checkpoint_in: str | list[str] | None = None
+            if plan.resume is not None:
+                source = by_key[(stage_ids[plan.resume[0]], plan.resume[1])]
+                checkpoint_in = source.checkpoint_out
+            elif step.resume_model is not None:
+                checkpoint_in = [
+                    t.checkpoint_out
+                    for t in tasks
+                    if t.stage_id == stage_ids[step.resume_model] and t.checkpoint_out
+                ]
+            task = Task(
+                job_id=self.job.id,
+                stage_id=stage.id,
+                key=plan.key,
+                shape=plan.shape,
+                status=WorkStatus.PENDING.value,
+                params=plan.params,
+                function_name=self.function_name,
+                memory_mb=memory[plan.shape],
+                epoch_from=plan.epoch_from,
+                epoch_to=plan.epoch_to,
+                checkpoint_in=checkpoint_in,
+                attempts=0,
+            )
+            self.repo.add(task)
+            new_tasks.append(task)
+        self.repo.flush()
+        return stage, new_tasks
+
+    def _observations(self, stages, spent: Decimal, now: datetime) -> Observations:
+        peaks: dict[str, float] = {}
+        samples: dict[str, list[tuple[int, float]]] = {}
+        for obs in self.repo.observations(self.job.id):
+            shape = obs.series.split("/", 1)[1]
+            if obs.metric == "max_memory_used_mb":
+                peaks[shape] = max(peaks.get(shape, 0.0), obs.value)
+            elif obs.metric == "duration_ms" and obs.memory_mb is not None:
+                samples.setdefault(shape, []).append((obs.memory_mb, obs.value))
+        floors = self.repo.oom_floors(self.job.id)
+        elapsed = (now - self.job.started_at).total_seconds() if self.job.started_at else 0.0
+        return Observations(
+            elapsed_s=elapsed,
+            spent_usd=float(spent),
+            shapes={
+                shape: ShapeStats(
+                    peaks.get(shape), floors.get(shape), tuple(samples.get(shape, ()))
+                )
+                for shape in {*peaks, *samples, *floors}
+            },
+            stages_done=sum(1 for s in stages if s.status in TERMINAL),
+        )
+
+    def _allocate(self, stage_id, shape, from_mb, decision: MemoryDecision, task_id=None) -> None:
+        self.repo.add(
+            Allocation(
+                job_id=self.job.id,
+                stage_id=stage_id,
+                task_id=task_id,
+                function_name=self.function_name,
+                from_mb=from_mb,
+                to_mb=decision.memory_mb,
+                rule=decision.rule,
+                reason=decision.reason,
+                predicted_gain_usd=decision.predicted_gain_usd,
+                detail={"shape": shape},
+            )
+        )
+
+    # -- launching and ending -----------------------------------------------------------
+    def _launch(self, tasks: list[Task], open_count: int, ctx: StepContext) -> None:
+        budget = ctx.in_flight_limit - open_count
+        for task in tasks:
+            if budget <= 0:
+                return
+            if task.status != WorkStatus.PENDING.value:
+                continue
+            if task.not_before is not None and task.not_before > ctx.now:
+                continue
+            task.attempts += 1
+            task.status = WorkStatus.RUNNING.value
+            self.repo.add(
+                Invocation(
+                    job_id=self.job.id,
+                    stage_id=task.stage_id,
+                    task_id=task.id,
+                    attempt=task.attempts,
+                    function_name=self.function_name,
+                    memory_mb=task.memory_mb,
+                    architecture=self.spec.workload.architecture,
+                    state=InvocationState.INTENT.value,
+                )
+            )
+            budget -= 1
+
+    def _finish(self, end: Finished, stages, tasks, now: datetime) -> None:
+        self.job.result = end.result
+        if end.ok:
+            self._end(JobStatus.SUCCEEDED, None, stages, tasks, now)
+        else:
+            self._end(JobStatus.FAILED, end.reason, stages, tasks, now)
+
+    def _end(self, status: JobStatus, reason: str | None, stages, tasks, now: datetime) -> None:
+        job = self.job
+        job.status = status.value
+        job.status_reason = reason
+        job.finished_at = now
+        if job.started_at is not None:
+            job.deadline_missed = (now - job.started_at).total_seconds() > job.deadline_s
+        for row in [*stages, *tasks]:
+            if row.status not in TERMINAL:
+                row.status = WorkStatus.CANCELLED.value
+                if isinstance(row, Stage):
+                    row.finished_at = now
+        leases.release(job)

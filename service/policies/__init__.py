@@ -1,0 +1,1 @@
+"""Allocation policies: pure functions of (job spec, stage, observations, now) → memory."""

@@ -1,0 +1,151 @@
+"""The emulator, with the built-in workloads' code replaced by the analytic workload model.
+
+The control loop talks to this exactly as to any platform. Each invocation's work — CPU time at
+one vCPU and peak memory, from ``workload_model.invocation_cost`` for the event's dataset,
+parameters, epochs and shard — becomes a code profile that the emulator runs through its
+performance model (CPU share, cold starts, noise, out-of-memory, throttling) on the virtual
+clock; the response carries the model's loss and score instead of a trained model's.
+
+Work of one size runs as one emulator function (``<name>~<size>``), so warm environments are
+shared between invocations of equal work rather than across the whole function: a simulated job
+sees somewhat more cold starts than it would on Lambda.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from service.platform.emulator.backend import EmulatorPlatform
+from service.platform.interface import (
+    FunctionMetrics,
+    FunctionSpec,
+    InvocationHandle,
+    InvokeResult,
+    Report,
+    Traits,
+)
+from service.simulation.workload_model import invocation_cost, loss_after
+from service.workloads.registry import BUILTIN_HANDLERS, TRAINING_HANDLERS
+
+_BUILTIN_OF = {
+    path: name for table in (BUILTIN_HANDLERS, TRAINING_HANDLERS) for name, path in table.items()
+}
+
+
+class SimulatedPlatform:
+    def __init__(self, emulator: EmulatorPlatform) -> None:
+        self.emulator = emulator
+        self.clock = emulator.clock
+        self._specs: dict[str, FunctionSpec] = {}
+        self._variants: dict[str, set[int]] = {}
+        self._sized: set[str] = set()
+        # our handle's id -> (the emulator's handle, built-in workload, event)
+        self._pending: dict[str, tuple[InvocationHandle, str, dict[str, Any]]] = {}
+
+    # -- functions ----------------------------------------------------------------------------
+    def ensure_function(self, spec: FunctionSpec) -> None:
+        if spec.handler not in _BUILTIN_OF:
+            raise ValueError(f"{spec.name}: the simulator models only the built-in workloads")
+        self._specs[spec.name] = spec
+        self._variants.setdefault(spec.name, set())
+
+    def ensure_variant(self, name: str, memory_mb: int) -> str:
+        self._variants[name].add(memory_mb)
+        return f"mem-{memory_mb}"
+
+    def set_memory(self, name: str, memory_mb: int) -> None:
+        spec = self._specs[name]
+        self._specs[name] = dataclasses.replace(spec, memory_mb=memory_mb)
+
+    def memory_of(self, name: str) -> int:
+        return self._specs[name].memory_mb
+
+    def concurrency_limit(self) -> int:
+        return self.emulator.concurrency_limit()
+
+    # -- invocations --------------------------------------------------------------------------
+    def start_invoke(
+        self, name: str, payload: Any, *, memory_mb: int | None = None
+    ) -> InvocationHandle:
+        spec = self._specs[name]
+        builtin = _BUILTIN_OF[spec.handler]
+        epochs = payload["epoch_to"] - payload["epoch_from"]
+        cost = invocation_cost(
+            builtin, payload["dataset"], payload["params"], epochs, payload.get("workers", 1)
+        )
+        sized = f"{name}~{round(cost.cpu_ms)}~{round(cost.peak_memory_mb)}"
+        if sized not in self._sized:
+            self.emulator.ensure_function(
+                FunctionSpec(
+                    name=sized,
+                    memory_mb=spec.memory_mb,
+                    timeout_s=spec.timeout_s,
+                    architecture=spec.architecture,
+                    traits=Traits(
+                        cpu_ms=cost.cpu_ms,
+                        peak_memory_mb=cost.peak_memory_mb,
+                        init_ms=cost.init_ms,
+                        io_ms=0.0,
+                    ),
+                )
+            )
+            self._sized.add(sized)
+        if memory_mb is not None:
+            self.emulator.ensure_variant(sized, memory_mb)
+        inner = self.emulator.start_invoke(sized, payload, memory_mb=memory_mb)
+        self._pending[inner.invocation_id] = (inner, builtin, payload)
+        return dataclasses.replace(inner, function=name)
+
+    def poll(self, handle: InvocationHandle) -> InvokeResult | None:
+        inner, builtin, payload = self._pending[handle.invocation_id]
+        result = self.emulator.poll(inner)
+        if result is None:
+            return None
+        del self._pending[handle.invocation_id]
+        response = _response(builtin, payload) if result.ok else None
+        return dataclasses.replace(result, function=handle.function, payload=response)
+
+    def invoke(self, name: str, payload: Any, *, memory_mb: int | None = None) -> InvokeResult:
+        handle = self.start_invoke(name, payload, memory_mb=memory_mb)
+        self.clock.sleep(max(0.0, self.completion_time(handle) - self.clock.now()))
+        result = self.poll(handle)
+        assert result is not None
+        return result
+
+    def completion_time(self, handle: InvocationHandle) -> float:
+        return self.emulator.completion_time(self._pending[handle.invocation_id][0])
+
+    # -- observation --------------------------------------------------------------------------
+    def metrics(
+        self,
+        name: str,
+        start: float,
+        end: float,
+        *,
+        period_s: int = 60,
+        memory_mb: int | None = None,
+    ) -> FunctionMetrics:
+        return FunctionMetrics(function=name, period_s=period_s)
+
+    def find_reports(
+        self, name: str, start: float, end: float, *, request_ids: frozenset[str] | None = None
+    ) -> list[Report]:
+        return []
+
+    def close(self) -> None:
+        self.emulator.close()
+
+
+def _response(builtin: str, event: dict[str, Any]) -> dict[str, Any]:
+    salt = f"{event['job_id']}|{event.get('worker', '')}"
+    loss, score = loss_after(builtin, event["params"], event["epoch_to"], salt=salt)
+    return {
+        "contract": event["contract"],
+        "metrics": {"loss": loss, "score": score},
+        "epochs_done": event["epoch_to"],
+        "checkpoint": f"{event['checkpoint_out']}/{event['job_id']}/{event['task_id']}"
+        f"/attempt-{event['attempt']}.npz",
+        "peak_memory_mb": None,
+        "replayed": False,
+    }

@@ -1,0 +1,95 @@
+"""``cescale simulate``: one job spec, run to completion by the real control loop, on the emulator
+and a virtual clock, in a private in-memory database. Deterministic for a given seed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from service.control.drive import drive
+from service.control.loop import Controller
+from service.database import Database, commit, make_engine
+from service.jobs.service import JobService
+from service.migrate import upgrade_engine
+from service.models import Invocation, Job, Stage, Tenant
+from service.platform.clock import VirtualClock
+from service.platform.emulator.backend import EmulatorPlatform
+from service.settings import Settings
+from service.simulation.platform import SimulatedPlatform
+from service.spec import JobSpec
+
+START = 1_767_225_600.0  # 2026-01-01T00:00:00Z; any fixed origin keeps runs reproducible
+
+
+def simulate(spec: JobSpec, *, seed: int = 0, max_ticks: int = 200_000) -> dict[str, Any]:
+    settings = Settings(
+        database_url="sqlite://", controller_enabled=False, store_url="file:///simulated"
+    )
+    engine = make_engine(settings.database_url)
+    upgrade_engine(engine)
+    database = Database(settings, engine=engine)
+    clock = VirtualClock(START)
+    platform = SimulatedPlatform(EmulatorPlatform(clock, seed=seed))
+    try:
+        with database.session() as session:
+            tenant = Tenant(name="simulation")
+            session.add(tenant)
+            session.flush()
+            job_id = JobService(session).submit(tenant, spec, lambda job: {}).job_id
+            commit(session)
+        controller = Controller(database, platform, settings, owner="simulation", seed=seed)
+        drive(controller, clock, [job_id], max_ticks=max_ticks)
+        return summary(database, tenant, job_id)
+    finally:
+        platform.close()
+        engine.dispose()
+
+
+def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        cost = JobService(session).cost(tenant, job_id)
+        stage_cost = {item.stage.id: item.cost for item in cost.stages}
+        stages = session.scalars(
+            select(Stage).where(Stage.job_id == job_id).order_by(Stage.position)
+        ).all()
+        counts = dict(
+            session.execute(
+                select(Invocation.stage_id, func.count(func.distinct(Invocation.task_id)))
+                .where(Invocation.job_id == job_id)
+                .group_by(Invocation.stage_id)
+            ).all()
+        )
+        invocations = session.scalar(
+            select(func.count()).select_from(Invocation).where(Invocation.job_id == job_id)
+        )
+        cold = session.scalar(
+            select(func.count())
+            .select_from(Invocation)
+            .where(Invocation.job_id == job_id, Invocation.cold_start.is_(True))
+        )
+        jct = (job.finished_at - job.started_at).total_seconds()
+        return {
+            "status": job.status,
+            "status_reason": job.status_reason,
+            "jct_s": round(jct, 3),
+            "cost_usd": float(cost.total.total_usd),
+            "deadline_s": job.deadline_s,
+            "deadline_met": jct <= job.deadline_s,
+            "invocations": invocations,
+            "cold_starts": cold,
+            "stages": [
+                {
+                    "name": stage.name,
+                    "tasks": counts.get(stage.id, 0),
+                    "memory_mb": stage.planned_memory_mb,
+                    "duration_s": round((stage.finished_at - stage.started_at).total_seconds(), 3)
+                    if stage.finished_at and stage.started_at
+                    else None,
+                    "cost_usd": float(stage_cost[stage.id].total_usd),
+                }
+                for stage in stages
+            ],
+            "result": job.result,
+        }

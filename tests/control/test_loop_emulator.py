@@ -1,0 +1,183 @@
+"""The control loop runs real jobs on the emulator (real training, virtual clock), on Postgres."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from service.control.drive import drive
+from service.control.loop import Controller
+from service.database import Database, commit
+from service.jobs.service import JobService
+from service.models import Allocation, Invocation, Job, Stage, Task, Tenant
+from service.platform.clock import VirtualClock
+from service.platform.emulator.backend import EmulatorPlatform
+from service.spec import JobSpec
+from tests.conftest import truncate_all
+
+START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+HPO = {
+    "name": "loop-hpo",
+    "kind": "hpo",
+    "workload": {"function": "builtin:logreg", "dataset": "builtin:synthetic?n=3000&d=10"},
+    "hpo": {
+        "search_space": {"lr": {"log_uniform": [0.001, 0.5]}},
+        "trials": 9,
+        "eta": 3,
+        "min_epochs": 1,
+        "max_epochs": 3,
+    },
+    "qos": {"deadline_s": 600},
+    "policy": {"name": "static", "memory_mb": 1024},
+}
+TRAINING = {
+    "name": "loop-training",
+    "kind": "training",
+    "workload": {"function": "builtin:mlp", "dataset": "builtin:synthetic?n=3000&d=10"},
+    "training": {"workers": 3, "max_epochs": 4, "params": {"lr": 0.05, "hidden": 16}},
+    "qos": {"deadline_s": 600},
+    "policy": {"name": "static", "memory_mb": 512},
+}
+
+
+@pytest.fixture
+def loop_env(pg_engine, settings, tmp_path):
+    settings = settings.model_copy(update={"store_url": (tmp_path / "store").as_uri()})
+    database = Database(settings, engine=pg_engine)
+    clock = VirtualClock(START)
+    platform = EmulatorPlatform(clock, seed=1, workers=2)
+    yield database, platform, clock, settings
+    platform.close()
+    truncate_all(pg_engine)
+
+
+def submit(database: Database, *specs: dict) -> list[uuid.UUID]:
+    with database.session() as session:
+        tenant = Tenant(name=f"t-{uuid.uuid4().hex[:6]}")
+        session.add(tenant)
+        session.flush()
+        ids = [
+            JobService(session).submit(tenant, JobSpec.model_validate(s), lambda j: {}).job_id
+            for s in specs
+        ]
+        commit(session)
+    return ids
+
+
+def test_hpo_and_training_jobs_run_to_the_end(loop_env):
+    database, platform, clock, settings = loop_env
+    ids = submit(database, HPO, TRAINING)
+    controller = Controller(database, platform, settings, seed=3)
+    report = drive(controller, clock, ids, max_ticks=500)
+    assert report.finished == set(ids)
+
+    with database.session() as session:
+        hpo, training = (session.get(Job, i) for i in ids)
+        assert hpo.status == "succeeded", hpo.status_reason
+        assert training.status == "succeeded", training.status_reason
+        best = hpo.result["best"]
+        assert 0.001 <= best["params"]["lr"] <= 0.5 and best["epochs"] == 3
+        assert best["score"] > 0.5
+        stages = session.scalars(
+            select(Stage).where(Stage.job_id == hpo.id).order_by(Stage.position)
+        ).all()
+        assert [(s.name, s.status) for s in stages] == [
+            ("rung-0", "succeeded"),
+            ("rung-1", "succeeded"),
+        ]
+        losses = training.result["losses"]
+        assert training.result["rounds"] == 4 and losses[-1] < losses[0]
+        for job in (hpo, training):
+            invocations = session.scalars(
+                select(Invocation).where(Invocation.job_id == job.id)
+            ).all()
+            assert invocations and all(i.state == "done" for i in invocations)
+            ledger = sum(i.compute_cost_usd + i.request_cost_usd for i in invocations)
+            assert ledger > Decimal(0)
+            assert job.deadline_missed is False
+            assert job.lease_owner is None
+        # one allocation per job: the static size, applied
+        allocations = session.scalars(select(Allocation)).all()
+        assert sorted((a.to_mb, a.state) for a in allocations) == [
+            (512, "applied"),
+            (1024, "applied"),
+        ]
+        tasks = session.scalar(select(func.count()).select_from(Task))
+        assert tasks == 9 + 3 + 3 * 4
+
+
+def test_out_of_memory_raises_memory_and_retries(loop_env):
+    database, platform, clock, settings = loop_env
+    spec = HPO | {
+        "workload": {
+            "function": "builtin:logreg",
+            "dataset": "builtin:synthetic?n=400000&d=100",
+        },  # ~200 MB of data
+        "hpo": HPO["hpo"] | {"trials": 1, "max_epochs": 1},
+        "policy": {"name": "static", "memory_mb": 128},
+    }
+    (job_id,) = submit(database, spec)
+    controller = Controller(database, platform, settings, seed=3)
+    drive(controller, clock, [job_id], max_ticks=200)
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        assert job.status == "succeeded", job.status_reason
+        invocations = session.scalars(
+            select(Invocation).where(Invocation.job_id == job_id).order_by(Invocation.attempt)
+        ).all()
+        outcomes = [(i.memory_mb, i.outcome) for i in invocations]
+        assert outcomes[0] == (128, "out_of_memory")
+        assert outcomes[-1][1] == "ok" and outcomes[-1][0] > 128
+        memories = [m for m, _ in outcomes]
+        assert memories == sorted(memories)  # memory only goes up on OOM
+        bumps = session.scalars(select(Allocation).where(Allocation.rule == "oom-floor")).all()
+        assert len(bumps) == len(invocations) - 1
+        assert all(b.to_mb >= b.from_mb * 1.2 for b in bumps)
+
+
+def test_cancel_stops_a_running_job(loop_env):
+    database, platform, clock, settings = loop_env
+    (job_id,) = submit(database, HPO)
+    controller = Controller(database, platform, settings, seed=3)
+    controller.run_once(datetime_of(clock))  # starts it, dispatches rung-0
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        assert job.status == "running"
+        job.cancel_requested_at = datetime_of(clock)
+        commit(session)
+    drive(controller, clock, [job_id], max_ticks=100)
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        assert job.status == "cancelled"
+        stages = session.scalars(select(Stage).where(Stage.job_id == job_id)).all()
+        assert len(stages) == 1  # nothing launched after the request
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Invocation).where(Invocation.state == "intent")
+            )
+            == 0
+        )
+
+
+def test_budget_cap_stops_launching(loop_env):
+    database, platform, clock, settings = loop_env
+    (job_id,) = submit(database, HPO | {"budget": {"max_cost_usd": 0.0000001}})
+    controller = Controller(database, platform, settings, seed=3)
+    drive(controller, clock, [job_id], max_ticks=100)
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        assert job.status == "failed" and "budget cap" in job.status_reason
+        assert (
+            session.scalar(select(func.count()).select_from(Stage).where(Stage.job_id == job_id))
+            == 1
+        )
+
+
+def datetime_of(clock):
+    from service.control.loop import to_datetime
+
+    return to_datetime(clock.now())
