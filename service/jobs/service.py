@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from service.errors import BadRequest, Conflict, NotFound
 from service.jobs.idempotency import IdempotencyKeys, Replay, check_key, request_hash
 from service.jobs.repository import CostRow, JobRepository
-from service.spec import JobSpec
 from service.models import Allocation, Job, JobStatus, Stage, Tenant, WorkStatus
 from service.models.base import utcnow
+from service.spec import JobSpec
 
 # Render a created job as the response body; stored with an idempotency key for replays.
 Render = Callable[[Job], dict[str, Any]]

@@ -23,6 +23,7 @@ halving has real signal to rank trials by. Everything is deterministic in its in
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,7 @@ def hidden_layers(function: str, params: dict[str, Any]) -> tuple[int, ...]:
 
 def weights(size: DatasetSize, hidden: tuple[int, ...]) -> int:
     widths = (size.d, *hidden, size.classes)
-    return sum(a * b + b for a, b in zip(widths, widths[1:], strict=False))
+    return sum(a * b + b for a, b in itertools.pairwise(widths))
 
 
 @dataclass(frozen=True)
