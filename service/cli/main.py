@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from service.cli import controller, db, emulate, server, simulate, tenants, workloads
+from service.cli import controller, curve, db, emulate, server, simulate, tenants, workloads
 from service.settings import get_settings
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ workloads.register(app)
 emulate.register(app)
 simulate.register(app)
 controller.register(app)
+curve.register(app)
 
 
 @app.callback()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -11,37 +10,13 @@ from sqlalchemy import func, select
 from service.control.drive import drive
 from service.control.loop import Controller
 from service.database import Database, commit
-from service.jobs.service import JobService
-from service.models import Allocation, Invocation, Job, Stage, Task, Tenant
+from service.models import Allocation, Invocation, Job, Stage, Task
 from service.platform.clock import VirtualClock
 from service.platform.emulator.backend import EmulatorPlatform
-from service.spec import JobSpec
 from tests.conftest import truncate_all
+from tests.control.helpers import HPO, TRAINING, assert_invariants, submit
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-
-HPO = {
-    "name": "loop-hpo",
-    "kind": "hpo",
-    "workload": {"function": "builtin:logreg", "dataset": "builtin:synthetic?n=3000&d=10"},
-    "hpo": {
-        "search_space": {"lr": {"log_uniform": [0.001, 0.5]}},
-        "trials": 9,
-        "eta": 3,
-        "min_epochs": 1,
-        "max_epochs": 3,
-    },
-    "qos": {"deadline_s": 600},
-    "policy": {"name": "static", "memory_mb": 1024},
-}
-TRAINING = {
-    "name": "loop-training",
-    "kind": "training",
-    "workload": {"function": "builtin:mlp", "dataset": "builtin:synthetic?n=3000&d=10"},
-    "training": {"workers": 3, "max_epochs": 4, "params": {"lr": 0.05, "hidden": 16}},
-    "qos": {"deadline_s": 600},
-    "policy": {"name": "static", "memory_mb": 512},
-}
 
 
 @pytest.fixture
@@ -55,25 +30,13 @@ def loop_env(pg_engine, settings, tmp_path):
     truncate_all(pg_engine)
 
 
-def submit(database: Database, *specs: dict) -> list[uuid.UUID]:
-    with database.session() as session:
-        tenant = Tenant(name=f"t-{uuid.uuid4().hex[:6]}")
-        session.add(tenant)
-        session.flush()
-        ids = [
-            JobService(session).submit(tenant, JobSpec.model_validate(s), lambda j: {}).job_id
-            for s in specs
-        ]
-        commit(session)
-    return ids
-
-
 def test_hpo_and_training_jobs_run_to_the_end(loop_env):
     database, platform, clock, settings = loop_env
     ids = submit(database, HPO, TRAINING)
     controller = Controller(database, platform, settings, seed=3)
     report = drive(controller, clock, ids, max_ticks=500)
     assert report.finished == set(ids)
+    assert_invariants(database, ids)
 
     with database.session() as session:
         hpo, training = (session.get(Job, i) for i in ids)

@@ -1,0 +1,381 @@
+"""Duration as a function of memory on AWS Lambda, fitted from a few measured sizes.
+
+Lambda sells CPU through memory: the CPU share is proportional to memory, 1,769 MB buys one vCPU
+and 10,240 MB up to six; below 1,769 MB a function gets a fraction of one vCPU (DESIGN.md §2).
+So a function's duration splits into three parts that respond differently to memory:
+
+    d(m) = a + b / min(v(m), 1) + c / min(v(m), k),      v(m) = min(m / 1769, 6)
+
+- ``a`` (io_ms): waiting on the network, S3, a database: does not scale with CPU at all.
+- ``b`` (serial_cpu_ms): single-threaded CPU work, in ms on one full vCPU. It speeds up until the
+  function owns a whole vCPU (1,769 MB) and not at all after: the flat tail measured for ordinary
+  Python code.
+- ``c`` (parallel_cpu_ms): CPU work spread over ``k`` threads (BLAS, PyTorch intra-op, a thread
+  pool), in ms on one vCPU. It keeps speeding up until the share reaches ``k`` vCPUs.
+
+This is Amdahl's law with the fractional CPU Lambda gives below one vCPU, plus a non-CPU part. The
+three shapes the platform shows fall out of it: single-threaded CPU-bound work (``c = 0``) flattens
+at 1,769 MB, multi-threaded work (``c > 0``) keeps scaling, I/O-bound work (``a`` dominant) barely
+moves. For a fixed ``k`` the model is linear in (a, b, c), so it is fitted by non-negative least
+squares: non-negative parts make every prediction positive and non-increasing in memory, whatever
+noise (a slower measurement at a larger size) the input holds. Residuals are relative (each row
+divided by its duration), so a 300 ms point counts as much as a 3 s one.
+
+``k`` is picked from {1, 6, 4, 2} in that order of preference: ``k = 1`` has one part fewer, and
+``k = 6`` is plain Amdahl with no cap but the platform's, so a lower thread cap is an extra
+assumption the data must earn by a lower residual. Measurements that stop below ``k`` vCPUs
+cannot tell the caps apart; the spread between the models that fit equally well becomes part of
+the uncertainty, which therefore grows when predicting far from the measured sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+from scipy.optimize import nnls
+
+MB_PER_VCPU = 1_769.0  # DESIGN.md §2: 1,769 MB = 1 vCPU
+MAX_VCPU = 6.0  # DESIGN.md §2: 6 vCPU at 10,240 MB
+MIN_MEMORY_MB = 128
+MAX_MEMORY_MB = 10_240
+
+# Order of preference (simplest first) among the thread caps tried.
+THREAD_CAPS: tuple[int, ...] = (1, 6, 4, 2)
+
+# Lambda run-to-run noise is a few percent: no fit is trusted to be better than this.
+RELATIVE_ERROR_FLOOR = 0.02
+# Relative error assumed when the fit has no residual degrees of freedom to measure it.
+RELATIVE_ERROR_PRIOR = 0.10
+# One measured size says nothing about the shape; the CPU-bound guess may be far off.
+SINGLE_POINT_RELATIVE_ERROR = 0.5
+
+# Tiny ridge penalties (relative to each column's norm) that only matter when columns coincide,
+# e.g. every measurement above 1,769 MB makes the I/O and serial parts indistinguishable. They
+# then lean towards CPU work, the cautious reading: smaller sizes are predicted slower, not faster.
+_RIDGE = (1e-3, 3e-4, 1e-4)
+_CHI2_95 = 3.84  # 95 % quantile of chi-square with one degree of freedom
+
+
+def vcpu_share(memory_mb: float | np.ndarray) -> float | np.ndarray:
+    """vCPUs Lambda gives at this memory size: proportional, 1,769 MB each, at most 6."""
+    return np.minimum(np.asarray(memory_mb, dtype=float) / MB_PER_VCPU, MAX_VCPU)
+
+
+@dataclass(frozen=True)
+class CurveComponents:
+    """Predicted duration at one memory size, split into its parts (ms)."""
+
+    io_ms: float
+    serial_cpu_ms: float
+    parallel_cpu_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.io_ms + self.serial_cpu_ms + self.parallel_cpu_ms
+
+
+@dataclass(frozen=True)
+class CurveShape:
+    """One candidate parameter set: the I/O, serial and parallel parts, and the thread cap."""
+
+    io_ms: float
+    serial_cpu_ms: float
+    parallel_cpu_ms: float
+    threads: int
+
+    def predict(self, memory_mb: np.ndarray) -> np.ndarray:
+        v = vcpu_share(memory_mb)
+        return (
+            self.io_ms
+            + self.serial_cpu_ms / np.minimum(v, 1.0)
+            + self.parallel_cpu_ms / np.minimum(v, float(self.threads))
+        )
+
+    def to_state(self) -> dict[str, float]:
+        return {
+            "io_ms": self.io_ms,
+            "serial_cpu_ms": self.serial_cpu_ms,
+            "parallel_cpu_ms": self.parallel_cpu_ms,
+            "threads": self.threads,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CurveShape:
+        return cls(
+            io_ms=float(state["io_ms"]),
+            serial_cpu_ms=float(state["serial_cpu_ms"]),
+            parallel_cpu_ms=float(state["parallel_cpu_ms"]),
+            threads=int(state["threads"]),
+        )
+
+
+@dataclass(frozen=True)
+class MemoryCurve:
+    """A fitted memory → duration curve. Build it with :meth:`fit`; it is immutable."""
+
+    shape: CurveShape
+    alternatives: tuple[CurveShape, ...]
+    """Other thread caps that fit the data about as well: their spread is model uncertainty."""
+    residual_error: float
+    """Relative (log) error of the fit at the measured sizes."""
+    observed_min_mb: float
+    observed_max_mb: float
+    observations: int
+
+    # -- fitting ---------------------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls,
+        memory_mb: Sequence[float],
+        duration_ms: Sequence[float],
+        *,
+        noise: float = 0.03,
+    ) -> MemoryCurve:
+        """Fit the curve to measured (memory, duration) pairs.
+
+        Repeated sizes are averaged (and weigh by how often they were measured). With one size
+        the work is assumed CPU-bound and single-threaded (duration ∝ 1 / min(v, 1)): the shape
+        most common for Python functions, and the one that never promises a speed-up above
+        1,769 MB. ``noise`` is the expected run-to-run relative noise of one measurement: a
+        simpler model is kept unless the extra part explains clearly more than that.
+        """
+        if not noise > 0:
+            raise ValueError("noise must be positive")
+        memory, duration = _validated(memory_mb, duration_ms)
+        sizes, means, counts = _aggregate(memory, duration)
+        if len(sizes) == 1:
+            v = float(vcpu_share(sizes[0]))
+            shape = CurveShape(0.0, float(means[0]) * min(v, 1.0), 0.0, 1)
+            return cls(
+                shape=shape,
+                alternatives=(),
+                residual_error=SINGLE_POINT_RELATIVE_ERROR,
+                observed_min_mb=float(sizes[0]),
+                observed_max_mb=float(sizes[0]),
+                observations=len(memory),
+            )
+
+        candidates = [_fit_shape(sizes, means, counts, k) for k in THREAD_CAPS]
+        # Likelihood-ratio style selection with the run-to-run noise as the known error scale:
+        # each extra parameter must lower the sum of squared log errors by ~ a 95 % chi-square
+        # quantile (in units of noise²); equally complex models count as ties within one unit.
+        scores = [
+            _sum_squared_log_error(shape, memory, duration) / noise**2
+            + _CHI2_95 * _parameters(shape)
+            for shape in candidates
+        ]
+        best = min(scores)
+        chosen = next(i for i, score in enumerate(scores) if score <= best + 1.0)
+        alternatives = tuple(
+            shape
+            for i, shape in enumerate(candidates)
+            if i != chosen and scores[i] <= best + _CHI2_95
+        )
+        return cls(
+            shape=candidates[chosen],
+            alternatives=alternatives,
+            residual_error=_residual_error(candidates[chosen], memory, duration),
+            observed_min_mb=float(sizes[0]),
+            observed_max_mb=float(sizes[-1]),
+            observations=len(memory),
+        )
+
+    # -- predicting ------------------------------------------------------------------------------
+
+    def predict(self, memory_mb: float) -> float:
+        """Expected duration (ms) at this memory size: positive, non-increasing in memory."""
+        return float(self.predict_many([memory_mb])[0])
+
+    def predict_many(self, memory_mb: Sequence[float] | np.ndarray) -> np.ndarray:
+        return self.shape.predict(_positive(memory_mb))
+
+    def components(self, memory_mb: float) -> CurveComponents:
+        """The predicted duration split into its I/O, serial-CPU and parallel-CPU parts."""
+        v = float(vcpu_share(_positive([memory_mb])[0]))
+        return CurveComponents(
+            io_ms=self.shape.io_ms,
+            serial_cpu_ms=self.shape.serial_cpu_ms / min(v, 1.0),
+            parallel_cpu_ms=self.shape.parallel_cpu_ms / min(v, float(self.shape.threads)),
+        )
+
+    def relative_error(self, memory_mb: float) -> float:
+        """A one-sigma relative (log-scale) error of :meth:`predict` at this size.
+
+        It combines the fit's residual error, inflated by how far (in doublings of memory) the
+        size lies outside the measured range, with the spread of the equally good alternative
+        models (which is where an unknown thread cap shows).
+        """
+        m = float(_positive([memory_mb])[0])
+        clamped = min(m, MAX_MEMORY_MB)
+        distance = max(
+            0.0,
+            math.log2(self.observed_min_mb / clamped),
+            math.log2(clamped / self.observed_max_mb),
+        )
+        residual = max(self.residual_error, RELATIVE_ERROR_FLOOR) * (1.0 + distance)
+        at = np.array([m])
+        base = float(self.shape.predict(at)[0])
+        spread = max(
+            (abs(math.log(float(alt.predict(at)[0]) / base)) for alt in self.alternatives),
+            default=0.0,
+        )
+        return math.hypot(residual, spread)
+
+    def predict_interval(self, memory_mb: float, level: float = 0.9) -> tuple[float, float]:
+        """A central ``level`` interval (ms) for the duration at this size (log-normal)."""
+        if not 0.0 < level < 1.0:
+            raise ValueError("level must be between 0 and 1")
+        z = NormalDist().inv_cdf(0.5 + level / 2.0)
+        centre = self.predict(memory_mb)
+        spread = math.exp(z * self.relative_error(memory_mb))
+        return centre / spread, centre * spread
+
+    def min_memory_for(
+        self, duration_ms: float, low_mb: int = MIN_MEMORY_MB, high_mb: int = MAX_MEMORY_MB
+    ) -> int | None:
+        """The smallest whole-MB size in [low_mb, high_mb] predicted to finish within duration_ms.
+
+        None when even ``high_mb`` is predicted too slow. The curve is monotone, so this is a
+        bisection.
+        """
+        if self.predict(high_mb) > duration_ms:
+            return None
+        if self.predict(low_mb) <= duration_ms:
+            return low_mb
+        low, high = low_mb, high_mb  # predict(low) > duration_ms >= predict(high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self.predict(middle) <= duration_ms:
+                high = middle
+            else:
+                low = middle
+        return high
+
+    # -- description and persistence -------------------------------------------------------------
+
+    @property
+    def io_ms(self) -> float:
+        return self.shape.io_ms
+
+    @property
+    def serial_cpu_ms(self) -> float:
+        return self.shape.serial_cpu_ms
+
+    @property
+    def parallel_cpu_ms(self) -> float:
+        return self.shape.parallel_cpu_ms
+
+    @property
+    def threads(self) -> int:
+        return self.shape.threads
+
+    def describe(self) -> dict[str, Any]:
+        """The functional form and fitted parameters, for people and for JSON output."""
+        return {
+            "form": "a + b / min(v, 1) + c / min(v, k), v = min(memory_mb / 1769, 6)",
+            "io_ms": self.io_ms,
+            "serial_cpu_ms": self.serial_cpu_ms,
+            "parallel_cpu_ms": self.parallel_cpu_ms,
+            "threads": self.threads,
+            "residual_error": self.residual_error,
+            "observed_mb": [self.observed_min_mb, self.observed_max_mb],
+            "observations": self.observations,
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "shape": self.shape.to_state(),
+            "alternatives": [alt.to_state() for alt in self.alternatives],
+            "residual_error": self.residual_error,
+            "observed_min_mb": self.observed_min_mb,
+            "observed_max_mb": self.observed_max_mb,
+            "observations": self.observations,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> MemoryCurve:
+        if state.get("version") != 1:
+            raise ValueError(f"unsupported MemoryCurve state version: {state.get('version')!r}")
+        return cls(
+            shape=CurveShape.from_state(state["shape"]),
+            alternatives=tuple(CurveShape.from_state(alt) for alt in state["alternatives"]),
+            residual_error=float(state["residual_error"]),
+            observed_min_mb=float(state["observed_min_mb"]),
+            observed_max_mb=float(state["observed_max_mb"]),
+            observations=int(state["observations"]),
+        )
+
+
+def _positive(memory_mb: Sequence[float] | np.ndarray) -> np.ndarray:
+    memory = np.asarray(memory_mb, dtype=float)
+    if not np.all(np.isfinite(memory)) or np.any(memory <= 0):
+        raise ValueError("memory sizes must be positive, finite numbers of MB")
+    return memory
+
+
+def _validated(
+    memory_mb: Sequence[float], duration_ms: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    memory = np.asarray(memory_mb, dtype=float).ravel()
+    duration = np.asarray(duration_ms, dtype=float).ravel()
+    if memory.size == 0 or memory.size != duration.size:
+        raise ValueError("need at least one (memory, duration) pair, and as many of each")
+    _positive(memory)
+    if not np.all(np.isfinite(duration)) or np.any(duration <= 0):
+        raise ValueError("durations must be positive, finite numbers of ms")
+    return memory, duration
+
+
+def _aggregate(
+    memory: np.ndarray, duration: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sizes (ascending), mean duration per size, and how many measurements each mean holds."""
+    sizes, inverse, counts = np.unique(memory, return_inverse=True, return_counts=True)
+    means = np.bincount(inverse, weights=duration) / counts
+    return sizes, means, counts.astype(float)
+
+
+def _design(memory: np.ndarray, threads: int) -> np.ndarray:
+    v = vcpu_share(memory)
+    columns = [np.ones_like(v), 1.0 / np.minimum(v, 1.0)]
+    if threads > 1:
+        columns.append(1.0 / np.minimum(v, float(threads)))
+    return np.column_stack(columns)
+
+
+def _fit_shape(
+    sizes: np.ndarray, means: np.ndarray, counts: np.ndarray, threads: int
+) -> CurveShape:
+    """Relative-error NNLS of the mean durations on the basis for this thread cap."""
+    weights = np.sqrt(counts) / means
+    design = _design(sizes, threads) * weights[:, None]
+    target = means * weights
+    ridge = np.diag(np.array(_RIDGE[: design.shape[1]]) * np.linalg.norm(design, axis=0))
+    solution, _ = nnls(
+        np.vstack([design, ridge]), np.concatenate([target, np.zeros(design.shape[1])])
+    )
+    parallel = float(solution[2]) if threads > 1 else 0.0
+    return CurveShape(float(solution[0]), float(solution[1]), parallel, threads)
+
+
+def _parameters(shape: CurveShape) -> int:
+    return 2 if shape.threads == 1 else 3
+
+
+def _sum_squared_log_error(shape: CurveShape, memory: np.ndarray, duration: np.ndarray) -> float:
+    return float(np.sum(np.log(shape.predict(memory) / duration) ** 2))
+
+
+def _residual_error(shape: CurveShape, memory: np.ndarray, duration: np.ndarray) -> float:
+    """RMS log residual with a degrees-of-freedom correction; a prior when none are left."""
+    dof = len(memory) - _parameters(shape)
+    if dof <= 0:
+        return RELATIVE_ERROR_PRIOR
+    return math.sqrt(_sum_squared_log_error(shape, memory, duration) / dof)

@@ -1,0 +1,147 @@
+"""MemoryCurve on synthetic Lambda-shaped curves: fit on three sizes, predict the rest."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from service.prediction.memory_curve import MemoryCurve, vcpu_share
+
+GRID = np.array([128, 256, 512, 1024, 1536, 2048, 3008, 4096, 10240], dtype=float)
+DESIGNS = ([128, 1024, 3008], [512, 1769, 3008])
+
+
+def lambda_shape(io_ms: float, serial_ms: float, parallel_ms: float, threads: int):
+    """Duration on Lambda's CPU share: I/O + serial CPU + CPU over `threads` threads."""
+
+    def duration(memory_mb: np.ndarray) -> np.ndarray:
+        v = vcpu_share(memory_mb)
+        return io_ms + serial_ms / np.minimum(v, 1.0) + parallel_ms / np.minimum(v, threads)
+
+    return duration
+
+
+SHAPES = {
+    "single-threaded CPU-bound": lambda_shape(20, 1000, 0, 1),
+    "multi-threaded to 6 vCPU": lambda_shape(20, 50, 3000, 6),
+    "I/O-bound": lambda_shape(800, 40, 0, 1),
+    "mixed": lambda_shape(150, 400, 900, 6),
+}
+
+
+def mape(curve: MemoryCurve, truth) -> float:
+    expected = truth(GRID)
+    return float(np.mean(np.abs(curve.predict_many(GRID) - expected) / expected) * 100)
+
+
+@pytest.mark.parametrize("design", DESIGNS, ids=str)
+@pytest.mark.parametrize("name", SHAPES)
+def test_three_sizes_recover_the_exact_curve(name: str, design: list[int]) -> None:
+    truth = SHAPES[name]
+    curve = MemoryCurve.fit(design, truth(np.array(design, dtype=float)))
+    assert mape(curve, truth) < 0.5
+
+
+@pytest.mark.parametrize("design", DESIGNS, ids=str)
+@pytest.mark.parametrize("name", SHAPES)
+def test_three_noisy_sizes_predict_within_ten_percent(name: str, design: list[int]) -> None:
+    truth = SHAPES[name]
+    errors = []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        sizes = np.array(design, dtype=float)
+        measured = truth(sizes) * rng.lognormal(0.0, 0.03, sizes.size)
+        errors.append(mape(MemoryCurve.fit(sizes, measured), truth))
+    errors = np.array(errors)
+    assert np.mean(errors) <= 6.0
+    assert np.mean(errors <= 10.0) >= 0.95
+
+
+def test_the_issue_example_is_monotone_and_between_its_neighbours() -> None:
+    curve = MemoryCurve.fit([128, 1024, 3008], [1628, 386, 321])
+    assert 386 < curve.predict(256) < 1628
+    assert 386 < curve.predict(512) < 1628
+    assert 321 * 0.95 < curve.predict(2048) < 386
+    grid = np.arange(128, 10241, 16)
+    predicted = curve.predict_many(grid)
+    assert np.all(np.diff(predicted) <= 1e-9)
+    assert np.all(predicted > 0)
+    # 3008 MB measured slower than 1,769 MB is predicted: the noise does not invent a slope.
+    assert curve.threads == 1
+
+
+def test_single_point_assumes_single_threaded_cpu_bound() -> None:
+    curve = MemoryCurve.fit([1024], [500])
+    assert curve.predict(1024) == pytest.approx(500)
+    assert curve.predict(512) == pytest.approx(1000)
+    assert curve.predict(1769) == pytest.approx(curve.predict(10240))
+    assert curve.relative_error(1024) >= 0.5
+
+
+def test_two_points_fit_exactly() -> None:
+    truth = SHAPES["I/O-bound"]
+    curve = MemoryCurve.fit([256, 1024], truth(np.array([256.0, 1024.0])))
+    assert curve.predict(256) == pytest.approx(float(truth(np.array([256.0]))[0]), rel=1e-3)
+    assert curve.predict(1024) == pytest.approx(float(truth(np.array([1024.0]))[0]), rel=1e-3)
+
+
+def test_duplicates_are_averaged() -> None:
+    curve = MemoryCurve.fit([512, 512, 2048, 2048], [1000, 1200, 400, 440])
+    direct = MemoryCurve.fit([512, 2048], [1100, 420])
+    assert curve.predict(1024) == pytest.approx(direct.predict(1024), rel=1e-6)
+    assert curve.observations == 4
+
+
+def test_noisy_non_monotone_input_still_gives_a_monotone_positive_curve() -> None:
+    curve = MemoryCurve.fit([128, 256, 512, 1024, 2048], [900, 1000, 700, 800, 750])
+    predicted = curve.predict_many(np.arange(128, 10241, 64))
+    assert np.all(np.diff(predicted) <= 1e-9)
+    assert np.all(predicted > 0)
+
+
+def test_components_add_up_to_the_prediction() -> None:
+    curve = MemoryCurve.fit([128, 1024, 3008], SHAPES["mixed"](np.array([128.0, 1024, 3008])))
+    parts = curve.components(2048)
+    assert parts.total_ms == pytest.approx(curve.predict(2048))
+    assert parts.io_ms == pytest.approx(150, rel=1e-3)
+    assert curve.threads == 6
+
+
+def test_uncertainty_grows_away_from_the_measured_sizes() -> None:
+    truth = SHAPES["multi-threaded to 6 vCPU"]
+    sizes = np.array([512.0, 1024, 2048])
+    curve = MemoryCurve.fit(sizes, truth(sizes))
+    inside = curve.relative_error(1024)
+    assert curve.relative_error(4096) > inside
+    assert curve.relative_error(10240) > curve.relative_error(4096)
+    low, high = curve.predict_interval(10240, level=0.9)
+    assert low < curve.predict(10240) < high
+
+
+def test_min_memory_for_a_duration_is_the_smallest_size_that_meets_it() -> None:
+    curve = MemoryCurve.fit([128, 1024, 3008], SHAPES["mixed"](np.array([128.0, 1024, 3008])))
+    memory = curve.min_memory_for(1500)
+    assert memory is not None
+    assert curve.predict(memory) <= 1500 < curve.predict(memory - 1)
+    assert curve.min_memory_for(1.0) is None
+    assert curve.min_memory_for(1e9) == 128
+
+
+def test_state_round_trip_predicts_the_same() -> None:
+    curve = MemoryCurve.fit([128, 1024, 3008], [1628, 386, 321])
+    restored = MemoryCurve.from_state(json.loads(json.dumps(curve.to_state())))
+    assert restored == curve
+    for size in GRID:
+        assert restored.predict(size) == curve.predict(size)
+        assert restored.relative_error(size) == curve.relative_error(size)
+
+
+@pytest.mark.parametrize(
+    ("memory", "duration"),
+    [([], []), ([128], [0.0]), ([0], [10.0]), ([128, 256], [10.0]), ([128], [float("nan")])],
+)
+def test_invalid_input_is_rejected(memory: list[float], duration: list[float]) -> None:
+    with pytest.raises(ValueError):
+        MemoryCurve.fit(memory, duration)
