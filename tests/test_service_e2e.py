@@ -32,6 +32,7 @@ def served(tmp_path):
     env = os.environ | {
         "CESCALE_DATABASE_URL": f"sqlite:///{tmp_path / 'cescale.db'}",
         "CESCALE_STATE_DIR": str(tmp_path / ".cescale"),
+        "CESCALE_CONTROLLER_INTERVAL_S": "0.2",
     }
     port = free_port()
 
@@ -107,6 +108,40 @@ def test_make_run_flow(served):
     assert one.json()["id"] == two.json()["id"]
     listed = httpx.get(f"{base}/v1/jobs", headers=auth).json()["items"]
     assert len(listed) == 2  # the first sample and the idempotent one
+
+
+def wait_until_finished(base: str, location: str, auth: dict, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{base}{location}", headers=auth).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.25)
+    pytest.fail(f"{location} still {job['status']} after {timeout_s}s")
+
+
+@pytest.mark.parametrize("example", ["hpo-digits.json", "training-digits.json"])
+def test_sample_jobs_run_to_success_in_the_live_service(served, example):
+    """The in-process control loop (APScheduler, wall clock, emulator, real training)."""
+    base, key, _cli, _ = served
+    auth = {"Authorization": f"Bearer {key}"}
+    spec = json.loads((ROOT / "examples" / example).read_text())
+    created = httpx.post(f"{base}/v1/jobs", json=spec, headers=auth)
+    assert created.status_code == 201, created.text
+    location = created.headers["location"]
+    job = wait_until_finished(base, location, auth, timeout_s=120)
+    assert job["status"] == "succeeded", job["status_reason"]
+    if spec["kind"] == "hpo":
+        assert job["result"]["best"]["score"] > 0.8  # digits is easy for a tuned MLP
+    else:
+        assert job["result"]["losses"][-1] < job["result"]["losses"][0]
+    cost = httpx.get(f"{base}{location}/cost", headers=auth).json()
+    assert cost["total_usd"] > 0 and cost["invocations"] > 0
+    assert sum(stage["total_usd"] for stage in cost["stages"]) == pytest.approx(cost["total_usd"])
+    timeline = httpx.get(f"{base}{location}/timeline", headers=auth).json()["events"]
+    types = [event["type"] for event in timeline]
+    assert types[0] == "job.submitted" and types[-1] == "job.succeeded"
+    assert "allocation.changed" in types and "stage.finished" in types
 
 
 def test_training_example_is_a_valid_spec():
