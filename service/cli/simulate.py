@@ -18,7 +18,10 @@ def register(app: typer.Typer) -> None:
 def simulate_command(
     spec_file: Path = typer.Argument(..., help="A job spec (JSON), as POST /v1/jobs takes."),
     policy: str | None = typer.Option(
-        None, "--policy", help="Override the spec's policy: static, ce-scaling, power-tuning."
+        None,
+        "--policy",
+        help="Override the spec's policy: static, ce-scaling, power-tuning, or oracle "
+        "(simulation only: perfect knowledge, the lower bound on cost).",
     ),
     memory_mb: int | None = typer.Option(
         None, "--memory-mb", min=128, max=10240, help="Memory for --policy static."
@@ -31,7 +34,7 @@ def simulate_command(
 
     try:
         document = json.loads(spec_file.read_text())
-        if policy is not None:
+        if policy is not None and policy != "oracle":
             document["policy"] = _policy(policy, memory_mb)
         spec = JobSpec.model_validate(document)
     except OSError as error:
@@ -41,7 +44,9 @@ def simulate_command(
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         _fail(f"invalid job spec: {problems}")
-    result = simulate(spec, seed=seed)
+    result = simulate(spec, seed=seed, oracle=policy == "oracle")
+    if policy == "oracle":
+        result["policy"] = "oracle"
     if as_json:
         typer.echo(json.dumps(result))
         return

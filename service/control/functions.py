@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.models import Invocation, Job, Stage, Task
+from service.models import Invocation, Job, Stage, StageKind, Task
 from service.platform.interface import FunctionSpec
 from service.spec import JobSpec
 from service.workloads import registry
@@ -59,9 +59,10 @@ def event(job: Job, stage: Stage, task: Task, invocation: Invocation, store: str
         "store": store,
     }
     if job.kind == "training":
+        profiling = stage.kind == StageKind.PROFILING.value  # power tuning runs worker 0
         payload |= {
-            "worker": int(task.key.rsplit("-", 1)[1]),
+            "worker": 0 if profiling else int(task.key.rsplit("-", 1)[1]),
             "workers": job.spec["training"]["workers"],
-            "round": stage.position,
+            "round": 0 if profiling else int(stage.name.rsplit("-", 1)[1]),
         }
     return payload

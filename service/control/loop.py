@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,6 +33,8 @@ from service.control.stepper import JobStepper, StepContext
 from service.database import Database, commit
 from service.models import AllocationState, Job, JobStatus, Stage
 from service.platform.interface import InvocationHandle, InvokeResult, Platform, PlatformError
+from service.policies.base import Policy
+from service.policies.power_tuning import PowerTuning, ProfiledWorkflow
 from service.policies.registry import UnavailablePolicy, policy_for
 from service.settings import Settings
 from service.spec import JobSpec
@@ -62,12 +65,19 @@ class Controller:
         *,
         owner: str | None = None,
         seed: int | None = None,
+        policy_for: Callable[[JobSpec], Policy] = policy_for,
+        stage_overhead_s: float | None = None,
     ) -> None:
         self.database = database
         self.platform = platform
         self.settings = settings
         self.owner = owner or leases.new_owner_id()
         self.rng = random.Random(seed)
+        self.policy_for = policy_for
+        # What the loop adds between two stages, for the policies' plans: one tick.
+        self.stage_overhead_s = (
+            settings.controller_interval_s if stage_overhead_s is None else stage_overhead_s
+        )
         self.retry = RetryPolicy(max_attempts=settings.max_attempts)
         self.in_flight: dict[uuid.UUID, InvocationHandle] = {}
         self.finished: dict[uuid.UUID, InvokeResult] = {}
@@ -125,12 +135,13 @@ class Controller:
         savepoint = repo.session.begin_nested()
         try:
             spec = JobSpec.model_validate(job.spec)
+            policy = self.policy_for(spec)
             stepper = JobStepper(
                 repo,
                 job,
                 spec,
-                self._workflow(job, spec),
-                policy_for(spec),
+                self._workflow(job, spec, policy),
+                policy,
                 functions.function_name(spec),
             )
             stepper.advance(
@@ -142,6 +153,7 @@ class Controller:
                     retry=self.retry,
                     rng=self.rng,
                     in_flight_limit=max(1, self.platform.concurrency_limit()),
+                    stage_overhead_s=self.stage_overhead_s,
                 )
             )
             savepoint.commit()
@@ -166,7 +178,7 @@ class Controller:
         job.finished_at = now
         leases.release(job)
 
-    def _workflow(self, job: Job, spec: JobSpec):
+    def _workflow(self, job: Job, spec: JobSpec, policy: Policy):
         workflow = self._workflows.get(job.id)
         if workflow is None:
             if spec.hpo is not None:
@@ -174,6 +186,8 @@ class Controller:
             else:
                 assert spec.training is not None
                 workflow = TrainingWorkflow(spec.training)
+            if isinstance(policy, PowerTuning):
+                workflow = ProfiledWorkflow(workflow, policy)
             self._workflows[job.id] = workflow
         return workflow
 

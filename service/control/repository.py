@@ -82,6 +82,45 @@ class LoopRepository:
             .limit(1)
         )
 
+    def samples(self, job_id: uuid.UUID) -> list[tuple]:
+        """Finished, billed runs: (shape, stage position, memory, duration, init, peak, epochs,
+        outcome), oldest first."""
+        rows = self.session.execute(
+            select(
+                Task.shape,
+                Stage.position,
+                Invocation.memory_mb,
+                Invocation.duration_ms,
+                Invocation.init_ms,
+                Invocation.max_memory_used_mb,
+                Task.epoch_from,
+                Task.epoch_to,
+                Invocation.outcome,
+            )
+            .join(Task, Task.id == Invocation.task_id)
+            .join(Stage, Stage.id == Invocation.stage_id)
+            .where(
+                Invocation.job_id == job_id,
+                Invocation.state == InvocationState.DONE.value,
+                Invocation.duration_ms.is_not(None),
+            )
+            .order_by(Invocation.finished_at, Invocation.id)
+        )
+        return [tuple(row) for row in rows]
+
+    def current_allocations(self, job_id: uuid.UUID) -> list[tuple[str, int, uuid.UUID | None]]:
+        """(shape, memory, stage) of every change made, oldest first (vetoes excluded)."""
+        shape = Allocation.detail["shape"].as_string()
+        rows = self.session.execute(
+            select(shape, Allocation.to_mb, Allocation.stage_id)
+            .where(
+                Allocation.job_id == job_id,
+                Allocation.state != AllocationState.VETOED.value,
+            )
+            .order_by(Allocation.created_at, Allocation.id)
+        )
+        return [tuple(row) for row in rows]
+
     def oom_floors(self, job_id: uuid.UUID) -> dict[str, int]:
         """Per shape, the highest memory an out-of-memory retry raised it to."""
         shape = Allocation.detail["shape"].as_string()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,6 +20,7 @@ from service.control.repository import LoopRepository
 from service.control.retry import GiveUp, RetryPolicy, after_failure
 from service.models import (
     Allocation,
+    AllocationState,
     Invocation,
     InvocationOutcome,
     InvocationState,
@@ -26,14 +28,16 @@ from service.models import (
     JobStatus,
     Observation,
     Stage,
+    StageKind,
     Task,
     WorkStatus,
 )
 from service.platform import pricing
 from service.platform.interface import ErrorKind, InvokeResult
-from service.policies.base import MemoryDecision, Observations, Policy, ShapeStats
+from service.policies.base import MemoryDecision, Observations, Policy, PolicyContext, Sample
 from service.spec import JobSpec
 from service.workflows.plan import Finished, StagePlan, StageResult, TaskOutcome, TaskPlan
+from service.workflows.training import round_loss
 
 TERMINAL = (WorkStatus.SUCCEEDED.value, WorkStatus.FAILED.value, WorkStatus.CANCELLED.value)
 
@@ -56,6 +60,7 @@ class StepContext:
     retry: RetryPolicy
     rng: random.Random
     in_flight_limit: int  # invocations this job may have open at once
+    stage_overhead_s: float = 1.0  # what the loop adds between stages (for the policies)
 
 
 class JobStepper:
@@ -113,6 +118,10 @@ class JobStepper:
             current_tasks = [t for t in tasks if current is not None and t.stage_id == current.id]
             if current is not None and current.status not in TERMINAL:
                 if any(t.status not in TERMINAL for t in current_tasks):
+                    waiting = [t for t in current_tasks if t.memory_mb is None]
+                    decided = [t for t in current_tasks if t.memory_mb is not None]
+                    if waiting and all(t.status in TERMINAL for t in decided):
+                        self._decide_waiting(current, waiting, stages, tasks, spent, ctx)
                     break
                 ok = any(t.status == WorkStatus.SUCCEEDED.value for t in current_tasks)
                 current.status = (WorkStatus.SUCCEEDED if ok else WorkStatus.FAILED).value
@@ -264,8 +273,6 @@ class JobStepper:
         spent: Decimal,
         ctx: StepContext,
     ) -> tuple[Stage, list[Task]]:
-        observations = self._observations(stages, spent, ctx.now)
-        decisions = self.policy.allocate(self.spec, step, observations, ctx.now.timestamp())
         stage = Stage(
             job_id=self.job.id,
             position=step.position,
@@ -276,19 +283,7 @@ class JobStepper:
         )
         self.repo.add(stage)
         self.repo.flush()
-        floors = {s: st.oom_floor_mb for s, st in observations.shapes.items() if st.oom_floor_mb}
-        memory: dict[str, int] = {}
-        for shape, decision in decisions.items():
-            floor = floors.get(shape)
-            if floor is not None and floor > decision.memory_mb:
-                decision = MemoryDecision(
-                    floor, "oom-floor", f"raised to the out-of-memory floor of {floor} MB"
-                )
-            memory[shape] = decision.memory_mb
-            previous = self.repo.last_allocation(self.job.id, self.function_name, shape)
-            if previous != decision.memory_mb:
-                self._allocate(stage.id, shape, previous, decision)
-        stage.planned_memory_mb = max(memory.values()) if memory else None
+        memory = self._decide(stage, step, stages, tasks, spent, ctx, must_decide_all=False)
         by_key = {(t.stage_id, t.key): t for t in tasks}
         stage_ids = {s.position: s.id for s in stages}
         new_tasks = []
@@ -311,7 +306,7 @@ class JobStepper:
                 status=WorkStatus.PENDING.value,
                 params=plan.params,
                 function_name=self.function_name,
-                memory_mb=memory[plan.shape],
+                memory_mb=memory.get(plan.key),  # None: waits for a later decision
                 epoch_from=plan.epoch_from,
                 epoch_to=plan.epoch_to,
                 checkpoint_in=checkpoint_in,
@@ -322,30 +317,143 @@ class JobStepper:
         self.repo.flush()
         return stage, new_tasks
 
-    def _observations(self, stages, spent: Decimal, now: datetime) -> Observations:
-        peaks: dict[str, float] = {}
-        samples: dict[str, list[tuple[int, float]]] = {}
-        for obs in self.repo.observations(self.job.id):
-            shape = obs.series.split("/", 1)[1]
-            if obs.metric == "max_memory_used_mb":
-                peaks[shape] = max(peaks.get(shape, 0.0), obs.value)
-            elif obs.metric == "duration_ms" and obs.memory_mb is not None:
-                samples.setdefault(shape, []).append((obs.memory_mb, obs.value))
-        floors = self.repo.oom_floors(self.job.id)
+    def _decide_waiting(self, stage: Stage, waiting: list[Task], stages, tasks, spent, ctx):
+        """Tasks the policy left undecided when the stage opened (e.g. behind a pilot): decide
+        them now that the decided ones have finished."""
+        step = StagePlan(
+            stage.position,
+            stage.name,
+            StageKind(stage.kind),
+            tuple(
+                TaskPlan(t.key, t.params, t.epoch_from or 0, t.epoch_to or 0, shape=t.shape)
+                for t in waiting
+            ),
+        )
+        memory = self._decide(stage, step, stages, tasks, spent, ctx, must_decide_all=True)
+        for task in waiting:
+            task.memory_mb = memory[task.key]
+
+    def _decide(self, stage, step, stages, tasks, spent, ctx, *, must_decide_all: bool):
+        observations = self._observations(stages, tasks, spent, ctx.now)
+        decisions = self.policy.allocate(
+            PolicyContext(
+                spec=self.spec,
+                stage=step,
+                outline=self.workflow.outline_after(step.position),
+                observations=observations,
+                now=ctx.now.timestamp(),
+                stage_overhead_s=ctx.stage_overhead_s,
+                must_decide_all=must_decide_all,
+            )
+        )
+        if must_decide_all and set(decisions) != {t.key for t in step.tasks}:
+            raise RuntimeError(f"policy {self.policy.name} left tasks of {step.name} undecided")
+        memory = self._record_decisions(stage, step, decisions, observations)
+        planned = [m for m in (stage.planned_memory_mb, *memory.values()) if m is not None]
+        stage.planned_memory_mb = max(planned) if planned else None
+        return memory
+
+    def _record_decisions(
+        self,
+        stage: Stage,
+        step: StagePlan,
+        decisions: dict[str, MemoryDecision],
+        observations: Observations,
+    ) -> dict[str, int]:
+        """Each task's memory (never below its shape's out-of-memory floor), and one allocation
+        row per shape and size that changed — plus one per vetoed proposal."""
+        memory: dict[str, int] = {}
+        by_shape: dict[str, dict[int, MemoryDecision]] = {}
+        for plan in step.tasks:
+            decision = decisions.get(plan.key)
+            if decision is None:
+                continue
+            floor = observations.oom_floors.get(plan.shape)
+            if floor is not None and floor > decision.memory_mb:
+                decision = MemoryDecision(
+                    floor, "oom-floor", f"raised to the out-of-memory floor of {floor} MB"
+                )
+            memory[plan.key] = decision.memory_mb
+            by_shape.setdefault(plan.shape, {}).setdefault(decision.memory_mb, decision)
+        for shape, sizes in sorted(by_shape.items()):
+            previous = observations.current_mb.get(shape)
+            recorded_vetoes = set()
+            for size, decision in sorted(sizes.items()):
+                for veto in decision.vetoes:
+                    if (veto.rule, veto.proposed_mb) not in recorded_vetoes:
+                        recorded_vetoes.add((veto.rule, veto.proposed_mb))
+                        self._allocate(
+                            stage.id,
+                            shape,
+                            previous,
+                            MemoryDecision(veto.proposed_mb, veto.rule, veto.reason),
+                            state=AllocationState.VETOED,
+                        )
+                if size != previous or len(sizes) > 1:
+                    self._allocate(stage.id, shape, previous, decision)
+        return memory
+
+    def _observations(self, stages, tasks, spent: Decimal, now: datetime) -> Observations:
+        samples = tuple(
+            Sample(
+                shape=row[0],
+                stage=row[1],
+                memory_mb=row[2],
+                duration_ms=row[3],
+                init_ms=row[4],
+                peak_mb=float(row[5]) if row[5] is not None else None,
+                epochs=(row[7] or 0) - (row[6] or 0),
+                ok=row[8] == InvocationOutcome.OK.value,
+            )
+            for row in self.repo.samples(self.job.id)
+            if row[8] != InvocationOutcome.THROTTLED.value
+        )
+        # A shape's current memory is what most of its tasks ran at in the latest stage that
+        # had it (ties: the larger); rounds_since_change counts the stages since it changed.
+        current: dict[str, int] = {}
+        runs: dict[str, int] = {}
+        for stage in sorted(stages, key=lambda s: s.position):
+            sizes = Counter(
+                (t.shape, t.memory_mb) for t in tasks if t.stage_id == stage.id and t.memory_mb
+            )
+            for shape in {shape for shape, _ in sizes}:
+                majority = max(
+                    ((count, memory) for (s, memory), count in sizes.items() if s == shape)
+                )[1]
+                if current.get(shape) == majority and stage.status in TERMINAL:
+                    runs[shape] = runs.get(shape, 0) + 1
+                else:
+                    runs[shape] = 1 if stage.status in TERMINAL else 0
+                current[shape] = majority
+        done = [s for s in stages if s.status in TERMINAL]
+        rounds_since_change = runs.get("worker")
+        losses = tuple(
+            loss
+            for result in self._history(stages, tasks)
+            if result.plan.kind == StageKind.ROUND.value
+            and (loss := round_loss(result)) is not None
+        )
         elapsed = (now - self.job.started_at).total_seconds() if self.job.started_at else 0.0
         return Observations(
             elapsed_s=elapsed,
             spent_usd=float(spent),
-            shapes={
-                shape: ShapeStats(
-                    peaks.get(shape), floors.get(shape), tuple(samples.get(shape, ()))
-                )
-                for shape in {*peaks, *samples, *floors}
-            },
-            stages_done=sum(1 for s in stages if s.status in TERMINAL),
+            samples=samples,
+            oom_floors=self.repo.oom_floors(self.job.id),
+            current_mb=current,
+            losses=losses,
+            stages_done=len(done),
+            rounds_since_change=rounds_since_change,
         )
 
-    def _allocate(self, stage_id, shape, from_mb, decision: MemoryDecision, task_id=None) -> None:
+    def _allocate(
+        self,
+        stage_id,
+        shape,
+        from_mb,
+        decision: MemoryDecision,
+        task_id=None,
+        state: AllocationState = AllocationState.INTENT,
+    ) -> None:
         self.repo.add(
             Allocation(
                 job_id=self.job.id,
@@ -354,6 +462,7 @@ class JobStepper:
                 function_name=self.function_name,
                 from_mb=from_mb,
                 to_mb=decision.memory_mb,
+                state=state.value,
                 rule=decision.rule,
                 reason=decision.reason,
                 predicted_gain_usd=decision.predicted_gain_usd,
@@ -367,7 +476,7 @@ class JobStepper:
         for task in tasks:
             if budget <= 0:
                 return
-            if task.status != WorkStatus.PENDING.value:
+            if task.status != WorkStatus.PENDING.value or task.memory_mb is None:
                 continue
             if task.not_before is not None and task.not_before > ctx.now:
                 continue

@@ -1,35 +1,75 @@
 """The policy interface and what a policy sees.
 
-A policy decides the memory of each *shape* of task in a stage (tasks of one shape have the same
-footprint: one trial configuration's model size, or the training workers). It is pure: the loop
-hands it observations and ``now``, and records what it decides, with the reason, on the job's
-timeline.
+A policy decides the memory of every task of a stage that is about to open. It is pure: the loop
+hands it the spec, the stage, an outline of the stages still to come, what has been observed so
+far and ``now``; it returns a decision per task with the rule that made it, the reason, the
+predicted gain, and any change a guard vetoed. The loop records all of it on the job's timeline.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from service.spec import JobSpec
-from service.workflows.plan import StagePlan
+from service.workflows.plan import StageOutline, StagePlan
 
 
 @dataclass(frozen=True)
-class ShapeStats:
-    """What the loop has seen of one task shape so far."""
+class Sample:
+    """One finished invocation, as the REPORT line and the task describe it."""
 
-    peak_mb: float | None = None  # highest Max Memory Used of any invocation
-    oom_floor_mb: int | None = None  # memory an out-of-memory retry raised it to
-    samples: tuple[tuple[int, float], ...] = ()  # (memory_mb, duration_ms) of finished runs
+    shape: str
+    stage: int
+    memory_mb: int
+    duration_ms: float
+    init_ms: float | None
+    peak_mb: float | None
+    epochs: int
+    ok: bool
 
 
 @dataclass(frozen=True)
 class Observations:
     elapsed_s: float  # since the job started
     spent_usd: float
-    shapes: dict[str, ShapeStats] = field(default_factory=dict)
+    samples: tuple[Sample, ...] = ()
+    oom_floors: dict[str, int] = field(default_factory=dict)  # shape -> memory it was raised to
+    current_mb: dict[str, int] = field(default_factory=dict)  # shape -> last allocated memory
+    losses: tuple[float, ...] = ()  # training: the loss after each round
     stages_done: int = 0
+    rounds_since_change: int | None = None  # training: rounds run at the current memory
+
+    def by_shape(self) -> dict[str, list[Sample]]:
+        grouped: dict[str, list[Sample]] = defaultdict(list)
+        for sample in self.samples:
+            grouped[sample.shape].append(sample)
+        return grouped
+
+    def peak_mb(self, shape: str) -> float | None:
+        peaks = [s.peak_mb for s in self.samples if s.shape == shape and s.ok and s.peak_mb]
+        return max(peaks) if peaks else None
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    spec: JobSpec
+    stage: StagePlan
+    outline: tuple[StageOutline, ...]  # the stages after this one, as planned now
+    observations: Observations
+    now: float
+    stage_overhead_s: float = 1.0  # time between stages the loop itself adds (tick latency)
+    # False when the stage is opening: a policy may then leave tasks out (they wait, e.g. for a
+    # pilot's measurements) and is asked again for them once the decided tasks have finished.
+    must_decide_all: bool = False
+
+
+@dataclass(frozen=True)
+class Veto:
+    rule: str
+    proposed_mb: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -38,17 +78,17 @@ class MemoryDecision:
     rule: str  # the policy rule (or guard) that decided
     reason: str
     predicted_gain_usd: float | None = None
+    vetoes: tuple[Veto, ...] = ()
 
 
 class Policy(Protocol):
     name: str
 
-    def allocate(
-        self, spec: JobSpec, stage: StagePlan, observations: Observations, now: float
-    ) -> dict[str, MemoryDecision]:
-        """Memory for every shape of the stage's tasks."""
+    def allocate(self, context: PolicyContext) -> dict[str, MemoryDecision]:
+        """Memory for the tasks of ``context.stage``, keyed by task key. A task left out waits
+        (see ``PolicyContext.must_decide_all``)."""
         ...
 
 
-def shapes_of(stage: StagePlan) -> list[str]:
-    return sorted({task.shape for task in stage.tasks})
+def same_for_all(stage: StagePlan, decision: MemoryDecision) -> dict[str, MemoryDecision]:
+    return {task.key: decision for task in stage.tasks}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from service.policies.base import Policy
+from service.policies.ce_scaling import CeScaling
+from service.policies.power_tuning import PowerTuning
 from service.policies.static import Static
-from service.spec import JobSpec, StaticPolicy
+from service.spec import CeScalingPolicy, JobSpec, PowerTuningPolicy, StaticPolicy
 
 
 class UnavailablePolicy(Exception):
@@ -14,4 +16,8 @@ class UnavailablePolicy(Exception):
 def policy_for(spec: JobSpec) -> Policy:
     if isinstance(spec.policy, StaticPolicy):
         return Static(spec.policy.memory_mb)
-    raise UnavailablePolicy(f"policy {spec.policy.name!r} is not available yet")
+    if isinstance(spec.policy, CeScalingPolicy):
+        return CeScaling.of(spec.policy)
+    if isinstance(spec.policy, PowerTuningPolicy):
+        return PowerTuning.of(spec.policy)
+    raise UnavailablePolicy(f"policy {spec.policy.name!r} is not available")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.policies.base import MemoryDecision, Observations, shapes_of
-from service.spec import JobSpec
-from service.workflows.plan import StagePlan
+from service.policies.base import MemoryDecision, PolicyContext, same_for_all
 
 
 @dataclass(frozen=True)
@@ -14,10 +12,6 @@ class Static:
     memory_mb: int
     name: str = "static"
 
-    def allocate(
-        self, spec: JobSpec, stage: StagePlan, observations: Observations, now: float
-    ) -> dict[str, MemoryDecision]:
-        decision = MemoryDecision(
-            self.memory_mb, "static", f"static policy: {self.memory_mb} MB for every task"
-        )
-        return dict.fromkeys(shapes_of(stage), decision)
+    def allocate(self, context: PolicyContext) -> dict[str, MemoryDecision]:
+        reason = f"static policy: {self.memory_mb} MB for every task"
+        return same_for_all(context.stage, MemoryDecision(self.memory_mb, "static", reason))

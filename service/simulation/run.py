@@ -12,17 +12,36 @@ from service.control.loop import Controller
 from service.database import Database, commit, make_engine
 from service.jobs.service import JobService
 from service.migrate import upgrade_engine
-from service.models import Invocation, Job, Stage, Tenant
+from service.models import Allocation, Invocation, Job, Stage, Tenant
 from service.platform.clock import VirtualClock
 from service.platform.emulator.backend import EmulatorPlatform
+from service.platform.emulator.model import DEFAULT_SIGMA, duration_ms
+from service.policies.oracle import Oracle, Truth
+from service.policies.registry import policy_for
 from service.settings import Settings
 from service.simulation.platform import SimulatedPlatform
+from service.simulation.workload_model import invocation_cost
 from service.spec import JobSpec
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z; any fixed origin keeps runs reproducible
 
 
-def simulate(spec: JobSpec, *, seed: int = 0, max_ticks: int = 200_000) -> dict[str, Any]:
+def truth_for(spec: JobSpec) -> Truth:
+    """The simulator's ground truth of a spec's tasks, for the oracle: the workload model's work
+    through the emulator's performance model, without noise."""
+    shard = spec.training.workers if spec.training is not None else 1
+
+    def truth(params: dict[str, Any], epochs: int, memory_mb: int) -> tuple[float, float, float]:
+        cost = invocation_cost(spec.workload.function, spec.workload.dataset, params, epochs, shard)
+        return duration_ms(cost.cpu_ms, 0.0, memory_mb), cost.init_ms, cost.peak_memory_mb
+
+    return truth
+
+
+def simulate(
+    spec: JobSpec, *, seed: int = 0, oracle: bool = False, max_ticks: int = 200_000
+) -> dict[str, Any]:
+    """Run ``spec`` to its end; with ``oracle`` the spec's policy is replaced by the oracle."""
     settings = Settings(
         database_url="sqlite://", controller_enabled=False, store_url="file:///simulated"
     )
@@ -38,7 +57,19 @@ def simulate(spec: JobSpec, *, seed: int = 0, max_ticks: int = 200_000) -> dict[
             session.flush()
             job_id = JobService(session).submit(tenant, spec, lambda job: {}).job_id
             commit(session)
-        controller = Controller(database, platform, settings, owner="simulation", seed=seed)
+        controller = Controller(
+            database,
+            platform,
+            settings,
+            owner="simulation",
+            seed=seed,
+            policy_for=(
+                (lambda _spec: Oracle(truth=truth_for(spec), sigma=DEFAULT_SIGMA))
+                if oracle
+                else policy_for
+            ),
+            stage_overhead_s=0.0,  # the virtual clock jumps straight to the next completion
+        )
         drive(controller, clock, [job_id], max_ticks=max_ticks)
         return summary(database, tenant, job_id)
     finally:
@@ -69,8 +100,26 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
             .select_from(Invocation)
             .where(Invocation.job_id == job_id, Invocation.cold_start.is_(True))
         )
+        names = {stage.id: stage.name for stage in stages}
+        changes = [
+            {
+                "stage": names.get(a.stage_id),
+                "shape": (a.detail or {}).get("shape"),
+                "from_mb": a.from_mb,
+                "to_mb": a.to_mb,
+                "state": a.state,
+                "rule": a.rule,
+                "reason": a.reason,
+            }
+            for a in session.scalars(
+                select(Allocation)
+                .where(Allocation.job_id == job_id)
+                .order_by(Allocation.created_at, Allocation.id)
+            )
+        ]
         jct = (job.finished_at - job.started_at).total_seconds()
         return {
+            "policy": job.policy,
             "status": job.status,
             "status_reason": job.status_reason,
             "jct_s": round(jct, 3),
@@ -91,5 +140,6 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
                 }
                 for stage in stages
             ],
+            "memory_changes": changes,
             "result": job.result,
         }

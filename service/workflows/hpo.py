@@ -17,7 +17,14 @@ from typing import Any
 
 from service.models.enums import StageKind
 from service.spec import HpoSpec
-from service.workflows.plan import Finished, StagePlan, StageResult, TaskOutcome, TaskPlan
+from service.workflows.plan import (
+    Finished,
+    StageOutline,
+    StagePlan,
+    StageResult,
+    TaskOutcome,
+    TaskPlan,
+)
 from service.workflows.sampling import sample_trials
 
 # Parameters that change a trial's memory footprint: trials that share them share a "shape".
@@ -136,6 +143,18 @@ class HpoWorkflow:
                 for outcome in survivors
             )
         return StagePlan(position, name, StageKind.RUNG, tasks)
+
+    def outline_after(self, position: int) -> tuple[StageOutline, ...]:
+        """(tasks, epochs per task) of every stage after ``position``, as scheduled now."""
+        outline, index = [], 0
+        for bracket in self.brackets:
+            previous = 0
+            for rung in bracket.rungs:
+                if index > position:
+                    outline.append(StageOutline(rung.keep, rung.epochs - previous))
+                previous = rung.epochs
+                index += 1
+        return tuple(outline)
 
     def _finish(self, history: list[StageResult]) -> Finished:
         finals, offset = [], 0

@@ -36,6 +36,15 @@ class StagePlan:
 
 
 @dataclass(frozen=True)
+class StageOutline:
+    """A stage still to come, as far as it is known: how many tasks, each training how many
+    epochs (which trial shapes survive is not known in advance)."""
+
+    tasks: int
+    epochs: int
+
+
+@dataclass(frozen=True)
 class TaskOutcome:
     key: str
     ok: bool

@@ -12,7 +12,7 @@ from statistics import fmean
 
 from service.models.enums import StageKind
 from service.spec import TrainingSpec
-from service.workflows.plan import Finished, StagePlan, StageResult, TaskPlan
+from service.workflows.plan import Finished, StageOutline, StagePlan, StageResult, TaskPlan
 
 
 class TrainingWorkflow:
@@ -40,13 +40,14 @@ class TrainingWorkflow:
                 return Finished(True, self._summary(history, losses) | {"target_reached": True})
             if len(history) >= self.max_rounds:
                 return Finished(True, self._summary(history, losses) | {"target_reached": False})
+        # Worker w of round r is task ``worker_key(w)`` of stage r; the event carries both.
         r = len(history)
         epoch_from = r * spec.epochs_per_round
         epoch_to = min(spec.max_epochs, epoch_from + spec.epochs_per_round)
         tasks = tuple(
             TaskPlan(
                 key=worker_key(w),
-                params={**spec.params, "worker": w, "workers": spec.workers, "round": r},
+                params=dict(spec.params),
                 epoch_from=epoch_from,
                 epoch_to=epoch_to,
                 shape="worker",
@@ -54,6 +55,18 @@ class TrainingWorkflow:
             for w in range(spec.workers)
         )
         return StagePlan(r, f"round-{r}", StageKind.ROUND, tasks, r - 1 if r else None)
+
+    def outline_after(self, position: int) -> tuple[StageOutline, ...]:
+        """The rounds after ``position`` that the epoch budget allows (the target may end the
+        job sooner)."""
+        spec = self.spec
+        return tuple(
+            StageOutline(
+                spec.workers,
+                min(spec.max_epochs, (r + 1) * spec.epochs_per_round) - r * spec.epochs_per_round,
+            )
+            for r in range(position + 1, self.max_rounds)
+        )
 
     def _summary(self, history: list[StageResult], losses: list[float | None]) -> dict:
         last = history[-1]

@@ -144,3 +144,60 @@ def datetime_of(clock):
     from service.control.loop import to_datetime
 
     return to_datetime(clock.now())
+
+
+def test_ce_scaling_pilots_then_plans_and_records_each_decision(loop_env):
+    database, platform, clock, settings = loop_env
+    spec = HPO | {"hpo": HPO["hpo"] | {"trials": 12}, "policy": {"name": "ce-scaling"}}
+    (job_id,) = submit(database, spec)
+    controller = Controller(database, platform, settings, seed=3, stage_overhead_s=0.0)
+    drive(controller, clock, [job_id], max_ticks=500)
+    assert_invariants(database, [job_id])
+    with database.session() as session:
+        allocations = session.scalars(
+            select(Allocation).where(Allocation.job_id == job_id).order_by(Allocation.created_at)
+        ).all()
+        rules = [a.rule for a in allocations]
+        assert rules[:2] == ["explore", "explore"]  # the pilot of rung-0 at two sizes
+        assert "deadline-split" in rules  # then the rest of rung-0, planned
+        planned = [a for a in allocations if a.rule == "deadline-split"]
+        assert all(a.reason and "deadline split" in a.reason for a in planned)
+        rung0 = session.scalars(
+            select(Task)
+            .join(Stage, Stage.id == Task.stage_id)
+            .where(Stage.job_id == job_id, Stage.position == 0)
+        ).all()
+        assert len({t.memory_mb for t in rung0}) >= 2 and all(t.memory_mb for t in rung0)
+
+
+def test_power_tuning_profiles_first_and_bills_it(loop_env):
+    database, platform, clock, settings = loop_env
+    spec = HPO | {
+        "policy": {
+            "name": "power-tuning",
+            "strategy": "cost",
+            "memory_mb_candidates": [256, 1024],
+            "invocations_per_size": 2,
+        }
+    }
+    (job_id,) = submit(database, spec)
+    controller = Controller(database, platform, settings, seed=3)
+    drive(controller, clock, [job_id], max_ticks=500)
+    assert_invariants(database, [job_id])
+    with database.session() as session:
+        stages = session.scalars(
+            select(Stage).where(Stage.job_id == job_id).order_by(Stage.position)
+        ).all()
+        assert [s.kind for s in stages][:2] == ["profiling", "rung"]
+        profiling = session.scalars(
+            select(Invocation).where(Invocation.stage_id == stages[0].id)
+        ).all()
+        assert sorted(i.memory_mb for i in profiling) == [256, 256, 1024, 1024]
+        assert all(i.compute_cost_usd > 0 for i in profiling)  # billed, in the ledger
+        chosen = {
+            t.memory_mb
+            for t in session.scalars(
+                select(Task).where(Task.job_id == job_id, Task.stage_id != stages[0].id)
+            )
+        }
+        assert len(chosen) == 1 and chosen <= {256, 1024}

@@ -28,7 +28,7 @@ def test_rounds_shard_work_and_chain_models():
     first = workflow.next_stage([])
     assert first.name == "round-0" and first.resume_model is None
     assert [t.key for t in first.tasks] == ["worker-000", "worker-001", "worker-002", "worker-003"]
-    assert first.tasks[2].params == {"lr": 0.1, "worker": 2, "workers": 4, "round": 0}
+    assert first.tasks[2].params == {"lr": 0.1}
     assert (first.tasks[0].epoch_from, first.tasks[0].epoch_to) == (0, 2)
     history, _ = drive(workflow, [1.0])
     second = workflow.next_stage(history)

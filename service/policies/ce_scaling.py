@@ -1,0 +1,245 @@
+"""``ce-scaling``: memory from exact usage, and as much CPU as the deadline needs — no more.
+
+HPO (mechanism 1 of CE-scaling). Every stage, and every trial shape inside it, gets its own
+memory. A shape never runs below its observed peak plus a margin; above that, memory buys CPU
+(DESIGN.md §2), and the remaining deadline is split across the remaining stages by
+``DeadlineSplit`` so that the total predicted cost is lowest. The plan is made again when each
+stage opens, with the curves refitted on everything seen so far; durations are planned at the
+upper end of their prediction interval, so the deadline holds when the predictions are a little
+off. Before anything is known, the first stage *explores*: its tasks are spread over a few
+sizes, which costs little (it is the shortest stage) and gives every shape a curve to fit.
+
+Training (mechanism 2). Between rounds, the memory for the next rounds is the one with the
+lowest predicted remaining cost whose predicted remaining time — the upper bound of the rounds
+still needed (loss-curve fit) times the upper bound of a round's time — meets the remaining
+deadline. A change costs cold starts, so it is made only when the predicted saving beats that
+cost (the minimum-gain guard) and not twice in a row (cooldown).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from service.policies import guards
+from service.policies.base import MemoryDecision, PolicyContext
+from service.policies.costing import cold_start_usd, grid_between, invocation_usd
+from service.policies.deadline_split import StageOption, fastest, split, stage_options
+from service.policies.shape_model import DurationModel, fit_all, floor_mb
+from service.prediction.loss_curve import LossCurve
+from service.spec import CeScalingPolicy
+
+# Exploration sizes: where CPU-bound work costs the same per task (below one vCPU, DESIGN.md §2)
+# and small enough that an I/O-bound task is not overpaid; the curve fit extrapolates above.
+PROBE_MB = (256, 512)
+PILOT_SHARE = 2  # run a pilot first when a shape has at least 2x as many tasks as probe sizes
+SAFETY = 0.9  # plan to finish with 10 % of the remaining deadline to spare
+
+
+@dataclass(frozen=True)
+class CeScaling:
+    min_memory_mb: int = 128
+    max_memory_mb: int = 10_240
+    name: str = "ce-scaling"
+    safety: float = SAFETY
+
+    @classmethod
+    def of(cls, policy: CeScalingPolicy) -> CeScaling:
+        return cls(policy.min_memory_mb, policy.max_memory_mb)
+
+    def allocate(self, context: PolicyContext) -> dict[str, MemoryDecision]:
+        shapes = sorted({task.shape for task in context.stage.tasks})
+        models = self.models(context, shapes)
+        if models is None:
+            return self.explore(context)
+        if context.spec.kind == "training":
+            return self.resize_training(context, models["worker"])
+        return self.split_hpo(context, models)
+
+    def models(self, context: PolicyContext, shapes: list[str]) -> dict[str, DurationModel] | None:
+        """What the policy knows of each shape: curves fitted on what has been observed."""
+        return fit_all(context.observations, shapes)
+
+    # -- before anything is known -------------------------------------------------------------
+    def explore(self, context: PolicyContext) -> dict[str, MemoryDecision]:
+        """Nothing measured yet. A shape with many tasks sends a *pilot* — one task per probe
+        size — and its other tasks wait for the pilot's measurements (then the stage is planned
+        like any other); a shape with few tasks spreads them over the probe sizes."""
+        probes = sorted({min(max(p, self.min_memory_mb), self.max_memory_mb) for p in PROBE_MB})
+        if context.spec.kind == "training":
+            # Workers of a round are identical: start them all at the smallest probe and let
+            # the resize rule (and its minimum-gain guard) move them once they are measured;
+            # spreading them would pay a second round of cold starts for little.
+            probes = probes[:1]
+        counts = Counter(task.shape for task in context.stage.tasks)
+        decisions, seen = {}, Counter()
+        for task in context.stage.tasks:
+            index = seen[task.shape]
+            seen[task.shape] += 1
+            pilot = (
+                len(probes) > 1
+                and not context.must_decide_all
+                and counts[task.shape] >= PILOT_SHARE * len(probes)
+            )
+            if pilot and index >= len(probes):
+                continue  # waits for the pilot
+            floor = floor_mb(context.observations, task.shape, self.min_memory_mb)
+            memory = max(probes[index % len(probes)], floor)
+            what = "pilot" if pilot else "spread"
+            decisions[task.key] = MemoryDecision(
+                memory,
+                "explore",
+                f"nothing measured yet: {task.shape} {what} over {probes} MB to fit its "
+                "memory curve",
+            )
+        return decisions
+
+    # -- HPO: split the deadline across the stages --------------------------------------------
+    def split_hpo(self, context: PolicyContext, models: dict[str, DurationModel]):
+        spec, obs = context.spec, context.observations
+        arch = spec.workload.architecture
+        counts = Counter(task.shape for task in context.stage.tasks)
+        epochs_now = max(t.epoch_to - t.epoch_from for t in context.stage.tasks)
+        mix = {shape: n / sum(counts.values()) for shape, n in counts.items()}
+        grids = {
+            s: grid_between(max(models[s].floor_mb, self.min_memory_mb), self.max_memory_mb)
+            for s in counts
+        }
+
+        def options(stage_counts: dict[str, int], epochs: int) -> list[StageOption]:
+            return stage_options(
+                stage_counts,
+                grids,
+                lambda s, m: (models[s].upper_ms(m, epochs) + models[s].init_ms) / 1000,
+                lambda s, m: invocation_usd(
+                    m, models[s].duration_ms(m, epochs), models[s].init_ms, arch
+                ),
+                context.stage_overhead_s,
+            )
+
+        stages = [options(dict(counts), epochs_now)]
+        for outline in context.outline:
+            future = {s: max(1, math.ceil(outline.tasks * share)) for s, share in mix.items()}
+            stages.append(options(future, outline.epochs))
+        budget = (spec.qos.deadline_s - obs.elapsed_s) * self.safety
+        plan = split(stages, budget)
+        if plan is None:
+            chosen, why = fastest(stages)[0], "no plan meets the deadline: fastest sizes"
+        else:
+            chosen = plan[0]
+            predicted = sum(o.cost_usd for o in plan)
+            why = (
+                f"deadline split: this stage {chosen.time_s:.1f} s of the {budget:.1f} s left "
+                f"for {len(stages)} stage(s); predicted job cost ${predicted:.6f}"
+            )
+        decisions_by_shape = {}
+        for shape in counts:
+            proposed = chosen.memory[shape]
+            current = obs.current_mb.get(shape)
+            per_task = lambda m, s=shape: invocation_usd(  # noqa: E731
+                m, models[s].duration_ms(m, epochs_now), models[s].init_ms, arch
+            )
+            gain = (
+                counts[shape] * (per_task(current) - per_task(proposed))
+                if current is not None
+                else None
+            )
+            decisions_by_shape[shape] = guards.decide(
+                guards.Proposal(
+                    shape=shape,
+                    current_mb=current,
+                    proposed_mb=proposed,
+                    rule="deadline-split",
+                    reason=f"{shape}: {why}",
+                    predicted_gain_usd=gain,
+                    relative_error=models[shape].relative_error(proposed),
+                    # every stage starts cold anyway: keeping the size saves no cold start
+                    current_is_safe=False,
+                    floor_mb=models[shape].floor_mb,
+                    min_mb=self.min_memory_mb,
+                    max_mb=self.max_memory_mb,
+                )
+            )
+        return {task.key: decisions_by_shape[task.shape] for task in context.stage.tasks}
+
+    # -- training: resize between rounds ------------------------------------------------------
+    def resize_training(self, context: PolicyContext, model: DurationModel):
+        spec, obs = context.spec, context.observations
+        training = spec.training
+        assert training is not None
+        arch = spec.workload.architecture
+        workers = training.workers
+        rounds_left = self.rounds_left(context)
+        epochs = training.epochs_per_round
+        remaining_s = (spec.qos.deadline_s - obs.elapsed_s) * self.safety
+        current = obs.current_mb.get("worker")
+        floor = max(model.floor_mb, self.min_memory_mb)
+
+        def round_time(m: int, cold: bool) -> float:
+            init = model.init_ms if cold else 0.0
+            return (model.upper_ms(m, epochs) + init) / 1000 + context.stage_overhead_s
+
+        def remaining_cost(m: int, cold: bool) -> float:
+            per = invocation_usd(m, model.duration_ms(m, epochs), 0.0, arch)
+            first = invocation_usd(
+                m, model.duration_ms(m, epochs), model.init_ms if cold else 0, arch
+            )
+            return workers * (first + per * (rounds_left - 1))
+
+        grid = grid_between(floor, self.max_memory_mb)
+        feasible = [m for m in grid if rounds_left * round_time(m, m != current) <= remaining_s]
+        if feasible:
+            proposed = min(feasible, key=lambda m: (remaining_cost(m, m != current), m))
+            why = (
+                f"cheapest size whose {rounds_left} remaining round(s) fit the "
+                f"{remaining_s:.1f} s left"
+            )
+        else:
+            proposed = min(grid, key=lambda m: (round_time(m, m != current), -m))
+            why = f"no size meets the deadline with {rounds_left} round(s) left: fastest size"
+        current_ok = (
+            current is not None
+            and current >= floor
+            and rounds_left * round_time(current, False) <= remaining_s
+        )
+        gain = None
+        if current is not None:
+            gain = remaining_cost(current, False) - remaining_cost(proposed, True)
+        change_cost = workers * cold_start_usd(proposed, model.init_ms, arch)
+        decision = guards.decide(
+            guards.Proposal(
+                shape="worker",
+                current_mb=current,
+                proposed_mb=proposed,
+                rule="ce-resize",
+                reason=why,
+                predicted_gain_usd=gain,
+                change_cost_usd=change_cost,
+                remaining_cost_usd=remaining_cost(current, False) if current else None,
+                relative_error=model.relative_error(proposed),
+                current_is_safe=current_ok,
+                rounds_since_change=obs.rounds_since_change,
+                floor_mb=floor,
+                min_mb=self.min_memory_mb,
+                max_mb=self.max_memory_mb,
+            )
+        )
+        return {task.key: decision for task in context.stage.tasks}
+
+    @staticmethod
+    def rounds_left(context: PolicyContext) -> int:
+        """Rounds still needed, the upper end of the loss-curve estimate (all that the epoch
+        budget allows when there is no target or too little to fit yet)."""
+        training = context.spec.training
+        assert training is not None
+        planned = 1 + len(context.outline)
+        losses = context.observations.losses
+        if training.target_loss is None or len(losses) < 3:
+            return planned
+        done = len(losses)
+        curve = LossCurve.fit(list(range(1, done + 1)), list(losses))
+        estimate = curve.rounds_to_target(training.target_loss, planned)
+        if estimate.upper is None:
+            return planned
+        return max(1, min(planned, estimate.upper))

@@ -1,0 +1,106 @@
+"""Per-shape predictions a policy plans with: duration per epoch as a function of memory (the
+fitted ``MemoryCurve``), its uncertainty, cold-start time and the memory floor."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Protocol
+
+from service.policies.base import Observations, Sample
+from service.policies.costing import MEMORY_GRID
+from service.prediction.memory_curve import MemoryCurve
+from service.spec import MAX_MEMORY_MB, MIN_MEMORY_MB
+
+DEFAULT_INIT_MS = 500.0  # before any cold start was observed
+PEAK_MARGIN = 1.1  # safety margin on observed peak use (VPA uses 15 % on noisier pods)
+PEAK_MARGIN_MB = 32
+MAX_PLANNING_MARGIN = 0.3  # plan durations at most 30 % above the prediction
+
+
+class DurationModel(Protocol):
+    init_ms: float
+    floor_mb: int
+
+    def duration_ms(self, memory_mb: int, epochs: int) -> float: ...
+
+    def upper_ms(self, memory_mb: int, epochs: int) -> float: ...
+
+    def relative_error(self, memory_mb: int) -> float: ...
+
+
+@dataclass(frozen=True)
+class ShapeModel:
+    curve: MemoryCurve  # milliseconds per epoch
+    init_ms: float
+    floor_mb: int
+    level: float = 0.9
+
+    def duration_ms(self, memory_mb: int, epochs: int) -> float:
+        return self.curve.predict(memory_mb) * max(1, epochs)
+
+    def upper_ms(self, memory_mb: int, epochs: int) -> float:
+        """Upper end of the prediction interval. The interval widens away from the measured
+        sizes, which could make more memory look slower than less; on Lambda more memory is
+        never slower, so the bound is the lowest upper bound of any size up to this one."""
+        candidates = [m for m in MEMORY_GRID if m < memory_mb] + [memory_mb]
+        upper = min(self._upper(m) for m in candidates)
+        return upper * max(1, epochs)
+
+    def _upper(self, memory_mb: int) -> float:
+        # A curve fitted on one or two sizes has a very wide interval far from them; planning
+        # against it would rule every size out. The margin is capped: the plan is made again
+        # after every stage with more points, which is what narrows it.
+        predicted = self.curve.predict(memory_mb)
+        high = self.curve.predict_interval(memory_mb, self.level)[1]
+        return min(high, predicted * (1 + MAX_PLANNING_MARGIN))
+
+    def relative_error(self, memory_mb: int) -> float:
+        return self.curve.relative_error(memory_mb)
+
+
+def floor_mb(observations: Observations, shape: str, low: int = MIN_MEMORY_MB) -> int:
+    """Never below the observed peak plus a margin, nor below an out-of-memory retry's size."""
+    floor = low
+    peak = observations.peak_mb(shape)
+    if peak is not None:
+        floor = max(floor, math.ceil(max(peak * PEAK_MARGIN, peak + PEAK_MARGIN_MB)))
+    if shape in observations.oom_floors:
+        floor = max(floor, observations.oom_floors[shape])
+    return min(floor, MAX_MEMORY_MB)
+
+
+def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> ShapeModel | None:
+    """A model from this shape's successful runs; None before there is any."""
+    ok = [s for s in samples if s.ok and s.duration_ms > 0]
+    if not ok:
+        return None
+    curve = MemoryCurve.fit(
+        [s.memory_mb for s in ok], [s.duration_ms / max(1, s.epochs) for s in ok]
+    )
+    inits = [s.init_ms for s in samples if s.init_ms]
+    return ShapeModel(
+        curve, fmean(inits) if inits else DEFAULT_INIT_MS, floor_mb(observations, shape)
+    )
+
+
+def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeModel] | None:
+    """Models for ``shapes``; a shape not seen yet borrows the slowest seen shape's model.
+    None when nothing has been seen at all."""
+    by_shape = observations.by_shape()
+    fitted = {
+        shape: model
+        for shape, samples in by_shape.items()
+        if (model := fit_shape(samples, observations, shape)) is not None
+    }
+    if not fitted:
+        return None
+    slowest = max(fitted.values(), key=lambda m: m.duration_ms(1769, 1))
+    return {
+        shape: fitted.get(shape)
+        or ShapeModel(
+            slowest.curve, slowest.init_ms, max(slowest.floor_mb, floor_mb(observations, shape))
+        )
+        for shape in shapes
+    }

@@ -1,0 +1,165 @@
+"""CE-scaling's decisions on hand-made situations."""
+
+from __future__ import annotations
+
+from service.models.enums import StageKind
+from service.policies.ce_scaling import PROBE_MB, CeScaling
+from service.policies.shape_model import floor_mb
+from tests.policies.helpers import (
+    context,
+    cpu_bound,
+    hpo_spec,
+    samples,
+    stage,
+    training_spec,
+)
+
+SLOW = cpu_bound(2000.0)  # 2 s per epoch at one vCPU, single-threaded
+
+
+def memories(decisions) -> set[int]:
+    return {d.memory_mb for d in decisions.values()}
+
+
+def test_first_stage_sends_a_pilot_and_holds_the_rest():
+    plan = stage(0, {"small": 9, "big": 3})
+    decisions = CeScaling().allocate(context(hpo_spec(600), plan))
+    pilots = {key for key in decisions if key.startswith("small")}
+    assert pilots == {"small-0", "small-1"}  # one per probe size; small-2.. wait for them
+    assert {decisions[k].memory_mb for k in pilots} == set(PROBE_MB)
+    assert {k for k in decisions if k.startswith("big")} == {"big-0", "big-1", "big-2"}
+    assert all(d.rule == "explore" for d in decisions.values())
+    # asked again for the held tasks, it must decide every one of them
+    later = CeScaling().allocate(
+        context(hpo_spec(600), plan, samples=()).__class__(
+            **{**context(hpo_spec(600), plan).__dict__, "must_decide_all": True}
+        )
+    )
+    assert set(later) == {t.key for t in plan.tasks}
+
+
+def test_slack_deadline_buys_little_memory_and_tight_buys_more():
+    plan = stage(1, {"a": 3}, epochs=3)
+    seen = samples("a", SLOW)
+    outline = [(1, 9)]
+    slack = CeScaling().allocate(context(hpo_spec(3600), plan, outline, samples=seen))
+    tight = CeScaling().allocate(context(hpo_spec(40), plan, outline, samples=seen))
+    (slack_mb,), (tight_mb,) = memories(slack), memories(tight)
+    assert slack_mb < 512  # as small as the footprint allows: CPU-bound work costs the same
+    # 3 + 9 epochs of 2 s CPU (at one vCPU) within 36 s: this stage gets a share of it
+    assert tight_mb > 2 * slack_mb
+    assert slack_mb >= floor_mb(context(hpo_spec(1), plan, samples=seen).observations, "a")
+    assert "deadline split" in next(iter(tight.values())).reason
+
+
+def test_memory_never_goes_below_peak_plus_margin_or_an_oom_floor():
+    plan = stage(1, {"a": 2}, epochs=1)
+    big = samples("a", SLOW, peak_mb=900.0)
+    (mb,) = memories(CeScaling().allocate(context(hpo_spec(36000), plan, samples=big)))
+    assert mb >= 990  # 900 MB peak + 10 %
+    oom = CeScaling().allocate(
+        context(hpo_spec(36000), plan, samples=samples("a", SLOW), oom_floors={"a": 2048})
+    )
+    assert memories(oom) == {2048}
+
+
+def test_policy_bounds_are_kept():
+    plan = stage(1, {"a": 2}, epochs=3)
+    seen = samples("a", SLOW)
+    decisions = CeScaling(min_memory_mb=640, max_memory_mb=3008).allocate(
+        context(hpo_spec(20, min_memory_mb=640, max_memory_mb=3008), plan, samples=seen)
+    )
+    assert memories(decisions) <= set(range(640, 3009))
+
+
+def test_training_starts_all_workers_at_one_probe_size():
+    plan = stage(0, {"worker": 4}, kind=StageKind.ROUND)
+    decisions = CeScaling().allocate(context(training_spec(600), plan, [(4, 1)] * 19))
+    assert memories(decisions) == {PROBE_MB[0]}
+
+
+def test_training_resizes_up_for_a_tight_deadline():
+    plan = stage(1, {"worker": 4}, kind=StageKind.ROUND)
+    seen = samples("worker", SLOW, sizes=(256,), stage=0)
+    # 19 rounds left of 2 s CPU each: 2 s at 1 vCPU, 14 s at 256 MB; 67 s to go
+    decisions = CeScaling().allocate(
+        context(
+            training_spec(90),
+            plan,
+            [(4, 1)] * 18,
+            samples=seen,
+            current_mb={"worker": 256},
+            rounds_since_change=1,
+            elapsed_s=15,
+        )
+    )
+    (mb,) = memories(decisions)
+    assert mb > 1024
+    assert next(iter(decisions.values())).rule == "ce-resize"
+
+
+def test_training_keeps_its_size_when_a_change_does_not_pay_for_its_cold_starts():
+    plan = stage(5, {"worker": 4}, kind=StageKind.ROUND)
+    io_bound = cpu_bound(5.0, io_ms=60.0)  # mostly waiting: cheaper at less memory ...
+    seen = samples("worker", io_bound, stage=0, peak_mb=100)
+    decisions = CeScaling().allocate(
+        context(
+            training_spec(600),
+            plan,
+            (),
+            samples=seen,
+            current_mb={"worker": 1024},
+            rounds_since_change=3,
+            elapsed_s=5,
+        )
+    )
+    decision = next(iter(decisions.values()))
+    # ... but with one round left, the saving barely covers the new cold starts
+    assert decision.memory_mb == 1024
+    assert decision.rule == "minimum-gain"
+    assert decision.vetoes and decision.vetoes[0].proposed_mb < 1024
+    many = CeScaling().allocate(
+        context(
+            training_spec(600),
+            plan,
+            [(4, 1)] * 10,
+            samples=seen,
+            current_mb={"worker": 1024},
+            rounds_since_change=3,
+            elapsed_s=5,
+        )
+    )
+    assert next(iter(many.values())).memory_mb < 1024  # with eleven rounds left it pays
+
+
+def test_training_cooldown_after_a_change():
+    plan = stage(2, {"worker": 4}, kind=StageKind.ROUND)
+    io_bound = cpu_bound(50.0, io_ms=1000.0)
+    seen = samples("worker", io_bound, stage=0, peak_mb=100)
+    decisions = CeScaling().allocate(
+        context(
+            training_spec(3600),
+            plan,
+            [(4, 1)] * 10,
+            samples=seen,
+            current_mb={"worker": 1024},
+            rounds_since_change=0,
+            elapsed_s=30,
+        )
+    )
+    decision = next(iter(decisions.values()))
+    assert decision.memory_mb == 1024 and decision.rule == "cooldown"
+    assert decision.vetoes[0].proposed_mb < 1024
+
+
+def test_rounds_left_shrink_with_a_loss_curve_near_its_target():
+    plan = stage(6, {"worker": 2}, kind=StageKind.ROUND)
+    spec = training_spec(600, workers=2, max_epochs=100).model_copy(
+        update={
+            "training": training_spec(600, 2, 100).training.model_copy(update={"target_loss": 0.3})
+        }
+    )
+    losses = tuple(0.25 + 1.0 * (1 + r) ** -1.0 for r in range(6))  # reaches 0.3 in ~14 more
+    rounds = CeScaling.rounds_left(context(spec, plan, [(2, 1)] * 93, losses=losses))
+    assert 3 <= rounds <= 40
+    assert CeScaling.rounds_left(context(spec, plan, [(2, 1)] * 93)) == 94  # nothing to fit
