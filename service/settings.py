@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     controller_batch: int = Field(200, ge=1, description="Jobs advanced per tick per replica.")
     max_attempts: int = Field(4, ge=1, le=20, description="Invocations per task before failing.")
+    metrics_interval_s: float = Field(
+        60.0, gt=0, description="How often the loop polls each running function's metrics."
+    )
     store_url: str | None = Field(
         None,
         description="Checkpoints and handler results: file:///path or s3://bucket/prefix "

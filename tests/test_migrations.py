@@ -24,6 +24,7 @@ TABLES = {
     "allocations",
     "observations",
     "idempotency_keys",
+    "predictor_states",
 }
 
 

@@ -6,6 +6,7 @@ Used by the simulation driver and by tests; the real-time driver ticks on the wa
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,8 +30,14 @@ def drive(
     *,
     max_ticks: int = 100_000,
     idle_step_s: float = IDLE_STEP_S,
+    tick_s: float = 0.0,
 ) -> DriveReport:
-    """Run the loop until every job in ``jobs`` has ended (as the loop reports it)."""
+    """Run the loop until every job in ``jobs`` has ended (as the loop reports it).
+
+    With ``tick_s`` the loop only runs on multiples of it, as the real-time driver does every
+    ``controller_interval_s``: a result is noticed at the first tick after it arrives, and all
+    results of that interval are handled together.
+    """
     waiting = set(jobs)
     finished: set[uuid.UUID] = set()
     for tick in range(1, max_ticks + 1):
@@ -42,5 +49,7 @@ def drive(
         if upcoming is None or upcoming <= clock.now():
             clock.advance(idle_step_s if upcoming is None else 0.0)
         else:
+            if tick_s > 0:
+                upcoming = math.ceil(upcoming / tick_s - 1e-9) * tick_s
             clock.set(upcoming)
     raise RuntimeError(f"jobs did not finish within {max_ticks} ticks")

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -27,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from service.control import functions, leases
+from service.control.learning import Learner
 from service.control.repository import LoopRepository
 from service.control.retry import RetryPolicy
 from service.control.stepper import JobStepper, StepContext
@@ -54,6 +57,20 @@ class TickReport:
     recorded: int = 0
     dispatched: int = 0
     finished_jobs: list[uuid.UUID] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+
+
+class _Stopwatch:
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - started
 
 
 class Controller:
@@ -79,6 +96,7 @@ class Controller:
             settings.controller_interval_s if stage_overhead_s is None else stage_overhead_s
         )
         self.retry = RetryPolicy(max_attempts=settings.max_attempts)
+        self.learner = Learner(metrics_interval_s=settings.metrics_interval_s)
         self.in_flight: dict[uuid.UUID, InvocationHandle] = {}
         self.finished: dict[uuid.UUID, InvokeResult] = {}
         self.applied: set[uuid.UUID] = set()  # allocations done on the platform, not yet recorded
@@ -88,31 +106,56 @@ class Controller:
 
     # -- one tick ---------------------------------------------------------------------------
     def run_once(self, now: datetime) -> TickReport:
+        """One tick, as named steps: collect → claim → record → learn → advance → commit →
+        dispatch (VPA's loop of timed steps; the step timings are on the report)."""
         report = TickReport()
-        self._collect()
+        clock = _Stopwatch(report.timings)
+        with clock("collect"):
+            self._collect()
         consumed: set[uuid.UUID] = set()
         with self.database.session() as session:
             repo = LoopRepository(session)
-            jobs = leases.claim(
-                session,
-                self.owner,
-                now,
-                self.settings.controller_lease_s,
-                self.settings.controller_batch,
-            )
-            self._record_applied(repo, now)
-            for job in jobs:
-                report.jobs += 1
-                consumed |= self._advance(repo, job, now)
-                if JobStatus(job.status).is_terminal:
-                    report.finished_jobs.append(job.id)
-                    self._workflows.pop(job.id, None)
-            commit(session)
+            with clock("claim"):
+                jobs = leases.claim(
+                    session,
+                    self.owner,
+                    now,
+                    self.settings.controller_lease_s,
+                    self.settings.controller_batch,
+                )
+                self._record_applied(repo, now)
+            steppers = {}
+            with clock("record"):
+                runs, rounds = [], {}
+                for job in jobs:
+                    outcome = self._guarded(repo, job, now, self._record, steppers)
+                    if outcome is not None:
+                        recorded, job_runs, job_rounds = outcome
+                        consumed |= recorded
+                        runs += job_runs
+                        if job_rounds is not None:
+                            rounds[job.id] = job_rounds
+            with clock("learn"):
+                self.learner.learn(repo, runs, rounds)
+                self.learner.poll_metrics(
+                    repo, self.platform, {s.function_name for s in steppers.values()}, now
+                )
+            with clock("advance"):
+                for job in jobs:
+                    if job.id in steppers:
+                        self._guarded(repo, job, now, self._advance, steppers)
+                    report.jobs += 1
+                    if JobStatus(job.status).is_terminal:
+                        report.finished_jobs.append(job.id)
+                        self._workflows.pop(job.id, None)
+            with clock("commit"):
+                commit(session)
         report.recorded = len(consumed)
         for invocation_id in consumed:
             self.finished.pop(invocation_id, None)
         self.applied.clear()
-        report.dispatched = self._dispatch()
+        with clock("dispatch"):
+            report.dispatched = self._dispatch()
         return report
 
     def _collect(self) -> None:
@@ -128,47 +171,58 @@ class Controller:
                 allocation.state = AllocationState.APPLIED.value
                 allocation.applied_at = now
 
-    def _advance(self, repo: LoopRepository, job: Job, now: datetime) -> set[uuid.UUID]:
-        """Advance one job inside a savepoint: a bug in one job does not stop the others."""
+    def _context(self, now: datetime, results: dict) -> StepContext:
+        return StepContext(
+            now=now,
+            results=results,
+            to_datetime=to_datetime,
+            store=self.settings.resolved_store_url,
+            retry=self.retry,
+            rng=self.rng,
+            in_flight_limit=max(1, self.platform.concurrency_limit()),
+            stage_overhead_s=self.stage_overhead_s,
+        )
+
+    def _record(self, repo: LoopRepository, job: Job, now: datetime, steppers: dict):
+        spec = JobSpec.model_validate(job.spec)
+        policy = self.policy_for(spec)
+        stepper = JobStepper(
+            repo,
+            job,
+            spec,
+            self._workflow(job, spec, policy),
+            policy,
+            functions.function_name(spec),
+        )
         open_ids = {inv.id for inv in repo.open_invocations(job.id)}
         results = {i: self.finished[i] for i in open_ids if i in self.finished}
+        runs, rounds = stepper.record(self._context(now, results))
+        steppers[job.id] = stepper
+        return set(results), runs, rounds
+
+    def _advance(self, repo: LoopRepository, job: Job, now: datetime, steppers: dict) -> None:
+        steppers[job.id].advance(self._context(now, {}))
+
+    def _guarded(self, repo: LoopRepository, job: Job, now: datetime, step, steppers: dict):
+        """Run one step of one job inside a savepoint: a bug in one job does not stop the
+        others, and the job says what happened."""
         savepoint = repo.session.begin_nested()
         try:
-            spec = JobSpec.model_validate(job.spec)
-            policy = self.policy_for(spec)
-            stepper = JobStepper(
-                repo,
-                job,
-                spec,
-                self._workflow(job, spec, policy),
-                policy,
-                functions.function_name(spec),
-            )
-            stepper.advance(
-                StepContext(
-                    now=now,
-                    results=results,
-                    to_datetime=to_datetime,
-                    store=self.settings.resolved_store_url,
-                    retry=self.retry,
-                    rng=self.rng,
-                    in_flight_limit=max(1, self.platform.concurrency_limit()),
-                    stage_overhead_s=self.stage_overhead_s,
-                )
-            )
+            outcome = step(repo, job, now, steppers)
             savepoint.commit()
-            return set(results)
+            return outcome
         except OperationalError:
             savepoint.rollback()
             raise
         except (ValidationError, UnavailablePolicy, functions.UnrunnableWorkload) as error:
             savepoint.rollback()
             self._fail(repo, job, now, str(error))
-        except Exception as error:  # a bug must not wedge the loop; the job says what happened
+        except Exception as error:
             log.exception("job %s failed in the control loop", job.id)
             savepoint.rollback()
             self._fail(repo, job, now, f"internal error in the control loop: {error!r}")
-        return set()
+        steppers.pop(job.id, None)
+        return None
 
     def _fail(self, repo: LoopRepository, job: Job, now: datetime, reason: str) -> None:
         repo.session.refresh(job)

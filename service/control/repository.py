@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select, type_coerce
@@ -16,6 +17,7 @@ from service.models import (
     InvocationState,
     Job,
     Observation,
+    PredictorState,
     Stage,
     Task,
 )
@@ -130,6 +132,18 @@ class LoopRepository:
             .group_by(shape)
         )
         return {name: int(floor) for name, floor in rows}
+
+    def predictor_states(self, scopes: Iterable[str]) -> dict[tuple[str, str], PredictorState]:
+        scopes = list(scopes)
+        if not scopes:
+            return {}
+        rows = self.session.scalars(select(PredictorState).where(PredictorState.scope.in_(scopes)))
+        return {(row.scope, row.name): row for row in rows}
+
+    def last_observed(self, series: str) -> datetime | None:
+        return self.session.scalar(
+            select(func.max(Observation.observed_at)).where(Observation.series == series)
+        )
 
     def observations(self, job_id: uuid.UUID) -> list[Observation]:
         return list(

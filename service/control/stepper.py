@@ -13,9 +13,11 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from statistics import fmean
 from typing import Any
 
 from service.control import leases
+from service.control.learning import Run, job_scope
 from service.control.repository import LoopRepository
 from service.control.retry import GiveUp, RetryPolicy, after_failure
 from service.models import (
@@ -81,21 +83,71 @@ class JobStepper:
         self.function_name = function_name
 
     # -- the tick -------------------------------------------------------------------------
-    def advance(self, ctx: StepContext) -> None:
-        job = self.job
-        if job.status == JobStatus.PENDING.value:
-            job.status = JobStatus.RUNNING.value
-            job.started_at = ctx.now
-        stages = self.repo.stages(job.id)
-        tasks = self.repo.tasks(job.id)
-        by_id = {task.id: task for task in tasks}
-        open_invocations = []
-        for invocation in self.repo.open_invocations(job.id):
+    def record(self, ctx: StepContext) -> tuple[list[Run], tuple[list[int], list[float]] | None]:
+        """Record the results that arrived; return the runs for the learn step and, for a
+        training job that completed rounds, their stage positions and every round's loss."""
+        if self.job.status == JobStatus.PENDING.value:
+            self.job.status = JobStatus.RUNNING.value
+            self.job.started_at = ctx.now
+        if not ctx.results:
+            return [], None
+        tasks = {task.id: task for task in self.repo.tasks(self.job.id)}
+        runs, touched = [], set()
+        for invocation in self.repo.open_invocations(self.job.id):
             result = ctx.results.get(invocation.id)
             if result is None:
-                open_invocations.append(invocation)
-            else:
-                self._record(invocation, by_id[invocation.task_id], result, ctx)
+                continue
+            task = tasks[invocation.task_id]
+            self._record(invocation, task, result, ctx)
+            touched.add(task.stage_id)
+            if invocation.outcome == InvocationOutcome.OK.value and invocation.duration_ms:
+                runs.append(
+                    Run(
+                        self.job.id,
+                        task.shape,
+                        invocation.memory_mb,
+                        invocation.duration_ms,
+                        (task.epoch_to or 0) - (task.epoch_from or 0),
+                    )
+                )
+        self.repo.flush()
+        if self.spec.kind != "training":
+            return runs, None
+        stages = self.repo.stages(self.job.id)
+        completed = [
+            stage.position
+            for stage in stages
+            if stage.id in touched
+            and stage.kind == StageKind.ROUND.value
+            and all(
+                t.status == WorkStatus.SUCCEEDED.value
+                for t in tasks.values()
+                if t.stage_id == stage.id
+            )
+        ]
+        if not completed:
+            return runs, None
+        return runs, (completed, list(self._round_losses(stages, list(tasks.values()))))
+
+    def _round_losses(self, stages: list[Stage], tasks: list[Task]) -> tuple[float, ...]:
+        """The loss of every round so far (the mean of its workers'), up to the first one
+        that has not finished."""
+        rounds = []
+        for stage in stages:
+            if stage.kind != StageKind.ROUND.value:
+                continue
+            own = [t for t in tasks if t.stage_id == stage.id]
+            if not own or any(t.status != WorkStatus.SUCCEEDED.value for t in own):
+                break
+            rounds.append(fmean((t.result or {}).get("loss") or 0.0 for t in own))
+        return tuple(rounds)
+
+    def advance(self, ctx: StepContext) -> None:
+        """Move the job on: cancellation, budget, stages, decisions, launches."""
+        job = self.job
+        stages = self.repo.stages(job.id)
+        tasks = self.repo.tasks(job.id)
+        open_invocations = self.repo.open_invocations(job.id)
 
         if job.cancel_requested_at is not None:
             if not open_invocations:
@@ -434,10 +486,16 @@ class JobStepper:
             and (loss := round_loss(result)) is not None
         )
         elapsed = (now - self.job.started_at).total_seconds() if self.job.started_at else 0.0
+        scope = job_scope(self.job.id)
+        predictors = {
+            name: {"state": row.state, "observations": row.observations}
+            for (_, name), row in self.repo.predictor_states([scope]).items()
+        }
         return Observations(
             elapsed_s=elapsed,
             spent_usd=float(spent),
             samples=samples,
+            predictors=predictors,
             oom_floors=self.repo.oom_floors(self.job.id),
             current_mb=current,
             losses=losses,

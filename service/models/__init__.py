@@ -13,7 +13,7 @@ from service.models.enums import (
 )
 from service.models.idempotency import IdempotencyKey
 from service.models.job import Job, Stage, Task
-from service.models.ledger import Allocation, Invocation, Observation
+from service.models.ledger import Allocation, Invocation, Observation, PredictorState
 from service.models.tenant import ApiKey, Tenant
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "JobKind",
     "JobStatus",
     "Observation",
+    "PredictorState",
     "Stage",
     "StageKind",
     "Task",

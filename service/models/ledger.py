@@ -114,3 +114,21 @@ class Observation(Base):
     source: Mapped[str] = mapped_column(String(16))
     observed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class PredictorState(Base):
+    """What a predictor has learned, small and JSON (parameters and recent points, never a
+    pickled object): a restarted or second controller resumes from it without relearning."""
+
+    __tablename__ = "predictor_states"
+    __table_args__ = (UniqueConstraint("scope", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    # "job:<id>" for a job's predictors, "function:<name>" for a platform function's metrics
+    scope: Mapped[str] = mapped_column(String(255))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))  # e.g. "memory-curve:hidden=64"
+    kind: Mapped[str] = mapped_column(String(32))  # memory-curve, forecaster, loss-curve
+    state: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    observations: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

@@ -40,6 +40,9 @@ class Observations:
     losses: tuple[float, ...] = ()  # training: the loss after each round
     stages_done: int = 0
     rounds_since_change: int | None = None  # training: rounds run at the current memory
+    # What the loop's learn step stored, by predictor name ("memory-curve:<shape>",
+    # "duration:<shape>", "loss-curve"): {"state": ..., "observations": n}
+    predictors: dict[str, dict] = field(default_factory=dict)
 
     def by_shape(self) -> dict[str, list[Sample]]:
         grouped: dict[str, list[Sample]] = defaultdict(list)

@@ -238,7 +238,11 @@ class CeScaling:
         if training.target_loss is None or len(losses) < 3:
             return planned
         done = len(losses)
-        curve = LossCurve.fit(list(range(1, done + 1)), list(losses))
+        stored = context.observations.predictors.get("loss-curve")
+        if stored is not None and stored["observations"] == done:
+            curve = LossCurve.from_state(stored["state"])  # learned by the loop
+        else:
+            curve = LossCurve.fit(list(range(1, done + 1)), list(losses))
         estimate = curve.rounds_to_target(training.target_loss, planned)
         if estimate.upper is None:
             return planned

@@ -3,8 +3,11 @@ fitted ``MemoryCurve``), its uncertainty, cold-start time and the memory floor."
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from statistics import fmean
 from typing import Protocol
 
@@ -17,6 +20,7 @@ DEFAULT_INIT_MS = 500.0  # before any cold start was observed
 PEAK_MARGIN = 1.1  # safety margin on observed peak use (VPA uses 15 % on noisier pods)
 PEAK_MARGIN_MB = 32
 MAX_PLANNING_MARGIN = 0.3  # plan durations at most 30 % above the prediction
+MIN_FORECAST_POINTS = 3
 
 
 class DurationModel(Protocol):
@@ -36,6 +40,9 @@ class ShapeModel:
     init_ms: float
     floor_mb: int
     level: float = 0.9
+    # Upper bound (at ``level``) of the next run's duration relative to the curve, from the
+    # ARIMA forecaster of this shape's runs; None until it has enough of them.
+    factor_upper: float | None = None
 
     def duration_ms(self, memory_mb: int, epochs: int) -> float:
         return self.curve.predict(memory_mb) * max(1, epochs)
@@ -44,15 +51,24 @@ class ShapeModel:
         """Upper end of the prediction interval. The interval widens away from the measured
         sizes, which could make more memory look slower than less; on Lambda more memory is
         never slower, so the bound is the lowest upper bound of any size up to this one."""
-        candidates = [m for m in MEMORY_GRID if m < memory_mb] + [memory_mb]
-        upper = min(self._upper(m) for m in candidates)
+        below = bisect.bisect_left(MEMORY_GRID, memory_mb)
+        upper = self._upper(memory_mb)
+        if below:
+            upper = min(upper, self._grid_upper[below - 1])
         return upper * max(1, epochs)
+
+    @cached_property
+    def _grid_upper(self) -> list[float]:
+        """Running minimum of the per-epoch upper bound over the memory grid."""
+        return list(itertools.accumulate((self._upper(m) for m in MEMORY_GRID), min))
 
     def _upper(self, memory_mb: int) -> float:
         # A curve fitted on one or two sizes has a very wide interval far from them; planning
         # against it would rule every size out. The margin is capped: the plan is made again
         # after every stage with more points, which is what narrows it.
         predicted = self.curve.predict(memory_mb)
+        if self.factor_upper is not None:
+            return predicted * min(max(self.factor_upper, 1.0), 1 + MAX_PLANNING_MARGIN)
         high = self.curve.predict_interval(memory_mb, self.level)[1]
         return min(high, predicted * (1 + MAX_PLANNING_MARGIN))
 

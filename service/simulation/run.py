@@ -24,6 +24,7 @@ from service.simulation.workload_model import invocation_cost
 from service.spec import JobSpec
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z; any fixed origin keeps runs reproducible
+TICK_S = 0.1  # the simulated loop ticks every 100 ms (the live default is 1 s)
 
 
 def truth_for(spec: JobSpec) -> Truth:
@@ -68,9 +69,9 @@ def simulate(
                 if oracle
                 else policy_for
             ),
-            stage_overhead_s=0.0,  # the virtual clock jumps straight to the next completion
+            stage_overhead_s=TICK_S,  # a stage ends at most one tick after its last task
         )
-        drive(controller, clock, [job_id], max_ticks=max_ticks)
+        drive(controller, clock, [job_id], max_ticks=max_ticks, tick_s=TICK_S)
         return summary(database, tenant, job_id)
     finally:
         platform.close()

@@ -1,0 +1,222 @@
+"""The loop's *learn* step: feed what finished this tick to the online predictors, and keep
+what they learned in the database (``predictor_states``).
+
+Per job and task shape:
+- ``memory-curve:<shape>`` — duration per epoch against memory (``MemoryCurve``), refitted when
+  the shape has new runs;
+- ``duration:<shape>`` — training only: the series of each round's durations relative to that
+  curve, an ARIMA forecaster (``ForecasterBank``): it tracks drift the curve cannot (a slower
+  data source, noisy neighbours) and gives the upper bound the next rounds are planned with.
+  (An HPO rung is a batch of parallel trials, not a time series: its shapes have curves only.)
+  Every series touched in a tick is updated in one vectorised call; statsmodels refits run on
+  a slow cadence, at most ``refits_per_tick`` per tick, most stale first, warm-started;
+- ``loss-curve`` — training only: the loss after each round (``LossCurve``).
+Per platform function, ``cloudwatch:<metric>`` series are polled from the platform's metrics
+every ``metrics_interval_s`` and stored as observations.
+
+Everything stored is small JSON (parameters and recent points), so a restarted controller, or
+another replica taking a job over, resumes where this one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from service.control.repository import LoopRepository
+from service.models import Job, Observation, PredictorState
+from service.platform.interface import Platform, PlatformError
+from service.prediction.forecaster import ForecasterBank, ForecasterConfig
+from service.prediction.loss_curve import LossCurve
+from service.prediction.memory_curve import MemoryCurve
+
+log = logging.getLogger(__name__)
+
+# Rounds arrive every few seconds to minutes. Below 24 rounds a series is forecast by its EWMA;
+# from then on it is refitted every 24 rounds, on the last 64. Only AR(1) with a mean and
+# IMA(1,1) are candidates: on short, nearly constant duration ratios the (1,0,1) and (1,1,1)
+# fits often fail to converge after seconds of statsmodels, which a tick cannot afford.
+FORECASTER = ForecasterConfig(
+    min_observations=24,
+    refit_every=24,
+    window=64,
+    reselect_every=4,
+    orders=((1, 0, 0), (0, 1, 1)),
+)
+
+_METRICS = ("invocations", "duration_avg", "duration_max", "errors", "throttles", "memory_used_max")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run recorded this tick, as the learn step needs it."""
+
+    job_id: uuid.UUID
+    shape: str
+    memory_mb: int
+    duration_ms: float
+    epochs: int
+
+
+def job_scope(job_id: uuid.UUID) -> str:
+    return f"job:{job_id}"
+
+
+class Learner:
+    def __init__(self, refits_per_tick: int = 4, metrics_interval_s: float = 60.0) -> None:
+        self.refits_per_tick = refits_per_tick
+        self.metrics_interval = timedelta(seconds=metrics_interval_s)
+        self._polled: dict[str, datetime] = {}
+
+    def learn(
+        self,
+        repo: LoopRepository,
+        runs: list[Run],
+        rounds: dict[uuid.UUID, tuple[list[int], list[float]]],
+    ) -> None:
+        """``rounds``: per training job that completed rounds this tick, their stage positions
+        and the loss of every round so far."""
+        scopes = {job_scope(run.job_id) for run in runs} | {job_scope(j) for j in rounds}
+        states = repo.predictor_states(scopes)
+        curves = self._curves(repo, runs, states)
+        self._forecasts(repo, rounds, curves, states)
+        for job_id, (_, losses) in rounds.items():
+            if len(losses) >= 3:
+                curve = LossCurve.fit(list(range(1, len(losses) + 1)), losses)
+                self._save(
+                    repo, states, job_id, "loss-curve", "loss-curve", curve.to_state(), len(losses)
+                )
+
+    def _curves(self, repo, runs, states) -> dict[tuple[uuid.UUID, str], MemoryCurve]:
+        curves = {}
+        for job_id, shape in sorted({(run.job_id, run.shape) for run in runs}):
+            points = [
+                (row[2], row[3] / max(1, (row[7] or 0) - (row[6] or 0)))
+                for row in repo.samples(job_id)
+                if row[0] == shape and row[8] == "ok" and row[3]
+            ]
+            if not points:
+                continue
+            curve = MemoryCurve.fit([p[0] for p in points], [p[1] for p in points])
+            curves[(job_id, shape)] = curve
+            self._save(
+                repo,
+                states,
+                job_id,
+                f"memory-curve:{shape}",
+                "memory-curve",
+                curve.to_state(),
+                len(points),
+            )
+        return curves
+
+    def _forecasts(self, repo, rounds, curves, states) -> None:
+        """One point per completed round and shape: its slowest worker relative to the curve
+        (a round lasts as long as its slowest worker)."""
+        points: list[tuple[tuple[uuid.UUID, str], float]] = []
+        for job_id, (positions, _) in sorted(rounds.items()):
+            samples = repo.samples(job_id)
+            for position in sorted(positions):
+                slowest: dict[str, float] = {}
+                for shape, stage, memory, duration, _, _, epoch_from, epoch_to, outcome in samples:
+                    curve = curves.get((job_id, shape))
+                    if stage != position or outcome != "ok" or not duration or curve is None:
+                        continue
+                    epochs = max(1, (epoch_to or 0) - (epoch_from or 0))
+                    ratio = duration / epochs / max(curve.predict(memory), 1e-9)
+                    slowest[shape] = max(slowest.get(shape, 0.0), ratio)
+                points += [((job_id, shape), ratio) for shape, ratio in sorted(slowest.items())]
+        if not points:
+            return
+        keys = sorted({key for key, _ in points})
+        index_of = {key: i for i, key in enumerate(keys)}
+        bank = ForecasterBank(len(keys), FORECASTER)
+        for (job_id, shape), index in index_of.items():
+            row = states.get((job_scope(job_id), f"duration:{shape}"))
+            if row is not None:
+                bank.load_series_state(index, row.state)
+        ids = np.array([index_of[key] for key, _ in points])
+        bank.update(ids, np.array([ratio for _, ratio in points]))  # vectorised, all series
+        due = bank.due_for_refit()[: self.refits_per_tick]
+        if len(due):
+            bank.refit(due)
+        for (job_id, shape), index in index_of.items():
+            self._save(
+                repo,
+                states,
+                job_id,
+                f"duration:{shape}",
+                "forecaster",
+                bank.series_state(index),
+                int(bank.observations(np.array([index]))[0]),
+            )
+
+    def _save(self, repo, states, job_id, name, kind, state, observations) -> None:
+        scope = job_scope(job_id)
+        row = states.get((scope, name))
+        if row is None:
+            row = PredictorState(
+                scope=scope,
+                job_id=job_id,
+                name=name,
+                kind=kind,
+                state=state,
+                observations=observations,
+            )
+            repo.add(row)
+            states[(scope, name)] = row
+        else:
+            row.state = state
+            row.observations = observations
+
+    # -- platform metrics (CloudWatch-shaped) --------------------------------------------------
+    def poll_metrics(
+        self, repo: LoopRepository, platform: Platform, functions: set[str], now: datetime
+    ) -> int:
+        """Store new datapoints of each running function, at most every ``metrics_interval``.
+        A period without a datapoint stays absent: unknown, not zero (DESIGN.md §2)."""
+        stored = 0
+        for name in sorted(functions):
+            last = self._polled.get(name)
+            if last is not None and now - last < self.metrics_interval:
+                continue
+            self._polled[name] = now
+            series = f"function:{name}"
+            since = repo.last_observed(series) or now - timedelta(minutes=15)
+            try:
+                metrics = platform.metrics(name, since.timestamp(), now.timestamp())
+            except PlatformError as error:
+                log.warning("metrics of %s unavailable: %s", name, error)
+                continue
+            for metric in _METRICS:
+                for timestamp, value in getattr(metrics, metric):
+                    observed = datetime.fromtimestamp(timestamp, since.tzinfo)
+                    if observed <= since or not math.isfinite(value):
+                        continue
+                    repo.add(
+                        Observation(
+                            series=series,
+                            metric=metric,
+                            value=float(value),
+                            source="cloudwatch",
+                            observed_at=observed,
+                        )
+                    )
+                    stored += 1
+        return stored
+
+
+def by_job(states: dict[tuple[str, str], PredictorState]) -> dict[str, dict[str, dict]]:
+    grouped: dict[str, dict[str, dict]] = defaultdict(dict)
+    for (scope, name), row in states.items():
+        grouped[scope][name] = {"state": row.state, "observations": row.observations}
+    return grouped
+
+
+__all__ = ["Job", "Learner", "Run", "by_job", "job_scope"]

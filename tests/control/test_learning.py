@@ -1,0 +1,131 @@
+"""The learn step: predictor state lives in the database, so another controller resumes it;
+platform metrics are polled into observations, gaps left unknown."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from service.control.loop import Controller, to_datetime
+from service.models import Job, Observation, PredictorState
+from service.platform.clock import VirtualClock
+from service.platform.emulator.backend import EmulatorPlatform
+from tests.conftest import truncate_all
+from tests.control.helpers import TRAINING, submit
+
+START = 1_767_225_600.0
+
+
+@pytest.fixture
+def env(pg_engine, settings, tmp_path):
+    from service.database import Database
+
+    settings = settings.model_copy(
+        update={"store_url": (tmp_path / "store").as_uri(), "metrics_interval_s": 1.0}
+    )
+    database = Database(settings, engine=pg_engine)
+    clock = VirtualClock(START)
+    platform = EmulatorPlatform(clock, seed=1, workers=2)
+    yield database, platform, clock, settings
+    platform.close()
+    truncate_all(pg_engine)
+
+
+def tick_until(controller, clock, database, job_id, predicate, limit=400):
+    for _ in range(limit):
+        controller.run_once(to_datetime(clock.now()))
+        if predicate():
+            return
+        upcoming = controller.next_event()
+        clock.set(upcoming if upcoming and upcoming > clock.now() else clock.now() + 1.0)
+    pytest.fail("condition not reached")
+
+
+def states(database, job_id) -> dict[str, SimpleNamespace]:
+    with database.session() as session:
+        rows = session.scalars(select(PredictorState).where(PredictorState.job_id == job_id))
+        return {
+            row.name: SimpleNamespace(id=row.id, observations=row.observations, state=row.state)
+            for row in rows
+        }
+
+
+def test_a_second_controller_resumes_the_predictors_of_the_first(env):
+    database, platform, clock, settings = env
+    spec = TRAINING | {
+        "training": TRAINING["training"] | {"max_epochs": 8},
+        "policy": {"name": "ce-scaling"},
+    }
+    (job_id,) = submit(database, spec)
+    first = Controller(database, platform, settings, owner="first", seed=1)
+    tick_until(
+        first,
+        clock,
+        database,
+        job_id,
+        lambda: (
+            states(database, job_id).get("duration:worker") is not None
+            and states(database, job_id)["duration:worker"].observations >= 3
+        ),
+    )
+    learned = states(database, job_id)
+    assert {"memory-curve:worker", "duration:worker", "loss-curve"} <= set(learned)
+    rounds_seen = learned["duration:worker"].observations
+    assert learned["memory-curve:worker"].state  # plain JSON parameters, not a pickle
+
+    # The first controller goes away (its lease expires); a new one takes the job over.
+    clock.advance(settings.controller_lease_s + 1)
+    second = Controller(database, platform, settings, owner="second", seed=2)
+    tick_until(
+        second,
+        clock,
+        database,
+        job_id,
+        lambda: database_status(database, job_id) in ("succeeded", "failed"),
+    )
+    assert database_status(database, job_id) == "succeeded"
+    resumed = states(database, job_id)["duration:worker"]
+    # the series went on from where the first controller left it, one point per round
+    assert resumed.observations > rounds_seen
+    assert resumed.id == learned["duration:worker"].id
+
+
+def database_status(database, job_id) -> str:
+    with database.session() as session:
+        return session.get(Job, job_id).status
+
+
+def test_platform_metrics_are_polled_into_observations(env):
+    database, platform, clock, settings = env
+    (job_id,) = submit(database, TRAINING)
+    controller = Controller(database, platform, settings, seed=1)
+    tick_until(
+        controller,
+        clock,
+        database,
+        job_id,
+        lambda: database_status(database, job_id) == "succeeded",
+    )
+    clock.advance(120)  # let the last minute's datapoints close, then poll once more
+    controller.learner._polled.clear()
+    with database.session() as session:
+        from service.control.repository import LoopRepository
+
+        repo = LoopRepository(session)
+        controller.learner.poll_metrics(
+            repo, platform, {"cescale-mlp-training"}, to_datetime(clock.now())
+        )
+        session.flush()
+        rows = [
+            (row.metric, row.value, row.series)
+            for row in session.scalars(
+                select(Observation).where(Observation.source == "cloudwatch")
+            )
+        ]
+    metrics = {metric for metric, _, _ in rows}
+    assert {"invocations", "duration_avg", "duration_max"} <= metrics
+    invocations = sum(value for metric, value, _ in rows if metric == "invocations")
+    assert invocations >= 3 * 4  # 3 workers x 4 rounds, each counted once
+    assert {series for _, _, series in rows} == {"function:cescale-mlp-training"}
