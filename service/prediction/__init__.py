@@ -3,7 +3,6 @@
 - :class:`MemoryCurve` — duration as a function of memory (Lambda's CPU-share model).
 - :class:`ForecasterBank` — ARIMA / EWMA forecasts of duration series, many at once.
 - :class:`LossCurve` — rounds a training job still needs to reach its target loss.
-- :class:`PeakMemoryEstimator` — the memory floor that avoids out-of-memory kills.
 
 No clock reads, no I/O: every estimator's state is a small JSON dict (``to_state`` /
 ``from_state``) that the control loop stores, so a restarted controller resumes where it was.
@@ -18,7 +17,6 @@ from service.prediction.forecaster import (
 )
 from service.prediction.loss_curve import FittedForm, LossCurve, RoundsEstimate
 from service.prediction.memory_curve import CurveComponents, CurveShape, MemoryCurve, vcpu_share
-from service.prediction.peak_memory import PeakMemoryEstimator
 
 __all__ = [
     "CurveComponents",
@@ -29,7 +27,6 @@ __all__ = [
     "ForecasterConfig",
     "LossCurve",
     "MemoryCurve",
-    "PeakMemoryEstimator",
     "RefitReport",
     "RoundsEstimate",
     "update_workload",
