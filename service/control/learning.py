@@ -23,14 +23,13 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 
 from service.control.repository import LoopRepository
-from service.models import Job, Observation, PredictorState
+from service.models import Observation, PredictorState
 from service.platform.interface import Platform, PlatformError
 from service.prediction.forecaster import ForecasterBank, ForecasterConfig
 from service.prediction.loss_curve import LossCurve
@@ -211,12 +210,3 @@ class Learner:
                     stored += 1
         return stored
 
-
-def by_job(states: dict[tuple[str, str], PredictorState]) -> dict[str, dict[str, dict]]:
-    grouped: dict[str, dict[str, dict]] = defaultdict(dict)
-    for (scope, name), row in states.items():
-        grouped[scope][name] = {"state": row.state, "observations": row.observations}
-    return grouped
-
-
-__all__ = ["Job", "Learner", "Run", "by_job", "job_scope"]
