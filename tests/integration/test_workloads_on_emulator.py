@@ -72,7 +72,8 @@ def test_hpo_trial_resumes_and_loss_falls(platform, tmp_path, function, dataset)
     assert second.report.max_memory_used_mb > 0 and second.report.billed_ms >= 1
 
 
-def test_training_rounds_average_workers_and_loss_falls(platform, tmp_path):
+@pytest.mark.parametrize("dataset", ["builtin:digits", SYNTHETIC])
+def test_training_rounds_average_workers_and_loss_falls(platform, tmp_path, dataset):
     store = tmp_path.as_uri()
     name = register(platform, "builtin:mlp", "training")
     params = {"lr": 0.05, "hidden": 16}
@@ -88,6 +89,7 @@ def test_training_rounds_average_workers_and_loss_falls(platform, tmp_path):
                     round_,
                     round_ + 1,
                     checkpoints,
+                    dataset=dataset,
                     worker=w,
                     workers=2,
                     round=round_,
