@@ -209,4 +209,3 @@ class Learner:
                     )
                     stored += 1
         return stored
-

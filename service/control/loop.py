@@ -47,6 +47,13 @@ from service.workflows.training import TrainingWorkflow
 log = logging.getLogger(__name__)
 
 
+MAX_DISPATCH_FAILURES = 3
+
+
+class PlatformGaveUp(Exception):
+    """The platform kept refusing a job's calls (no such function, no permission, ...)."""
+
+
 def to_datetime(clock_seconds: float) -> datetime:
     return datetime.fromtimestamp(clock_seconds, UTC)
 
@@ -100,6 +107,7 @@ class Controller:
         self.in_flight: dict[uuid.UUID, InvocationHandle] = {}
         self.finished: dict[uuid.UUID, InvokeResult] = {}
         self.applied: set[uuid.UUID] = set()  # allocations done on the platform, not yet recorded
+        self.dispatch_failures: dict[uuid.UUID, tuple[int, str]] = {}
         self._functions: set[str] = set()
         self._variants: set[tuple[str, int]] = set()
         self._workflows: dict[uuid.UUID, object] = {}
@@ -185,6 +193,11 @@ class Controller:
 
     def _record(self, repo: LoopRepository, job: Job, now: datetime, steppers: dict):
         spec = JobSpec.model_validate(job.spec)
+        functions.function_spec(spec, self.settings.backend)  # can this backend run it at all?
+        failures, reason = self.dispatch_failures.get(job.id, (0, ""))
+        if failures >= MAX_DISPATCH_FAILURES:
+            del self.dispatch_failures[job.id]
+            raise PlatformGaveUp(reason)
         policy = self.policy_for(spec)
         stepper = JobStepper(
             repo,
@@ -214,7 +227,12 @@ class Controller:
         except OperationalError:
             savepoint.rollback()
             raise
-        except (ValidationError, UnavailablePolicy, functions.UnrunnableWorkload) as error:
+        except (
+            ValidationError,
+            UnavailablePolicy,
+            functions.UnrunnableWorkload,
+            PlatformGaveUp,
+        ) as error:
             savepoint.rollback()
             self._fail(repo, job, now, str(error))
         except Exception as error:
@@ -254,8 +272,8 @@ class Controller:
                 job = session.get(Job, allocation.job_id)
                 try:
                     self._ensure_variant(JobSpec.model_validate(job.spec), allocation.to_mb)
-                except PlatformError:
-                    log.exception("could not apply allocation %s", allocation.id)
+                except (PlatformError, ValueError) as error:
+                    self._dispatch_failed(job.id, f"memory change to {allocation.to_mb} MB", error)
                     continue
                 self.applied.add(allocation.id)
             stages = {}
@@ -275,11 +293,19 @@ class Controller:
                     self.in_flight[invocation.id] = self.platform.start_invoke(
                         invocation.function_name, payload, memory_mb=invocation.memory_mb
                     )
-                except PlatformError:
-                    log.exception("could not start invocation %s", invocation.id)
+                except (PlatformError, ValueError) as error:
+                    self._dispatch_failed(job.id, f"invocation of {task.key}", error)
                     continue
+                self.dispatch_failures.pop(job.id, None)
                 dispatched += 1
         return dispatched
+
+    def _dispatch_failed(self, job_id: uuid.UUID, what: str, error: Exception) -> None:
+        """A platform call that failed after the commit: the intent stays and is tried again
+        next tick; after ``MAX_DISPATCH_FAILURES`` in a row the job fails with the reason."""
+        log.warning("job %s: %s failed on the platform: %s", job_id, what, error)
+        count, _ = self.dispatch_failures.get(job_id, (0, ""))
+        self.dispatch_failures[job_id] = (count + 1, f"{what} failed on the platform: {error}")
 
     def _ensure_variant(self, spec: JobSpec, memory_mb: int) -> None:
         name = functions.function_name(spec)

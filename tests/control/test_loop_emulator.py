@@ -201,3 +201,33 @@ def test_power_tuning_profiles_first_and_bills_it(loop_env):
             )
         }
         assert len(chosen) == 1 and chosen <= {256, 1024}
+
+
+def test_a_job_the_backend_cannot_run_fails_with_the_reason(loop_env):
+    database, platform, clock, settings = loop_env
+    spec = HPO | {"workload": {"function": "my-own-lambda", "dataset": "builtin:digits"}}
+    ids = submit(database, spec, TRAINING)
+    controller = Controller(database, platform, settings, seed=3)
+    drive(controller, clock, ids, max_ticks=500)
+    with database.session() as session:
+        mine, other = (session.get(Job, i) for i in ids)
+        assert mine.status == "failed"
+        assert "emulator runs only the built-in workloads" in mine.status_reason
+        assert other.status == "succeeded"  # one bad job does not hold up the others
+
+
+def test_platform_refusals_fail_the_job_after_retries(loop_env, monkeypatch):
+    database, platform, clock, settings = loop_env
+    (job_id,) = submit(database, HPO)
+    from service.platform.interface import PlatformError
+
+    def refuse(*_args, **_kwargs):
+        raise PlatformError("AccessDeniedException: not allowed to invoke")
+
+    monkeypatch.setattr(platform, "start_invoke", refuse)
+    controller = Controller(database, platform, settings, seed=3)
+    drive(controller, clock, [job_id], max_ticks=50)
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        assert job.status == "failed"
+        assert "AccessDeniedException" in job.status_reason
