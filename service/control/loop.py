@@ -106,6 +106,7 @@ class Controller:
         self.learner = Learner(metrics_interval_s=settings.metrics_interval_s)
         self.in_flight: dict[uuid.UUID, InvocationHandle] = {}
         self.finished: dict[uuid.UUID, InvokeResult] = {}
+        self._job_of: dict[uuid.UUID, uuid.UUID] = {}  # invocation -> job, for pruning
         self.applied: set[uuid.UUID] = set()  # allocations done on the platform, not yet recorded
         self.dispatch_failures: dict[uuid.UUID, tuple[int, str]] = {}
         self._functions: set[str] = set()
@@ -159,8 +160,13 @@ class Controller:
             with clock("commit"):
                 commit(session)
         report.recorded = len(consumed)
-        for invocation_id in consumed:
-            self.finished.pop(invocation_id, None)
+        claimed = {job.id for job in jobs}
+        for invocation_id in list(self.finished):
+            # recorded, or of a job this replica no longer holds (its new owner sends the
+            # attempt again; the handler replays it)
+            if invocation_id in consumed or self._job_of.get(invocation_id) not in claimed:
+                self.finished.pop(invocation_id, None)
+                self._job_of.pop(invocation_id, None)
         self.applied.clear()
         with clock("dispatch"):
             report.dispatched = self._dispatch()
@@ -293,6 +299,7 @@ class Controller:
                     self.in_flight[invocation.id] = self.platform.start_invoke(
                         invocation.function_name, payload, memory_mb=invocation.memory_mb
                     )
+                    self._job_of[invocation.id] = job.id
                 except (PlatformError, ValueError) as error:
                     self._dispatch_failed(job.id, f"invocation of {task.key}", error)
                     continue
