@@ -162,11 +162,14 @@ class LoopRepository:
                 select(Invocation, Task, Job)
                 .join(Task, Task.id == Invocation.task_id)
                 .join(Job, Job.id == Invocation.job_id)
+                .join(Stage, Stage.id == Invocation.stage_id)
                 .where(
                     Job.lease_owner == owner,
                     Invocation.state == InvocationState.INTENT.value,
                 )
-                .order_by(Invocation.created_at, Invocation.id)
+                # a stable order (not ids, which are random): the same run dispatches the same
+                # way, so a seeded simulation gives the same result every time
+                .order_by(Job.created_at, Stage.position, Task.key, Invocation.attempt)
             )
         ]
 

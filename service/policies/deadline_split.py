@@ -46,6 +46,7 @@ def stage_options(
     its cheapest size that finishes within T; the stage takes as long as its slowest task.
     """
     times = {(s, m): time_s(s, m) for s in shapes for m in grids[s]}
+    costs = {(s, m): cost_usd(s, m) for s in shapes for m in grids[s]}
     options = []
     for limit in sorted(set(times.values())):
         memory, worst, cost = {}, 0.0, 0.0
@@ -53,10 +54,10 @@ def stage_options(
             fitting = [m for m in grids[shape] if times[(shape, m)] <= limit]
             if not fitting:
                 break
-            best = min(fitting, key=lambda m: (cost_usd(shape, m), times[(shape, m)]))
+            best = min(fitting, key=lambda m: (costs[(shape, m)], times[(shape, m)]))
             memory[shape] = best
             worst = max(worst, times[(shape, best)])
-            cost += count * cost_usd(shape, best)
+            cost += count * costs[(shape, best)]
         else:
             options.append(StageOption(memory, worst + overhead_s, cost))
     return pareto(options)

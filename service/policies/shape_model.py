@@ -45,7 +45,18 @@ class ShapeModel:
     factor_upper: float | None = None
 
     def duration_ms(self, memory_mb: int, epochs: int) -> float:
-        return self.curve.predict(memory_mb) * max(1, epochs)
+        return self._predict(memory_mb) * max(1, epochs)
+
+    def _predict(self, memory_mb: int) -> float:
+        # Plans ask for the same few sizes many times; a scalar NumPy prediction is not free.
+        cache = self._predictions
+        if memory_mb not in cache:
+            cache[memory_mb] = self.curve.predict(memory_mb)
+        return cache[memory_mb]
+
+    @cached_property
+    def _predictions(self) -> dict[int, float]:
+        return {}
 
     def upper_ms(self, memory_mb: int, epochs: int) -> float:
         """Upper end of the prediction interval. The interval widens away from the measured
@@ -66,7 +77,7 @@ class ShapeModel:
         # A curve fitted on one or two sizes has a very wide interval far from them; planning
         # against it would rule every size out. The margin is capped: the plan is made again
         # after every stage with more points, which is what narrows it.
-        predicted = self.curve.predict(memory_mb)
+        predicted = self._predict(memory_mb)
         if self.factor_upper is not None:
             return predicted * min(max(self.factor_upper, 1.0), 1 + MAX_PLANNING_MARGIN)
         high = self.curve.predict_interval(memory_mb, self.level)[1]
