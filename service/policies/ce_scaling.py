@@ -30,10 +30,12 @@ from service.policies.shape_model import DurationModel, fit_all, floor_mb
 from service.prediction.loss_curve import LossCurve
 from service.spec import CeScalingPolicy
 
-# Exploration sizes: where CPU-bound work costs the same per task (below one vCPU, DESIGN.md §2)
-# and small enough that an I/O-bound task is not overpaid; the curve fit extrapolates above.
-PROBE_MB = (256, 512)
-PILOT_SHARE = 2  # run a pilot first when a shape has at least 2x as many tasks as probe sizes
+# The pilot runs at one vCPU (DESIGN.md §2): the fastest a single-threaded task can go, so the
+# rest of the stage waits as little as possible and a tight deadline is not spent exploring,
+# while CPU-bound work costs about the same per task as at any smaller size. The sizes the rest
+# of the stage then runs at give the curve its further points.
+PROBE_MB = (1769,)
+PILOT_SHARE = 2  # a shape with at least 2 tasks per probe size sends a pilot first
 SAFETY = 0.9  # plan to finish with 10 % of the remaining deadline to spare
 
 
@@ -67,21 +69,12 @@ class CeScaling:
         size — and its other tasks wait for the pilot's measurements (then the stage is planned
         like any other); a shape with few tasks spreads them over the probe sizes."""
         probes = sorted({min(max(p, self.min_memory_mb), self.max_memory_mb) for p in PROBE_MB})
-        if context.spec.kind == "training":
-            # Workers of a round are identical: start them all at the smallest probe and let
-            # the resize rule (and its minimum-gain guard) move them once they are measured;
-            # spreading them would pay a second round of cold starts for little.
-            probes = probes[:1]
         counts = Counter(task.shape for task in context.stage.tasks)
         decisions, seen = {}, Counter()
         for task in context.stage.tasks:
             index = seen[task.shape]
             seen[task.shape] += 1
-            pilot = (
-                len(probes) > 1
-                and not context.must_decide_all
-                and counts[task.shape] >= PILOT_SHARE * len(probes)
-            )
+            pilot = not context.must_decide_all and counts[task.shape] >= PILOT_SHARE * len(probes)
             if pilot and index >= len(probes):
                 continue  # waits for the pilot
             floor = floor_mb(context.observations, task.shape, self.min_memory_mb)
@@ -173,7 +166,9 @@ class CeScaling:
         rounds_left = self.rounds_left(context)
         epochs = training.epochs_per_round
         remaining_s = (spec.qos.deadline_s - obs.elapsed_s) * self.safety
-        current = obs.current_mb.get("worker")
+        # Tasks that waited for a pilot start in new environments whatever their size: there
+        # is nothing warm to keep, so no hysteresis for them.
+        current = None if context.must_decide_all else obs.current_mb.get("worker")
         floor = max(model.floor_mb, self.min_memory_mb)
 
         def round_time(m: int, cold: bool) -> float:

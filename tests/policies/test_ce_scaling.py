@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from service.models.enums import StageKind
 from service.policies.ce_scaling import PROBE_MB, CeScaling
 from service.policies.shape_model import floor_mb
@@ -22,20 +24,29 @@ def memories(decisions) -> set[int]:
 
 
 def test_first_stage_sends_a_pilot_and_holds_the_rest():
-    plan = stage(0, {"small": 9, "big": 3})
+    plan = stage(0, {"small": 9, "big": 1})
     decisions = CeScaling().allocate(context(hpo_spec(600), plan))
-    pilots = {key for key in decisions if key.startswith("small")}
-    assert pilots == {"small-0", "small-1"}  # one per probe size; small-2.. wait for them
-    assert {decisions[k].memory_mb for k in pilots} == set(PROBE_MB)
-    assert {k for k in decisions if k.startswith("big")} == {"big-0", "big-1", "big-2"}
+    # one pilot per shape, at one vCPU; the other small tasks wait for its measurements
+    assert set(decisions) == {"small-0", "big-0"}
+    assert {d.memory_mb for d in decisions.values()} == set(PROBE_MB) == {1769}
     assert all(d.rule == "explore" for d in decisions.values())
     # asked again for the held tasks, it must decide every one of them
-    later = CeScaling().allocate(
-        context(hpo_spec(600), plan, samples=()).__class__(
-            **{**context(hpo_spec(600), plan).__dict__, "must_decide_all": True}
-        )
+    again = dataclasses.replace(context(hpo_spec(600), plan), must_decide_all=True)
+    assert set(CeScaling().allocate(again)) == {t.key for t in plan.tasks}
+
+
+def test_tasks_held_for_a_pilot_are_planned_without_hysteresis():
+    plan = stage(0, {"worker": 4}, kind=StageKind.ROUND)
+    pilot = samples("worker", SLOW, sizes=(1769,), stage=0)
+    held = dataclasses.replace(
+        context(
+            training_spec(3600), plan, [(4, 1)] * 19, samples=pilot, current_mb={"worker": 1769}
+        ),
+        must_decide_all=True,
     )
-    assert set(later) == {t.key for t in plan.tasks}
+    decisions = CeScaling().allocate(held)
+    assert max(memories(decisions)) < 1769  # plenty of time: a cheaper size, no cold start to keep
+    assert all(not d.vetoes for d in decisions.values())
 
 
 def test_slack_deadline_buys_little_memory_and_tight_buys_more():
@@ -72,10 +83,10 @@ def test_policy_bounds_are_kept():
     assert memories(decisions) <= set(range(640, 3009))
 
 
-def test_training_starts_all_workers_at_one_probe_size():
+def test_training_sends_one_pilot_worker_first():
     plan = stage(0, {"worker": 4}, kind=StageKind.ROUND)
     decisions = CeScaling().allocate(context(training_spec(600), plan, [(4, 1)] * 19))
-    assert memories(decisions) == {PROBE_MB[0]}
+    assert set(decisions) == {"worker-0"} and memories(decisions) == {1769}
 
 
 def test_training_resizes_up_for_a_tight_deadline():
