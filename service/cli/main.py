@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from service.cli import controller, curve, db, emulate, server, simulate, tenants, workloads
+from service.cli import (
+    bench,
+    controller,
+    curve,
+    db,
+    emulate,
+    server,
+    simulate,
+    tenants,
+    workloads,
+)
 from service.settings import get_settings
 
 app = typer.Typer(
@@ -22,6 +32,7 @@ emulate.register(app)
 simulate.register(app)
 controller.register(app)
 curve.register(app)
+bench.register(app)
 
 
 @app.callback()

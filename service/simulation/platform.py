@@ -9,11 +9,18 @@ clock; the response carries the model's loss and score instead of a trained mode
 Work of one size runs as one emulator function (``<name>~<size>``), so warm environments are
 shared between invocations of equal work rather than across the whole function: a simulated job
 sees somewhat more cold starts than it would on Lambda.
+
+The workload model is pluggable (``service.simulation.work``): the analytic model by default, or
+a measured profile (``profile_model``), whose per-invocation scaled profiles the emulator reads
+from files in a private temporary directory that ``close`` removes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from service.platform.emulator.backend import EmulatorPlatform
@@ -23,9 +30,9 @@ from service.platform.interface import (
     InvocationHandle,
     InvokeResult,
     Report,
-    Traits,
 )
-from service.simulation.workload_model import invocation_cost, loss_after
+from service.simulation.work import AnalyticWorkload, Work, WorkloadModel
+from service.simulation.workload_model import loss_after
 from service.workloads.registry import BUILTIN_HANDLERS, TRAINING_HANDLERS
 
 _BUILTIN_OF = {
@@ -34,8 +41,20 @@ _BUILTIN_OF = {
 
 
 class SimulatedPlatform:
-    def __init__(self, emulator: EmulatorPlatform) -> None:
+    def __init__(
+        self,
+        emulator: EmulatorPlatform,
+        workload: WorkloadModel | None = None,
+        *,
+        loss_salt: str | None = None,
+    ) -> None:
         self.emulator = emulator
+        self.workload: WorkloadModel = workload or AnalyticWorkload()
+        # What the model's loss noise is keyed by, with the parameters, epochs and worker: by
+        # default the job id (every job draws afresh); a fixed salt makes the same trials and
+        # rounds learn identically in every job that uses it (policies compared at one seed).
+        self.loss_salt = loss_salt
+        self._profile_dir: tempfile.TemporaryDirectory[str] | None = None
         self.clock = emulator.clock
         self._specs: dict[str, FunctionSpec] = {}
         self._variants: dict[str, set[int]] = {}
@@ -70,11 +89,8 @@ class SimulatedPlatform:
     ) -> InvocationHandle:
         spec = self._specs[name]
         builtin = _BUILTIN_OF[spec.handler]
-        epochs = payload["epoch_to"] - payload["epoch_from"]
-        cost = invocation_cost(
-            builtin, payload["dataset"], payload["params"], epochs, payload.get("workers", 1)
-        )
-        sized = f"{name}~{round(cost.cpu_ms)}~{round(cost.peak_memory_mb)}"
+        work = self.workload.work(builtin, payload)
+        sized = f"{name}~{work.key}"
         if sized not in self._sized:
             self.emulator.ensure_function(
                 FunctionSpec(
@@ -82,12 +98,8 @@ class SimulatedPlatform:
                     memory_mb=spec.memory_mb,
                     timeout_s=spec.timeout_s,
                     architecture=spec.architecture,
-                    traits=Traits(
-                        cpu_ms=cost.cpu_ms,
-                        peak_memory_mb=cost.peak_memory_mb,
-                        init_ms=cost.init_ms,
-                        io_ms=0.0,
-                    ),
+                    traits=work.traits,
+                    profile=self._profile_file(work),
                 )
             )
             self._sized.add(sized)
@@ -103,7 +115,7 @@ class SimulatedPlatform:
         if result is None:
             return None
         del self._pending[handle.invocation_id]
-        response = _response(builtin, payload) if result.ok else None
+        response = _response(builtin, payload, self.loss_salt) if result.ok else None
         return dataclasses.replace(result, function=handle.function, payload=response)
 
     def invoke(self, name: str, payload: Any, *, memory_mb: int | None = None) -> InvokeResult:
@@ -135,10 +147,23 @@ class SimulatedPlatform:
 
     def close(self) -> None:
         self.emulator.close()
+        if self._profile_dir is not None:
+            self._profile_dir.cleanup()
+            self._profile_dir = None
+
+    def _profile_file(self, work: Work) -> Path | None:
+        """The emulator loads measured profiles from files: write this work's profile once."""
+        if work.profile is None:
+            return None
+        if self._profile_dir is None:
+            self._profile_dir = tempfile.TemporaryDirectory(prefix="cescale-sim-")
+        path = Path(self._profile_dir.name) / f"{len(self._sized)}.json"
+        path.write_text(json.dumps(work.profile), encoding="utf-8")
+        return path
 
 
-def _response(builtin: str, event: dict[str, Any]) -> dict[str, Any]:
-    salt = f"{event['job_id']}|{event.get('worker', '')}"
+def _response(builtin: str, event: dict[str, Any], loss_salt: str | None) -> dict[str, Any]:
+    salt = f"{loss_salt if loss_salt is not None else event['job_id']}|{event.get('worker', '')}"
     loss, score = loss_after(builtin, event["params"], event["epoch_to"], salt=salt)
     return {
         "contract": event["contract"],

@@ -12,37 +12,46 @@ from service.control.loop import Controller
 from service.database import Database, commit, make_engine
 from service.jobs.service import JobService
 from service.migrate import upgrade_engine
-from service.models import Allocation, Invocation, Job, Stage, Tenant
+from service.models import Allocation, Invocation, Job, Stage, Task, Tenant
 from service.platform.clock import VirtualClock
 from service.platform.emulator.backend import EmulatorPlatform
-from service.platform.emulator.model import DEFAULT_SIGMA, duration_ms
 from service.policies.oracle import Oracle, Truth
 from service.policies.registry import policy_for
 from service.settings import Settings
 from service.simulation.platform import SimulatedPlatform
-from service.simulation.workload_model import invocation_cost
+from service.simulation.work import AnalyticWorkload, WorkloadModel
 from service.spec import JobSpec
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z; any fixed origin keeps runs reproducible
 TICK_S = 0.1  # the simulated loop ticks every 100 ms (the live default is 1 s)
 
 
-def truth_for(spec: JobSpec) -> Truth:
+def truth_for(spec: JobSpec, workload: WorkloadModel | None = None) -> Truth:
     """The simulator's ground truth of a spec's tasks, for the oracle: the workload model's work
     through the emulator's performance model, without noise."""
     shard = spec.training.workers if spec.training is not None else 1
+    model = workload or AnalyticWorkload()
 
     def truth(params: dict[str, Any], epochs: int, memory_mb: int) -> tuple[float, float, float]:
-        cost = invocation_cost(spec.workload.function, spec.workload.dataset, params, epochs, shard)
-        return duration_ms(cost.cpu_ms, 0.0, memory_mb), cost.init_ms, cost.peak_memory_mb
+        true = model.truth(
+            spec.workload.function, spec.workload.dataset, params, epochs, shard, memory_mb
+        )
+        return true.duration_ms, true.init_ms, true.peak_mb
 
     return truth
 
 
 def simulate(
-    spec: JobSpec, *, seed: int = 0, oracle: bool = False, max_ticks: int = 200_000
+    spec: JobSpec,
+    *,
+    seed: int = 0,
+    oracle: bool = False,
+    max_ticks: int = 200_000,
+    workload: WorkloadModel | None = None,
 ) -> dict[str, Any]:
-    """Run ``spec`` to its end; with ``oracle`` the spec's policy is replaced by the oracle."""
+    """Run ``spec`` to its end; with ``oracle`` the spec's policy is replaced by the oracle.
+    ``workload`` stands in for the built-in's code (default: the analytic model)."""
+    model = workload or AnalyticWorkload()
     settings = Settings(
         database_url="sqlite://", controller_enabled=False, store_url="file:///simulated"
     )
@@ -50,7 +59,10 @@ def simulate(
     upgrade_engine(engine)
     database = Database(settings, engine=engine)
     clock = VirtualClock(START)
-    platform = SimulatedPlatform(EmulatorPlatform(clock, seed=seed))
+    # Loss noise keyed by the seed: a spec learns the same way under every policy at one seed.
+    platform = SimulatedPlatform(
+        EmulatorPlatform(clock, seed=seed), model, loss_salt=f"seed-{seed}"
+    )
     try:
         with database.session() as session:
             tenant = Tenant(name="simulation")
@@ -65,7 +77,7 @@ def simulate(
             owner="simulation",
             seed=seed,
             policy_for=(
-                (lambda _spec: Oracle(truth=truth_for(spec), sigma=DEFAULT_SIGMA))
+                (lambda _spec: Oracle(truth=truth_for(spec, model), sigma=model.sigma))
                 if oracle
                 else policy_for
             ),
@@ -101,6 +113,14 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
             .select_from(Invocation)
             .where(Invocation.job_id == job_id, Invocation.cold_start.is_(True))
         )
+        by_shape: dict[Any, dict[str, dict[int, int]]] = {}
+        for stage_id, shape, memory_mb, n in session.execute(
+            select(Invocation.stage_id, Task.shape, Invocation.memory_mb, func.count())
+            .join(Task, Task.id == Invocation.task_id)
+            .where(Invocation.job_id == job_id)
+            .group_by(Invocation.stage_id, Task.shape, Invocation.memory_mb)
+        ):
+            by_shape.setdefault(stage_id, {}).setdefault(shape, {})[memory_mb] = n
         names = {stage.id: stage.name for stage in stages}
         changes = [
             {
@@ -134,6 +154,11 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
                     "name": stage.name,
                     "tasks": counts.get(stage.id, 0),
                     "memory_mb": stage.planned_memory_mb,
+                    # invocations per task shape and memory size (retries included)
+                    "memory_by_shape": by_shape.get(stage.id, {}),
+                    "started_s": round((stage.started_at - job.started_at).total_seconds(), 3)
+                    if stage.started_at and job.started_at
+                    else None,
                     "duration_s": round((stage.finished_at - stage.started_at).total_seconds(), 3)
                     if stage.finished_at and stage.started_at
                     else None,

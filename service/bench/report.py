@@ -1,0 +1,194 @@
+"""Writing a benchmark run: ``results.json`` (every row), ``summary.md`` (medians, ratios,
+targets — all computed from those rows) and the plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from service.bench import summary as s
+from service.bench.deadlines import LOOSE_FACTOR, TIGHT_FACTOR
+from service.bench.plots import write_plots
+from service.bench.suite import SuiteResult, results_document
+from service.bench.workloads import SAFE_HEADROOM, SAFE_STEP_MB, STATIC_SIZES
+
+DEFINITIONS = {
+    "cell": "one workload at one deadline (tight or loose); every policy runs every seed in it",
+    "static-safe": (
+        f"static at the size the largest trial shape needs: ceil(peak × {SAFE_HEADROOM} / "
+        f"{SAFE_STEP_MB}) × {SAFE_STEP_MB} MB, at least 128 MB, where peak is the workload "
+        "model's peak memory of the largest shape (analytic model: runtime + dataset shard + "
+        "3 × weights; measured profile: the largest Max Memory Used measured)"
+    ),
+    "static-N": f"static at N MB for every task, N in {', '.join(map(str, STATIC_SIZES))}",
+    "power-tuning": (
+        "the product's default power tuning: a billed profiling stage runs the first task 3× at "
+        "128, 256, 512, 1024, 1769 and 3008 MB, then static at the balanced choice; profiling "
+        "runs count in its cost"
+    ),
+    "oracle": (
+        "ce-scaling's optimiser handed the simulator's noise-free truth of every task shape "
+        "(duration at every size, init, footprint) and the noise level; it does not know in "
+        "advance which trials survive or how many training rounds the loss needs"
+    ),
+    "deadlines": (
+        "per seed, from the static runs of that seed's job (same trials, same learning curve): "
+        f"loose = {LOOSE_FACTOR:g} × JCT of static-1769, tight = {TIGHT_FACTOR:g} × JCT of the "
+        "fastest static size; ce-scaling and the oracle then run the job against each. Tables "
+        "show the median deadline of the cell"
+    ),
+    "seed": (
+        "drives the emulator's noise, the sampling of HPO trials (hpo.seed) and the simulated "
+        "loss noise, so every policy at one seed runs the same trials and learning curve"
+    ),
+    "deadline_met": "the job succeeded and its JCT was within the deadline",
+    "attainment": "share of a cell's runs with deadline_met",
+    "median": (
+        "over the cell's seeds, failed runs included (the cost and time spent until they stopped)"
+    ),
+    "ratio": (
+        "ce-scaling / baseline: the median over seeds of the per-seed ratio, over the seeds where "
+        "both runs succeeded (a ratio of 0.60 is 40 % less)"
+    ),
+    "best static": "the cheapest static size (median cost) with ≥ 99 % attainment in the cell",
+    "shared runs": (
+        "static and power-tuning never read the deadline, so each of their runs is judged "
+        "against both deadlines of its workload (run_shared_across_deadlines)"
+    ),
+    "resizes": "memory changes applied from one size to another (first allocations excluded)",
+}
+
+
+def write_outputs(result: SuiteResult, out: Path) -> tuple[dict[str, Any], list[s.Cell], list]:
+    """Write results.json, summary.md and the plots into ``out``; return what the terminal
+    shows."""
+    out.mkdir(parents=True, exist_ok=True)
+    document = results_document(result, DEFINITIONS)
+    # one row per line would be easier to diff, but the full suite's rows are ~7 MB compact
+    (out / "results.json").write_text(json.dumps(document) + "\n", encoding="utf-8")
+    cells = s.summarize(document["runs"], document["workloads"])
+    targets = s.evaluate_targets(cells, document["runs"])
+    plots = write_plots(document, out)
+    (out / "summary.md").write_text(
+        render_markdown(document, cells, targets, [p.name for p in plots]), encoding="utf-8"
+    )
+    return document, cells, targets
+
+
+def render_markdown(
+    document: dict[str, Any], cells: list[s.Cell], targets: list[s.Target], plots: list[str]
+) -> str:
+    suite = document["suite"]
+    mode = "quick" if suite["quick"] else "full"
+    lines = [
+        "# cescale outcome benchmark",
+        "",
+        f"{mode} suite, {suite['seeds']} seed(s) per cell, {len(cells)} cells, "
+        f"{suite['simulations']} simulations on {suite['jobs']} process(es); "
+        f"wall time **{suite['wall_s']:.0f} s**; started {suite['started_at']} "
+        f"({suite['machine']['cpus']} CPUs, Python {suite['machine']['python']}).",
+        "Every run is the real control loop and policies on the emulator with a virtual clock "
+        "(`service.simulation.run.simulate`). Every figure below comes from this run's "
+        "`results.json`.",
+        "",
+        "## ce-scaling relative to the baselines",
+        "",
+        "Ratios are ce-scaling ÷ baseline, median over seeds of the per-seed ratio (seeds where "
+        "both succeeded); below 1 is better for ce-scaling. *met* = deadline attainment.",
+        "",
+        s.markdown_table(*s.ratio_rows(cells)),
+        "",
+        "## Targets",
+        "",
+        "| target | goal | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for target in targets:
+        verdict = {True: "yes", False: "**no**", None: "n/a"}[target.met]
+        lines.append(f"| {target.name} | {target.goal} | {target.measured} | {verdict} |")
+    lines += [
+        "",
+        "## Median cost per policy (USD; n✗ = failed runs)",
+        "",
+        s.markdown_table(*s.policy_table(cells, "cost")),
+        "",
+        "## Median JCT per policy (s)",
+        "",
+        s.markdown_table(*s.policy_table(cells, "jct")),
+        "",
+        "## Deadline attainment per policy",
+        "",
+        s.markdown_table(*s.policy_table(cells, "attainment")),
+        "",
+        "## Workloads",
+        "",
+        "| workload | kind | family | static-safe MB | tight s (median) | loose s (median) "
+        "| description |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for w in document["workloads"]:
+        lines.append(
+            f"| {w['id']} | {w['kind']} | {w['family']} | {w['static_safe_mb']} "
+            f"(peak {w['largest_peak_mb']:.0f}) | {_seconds(w['deadlines_s']['tight']['median'])} "
+            f"| {_seconds(w['deadlines_s']['loose']['median'])} | {w['description']} |"
+        )
+    if document["errors"]:
+        lines += ["", "## Runs that raised", ""]
+        for error in document["errors"]:
+            lines.append(
+                f"- {error['workload']} {error['policy']} seed {error['seed']}: {error['error']}"
+            )
+    lines += ["", "## Plots", ""]
+    lines += [f"- [{name}]({name})" for name in plots]
+    lines += ["", "## Definitions", ""]
+    lines += [f"- **{term}**: {meaning}" for term, meaning in document["definitions"].items()]
+    return "\n".join(lines) + "\n"
+
+
+TERMINAL_COLUMNS = {
+    "workload": "workload",
+    "deadline": "deadline",
+    "ce cost $": "ce $",
+    "ce JCT s": "ce s",
+    "ce met": "ce met",
+    "cost/safe": "$/safe",
+    "JCT/safe": "s/safe",
+    "cost/PT": "$/PT",
+    "JCT/PT": "s/PT",
+    "cost/oracle": "$/oracle",
+    "JCT/oracle": "s/oracle",
+    "best static": "best static",
+}
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def terminal_table(cells: list[s.Cell]) -> Table:
+    """The headline table, narrowed to what fits a terminal (summary.md has every column)."""
+    header, body = s.ratio_rows(cells)
+    keep = [header.index(name) for name in TERMINAL_COLUMNS]
+    table = Table(
+        title="ce-scaling vs baselines: medians; ratios = ce-scaling ÷ baseline (median of "
+        "per-seed ratios)",
+        title_justify="left",
+    )
+    for name in TERMINAL_COLUMNS.values():
+        table.add_column(name, justify="left" if name in ("workload", "deadline") else "right")
+    for row in body:
+        table.add_row(*(row[i] for i in keep))
+    return table
+
+
+def targets_table(targets: list[s.Target]) -> Table:
+    table = Table(title="Targets", title_justify="left")
+    for name in ("target", "measured", "met"):
+        table.add_column(name)
+    for target in targets:
+        verdict = {True: "[green]yes", False: "[red]no", None: "n/a"}[target.met]
+        table.add_row(target.goal, target.measured, verdict)
+    return table

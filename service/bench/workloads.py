@@ -1,0 +1,273 @@
+"""The benchmark's workloads: jobs every policy runs, side by side.
+
+A ``BenchWorkload`` is a job spec without its policy and deadline, plus the workload model that
+stands in for its code in simulation: the analytic model of the built-ins (single-threaded CPU
+work whose footprint grows with the dataset and the model) or a measured Lambda profile
+(multi-threaded, I/O-bound, … whatever shape it was measured with; ``profile_model``).
+
+The built-in families differ where allocation matters:
+
+- HPO by successive halving with eta 2, 3 and 4 and 64, 81 and 243 trials, whose trial shapes
+  (the ``hidden`` layer sizes) need from ~60 MB to ~300 MB and take from milliseconds to seconds
+  per epoch, so one size cannot fit every shape and every rung;
+- data-parallel training with 4, 8 and 16 workers and models of different weight.
+
+Each measured profile adds an HPO (one trial shape: the profiled function; trials differ in
+learning rate) and a training job whose workers are the profiled function; a profile is read
+as one epoch of one task (``profile_model``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from service.simulation.profile_model import ProfileWorkload
+from service.simulation.work import AnalyticWorkload, WorkloadModel
+from service.spec import MAX_MEMORY_MB, MIN_MEMORY_MB, JobSpec
+from service.workflows.hpo import SHAPE_PARAMS
+
+# The static sizes every workload runs at: Lambda's old default-ish 512, 1 GB, one full vCPU
+# (1,769 MB, DESIGN.md §2) and 3,008 MB, the old maximum and a common "just make it fast" pick.
+STATIC_SIZES = (512, 1024, 1769, 3008)
+
+# static-safe: the size the largest trial shape needs — its peak memory with 10 % headroom,
+# rounded up to the next 64 MB (how engineers round Lambda sizes), never below Lambda's 128 MB.
+SAFE_HEADROOM = 1.1
+SAFE_STEP_MB = 64
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "platform" / "profiles"
+# Three scaling shapes: multi-threaded CPU (keeps speeding up past one vCPU), I/O-bound (flat
+# past ~512 MB) and a large-footprint function that flattens at ~1.5 GB. (svm-trial, mostly
+# single-threaded CPU like the built-ins, is one --profile away.)
+DEFAULT_PROFILES = ("mlp-training", "s3-etl", "image-recognition")
+
+Kind = Literal["hpo", "training"]
+
+
+def static_safe_mb(peak_mb: float) -> int:
+    """``ceil(peak × 1.1 / 64) × 64``, within Lambda's 128–10,240 MB."""
+    size = math.ceil(peak_mb * SAFE_HEADROOM / SAFE_STEP_MB - 1e-9) * SAFE_STEP_MB
+    return min(MAX_MEMORY_MB, max(MIN_MEMORY_MB, size))
+
+
+@dataclass(frozen=True)
+class BenchWorkload:
+    id: str
+    kind: Kind
+    description: str
+    document: dict[str, Any] = field(repr=False)  # a job spec without "qos" and "policy"
+    profile: Path | None = None  # measured profile driving durations; None: the analytic model
+
+    @property
+    def family(self) -> str:
+        """Where the workload came from: ``builtin`` or ``profile:<name>``."""
+        return "builtin" if self.profile is None else f"profile:{self.profile.stem}"
+
+    def model(self) -> WorkloadModel:
+        return _model(str(self.profile) if self.profile is not None else None)
+
+    def spec(self, policy: dict[str, Any], deadline_s: float, seed: int = 0) -> JobSpec:
+        """The job at one seed: an HPO samples its trials with it, so seeds cover different
+        trial populations while every policy at one seed tunes the same trials."""
+        document = self.document | {"qos": {"deadline_s": deadline_s}, "policy": policy}
+        if self.kind == "hpo":
+            document["hpo"] = self.document["hpo"] | {"seed": seed}
+        return JobSpec.model_validate(document)
+
+    def shapes(self) -> list[dict[str, Any]]:
+        """Parameters of every trial shape (HPO: each combination of the search space's
+        shape-defining choices) or of the workers (training)."""
+        if self.kind == "training":
+            return [dict(self.document["training"]["params"])]
+        space = self.document["hpo"]["search_space"]
+        names = [name for name in SHAPE_PARAMS if name in space]
+        for name in names:
+            if "choice" not in space[name]:
+                raise ValueError(f"{self.id}: shape parameter {name!r} must be a choice")
+        values = [space[name]["choice"] for name in names]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+
+    def shard(self) -> int:
+        return self.document["training"]["workers"] if self.kind == "training" else 1
+
+    def largest_peak_mb(self) -> float:
+        """Peak memory of the largest shape, from the workload model (the simulator's truth)."""
+        workload = self.document["workload"]
+        return max(
+            self.model().peak_mb(workload["function"], workload["dataset"], params, self.shard())
+            for params in self.shapes()
+        )
+
+    def static_safe_mb(self) -> int:
+        return static_safe_mb(self.largest_peak_mb())
+
+
+@cache
+def _model(profile: str | None) -> WorkloadModel:
+    return ProfileWorkload.load(profile) if profile is not None else AnalyticWorkload()
+
+
+def _hpo(
+    function: str,
+    dataset: str,
+    hidden: list[Any] | None,
+    trials: int,
+    eta: int,
+    max_epochs: int,
+) -> dict[str, Any]:
+    space: dict[str, Any] = {"lr": {"log_uniform": [0.0001, 0.1]}}
+    if hidden is not None:
+        space["hidden"] = {"choice": hidden}
+    return {
+        "name": "bench-hpo",
+        "kind": "hpo",
+        "workload": {"function": function, "dataset": dataset, "timeout_s": 900},
+        "hpo": {
+            "search_space": space,
+            "trials": trials,
+            "eta": eta,
+            "min_epochs": 1,
+            "max_epochs": max_epochs,
+            "seed": 0,
+        },
+    }
+
+
+def _training(
+    dataset: str,
+    params: dict[str, Any],
+    workers: int,
+    max_epochs: int,
+    epochs_per_round: int,
+    target_loss: float,
+) -> dict[str, Any]:
+    return {
+        "name": "bench-training",
+        "kind": "training",
+        "workload": {"function": "builtin:mlp", "dataset": dataset, "timeout_s": 900},
+        "training": {
+            "workers": workers,
+            "max_epochs": max_epochs,
+            "epochs_per_round": epochs_per_round,
+            "target_loss": target_loss,
+            "params": params,
+        },
+    }
+
+
+def builtin_workloads() -> list[BenchWorkload]:
+    """The built-in families (analytic model). Footprints and times per epoch at one vCPU are
+    those of ``service.simulation.workload_model``."""
+    wide = "builtin:synthetic?n=400000&d=512"
+    return [
+        BenchWorkload(
+            "hpo-mlp-eta2",
+            "hpo",
+            "64 trials, eta 2, 1→16 epochs (5 rungs); mlp hidden 32 / 512 / 2048×2048 on "
+            "synthetic 20k×256: ~60–115 MB, 15 ms–2.8 s per epoch",
+            _hpo(
+                "builtin:mlp", "builtin:synthetic?n=20000&d=256", [32, 512, "2048,2048"], 64, 2, 16
+            ),
+        ),
+        BenchWorkload(
+            "hpo-mlp-eta3",
+            "hpo",
+            "81 trials, eta 3, 1→27 epochs (4 rungs); mlp hidden 64 / 1024×1024 / 4096×4096 on "
+            "synthetic 10k×784: ~70 / 90 / 300 MB, 20 ms / 0.6 s / 6 s per epoch",
+            _hpo(
+                "builtin:mlp",
+                "builtin:synthetic?n=10000&d=784",
+                [64, "1024,1024", "4096,4096"],
+                81,
+                3,
+                27,
+            ),
+        ),
+        BenchWorkload(
+            "hpo-mlp-eta4",
+            "hpo",
+            "243 trials, eta 4, 1→64 epochs (4 rungs); mlp hidden 16 / 128 / 1024×1024 on "
+            "synthetic 20k×100: ~55–70 MB, 10 ms–0.7 s per epoch",
+            _hpo(
+                "builtin:mlp",
+                "builtin:synthetic?n=20000&d=100",
+                [16, 128, "1024,1024"],
+                243,
+                4,
+                64,
+            ),
+        ),
+        BenchWorkload(
+            "train-mlp-w4",
+            "training",
+            "4 workers, mlp 512×512 on synthetic 400k×512 (~240 MB per worker), 4 epochs per "
+            "round (~6.5 s at 1 vCPU), target loss 0.15, at most 10 rounds",
+            _training(wide, {"lr": 0.05, "hidden": "512,512", "batch_size": 64}, 4, 40, 4, 0.15),
+        ),
+        BenchWorkload(
+            "train-mlp-w8",
+            "training",
+            "8 workers, mlp 1024 on synthetic 400k×512 (~145 MB per worker), 4 epochs per round "
+            "(~3.3 s at 1 vCPU), target loss 0.15, at most 10 rounds",
+            _training(wide, {"lr": 0.05, "hidden": 1024, "batch_size": 64}, 8, 40, 4, 0.15),
+        ),
+        BenchWorkload(
+            "train-mlp-w16",
+            "training",
+            "16 workers, mlp 2048×2048 on synthetic 400k×512 (~150 MB per worker), 3 epochs per "
+            "round (~12 s at 1 vCPU), target loss 0.2, at most 10 rounds",
+            _training(wide, {"lr": 0.05, "hidden": "2048,2048", "batch_size": 64}, 16, 30, 3, 0.2),
+        ),
+    ]
+
+
+def profile_workloads(path: Path) -> list[BenchWorkload]:
+    """An HPO and a training job whose tasks are the function measured in ``path``."""
+    model = ProfileWorkload.load(path)  # fails early, with the file's name, on a bad profile
+    name = path.stem
+    shape = (
+        f"{model.name}: {model.profile.points[0].memory_mb}–{model.profile.points[-1].memory_mb}"
+        f" MB measured, uses {model.footprint_mb:.0f} MB, cold start {model.cold_start_ms:.0f} ms"
+    )
+    return [
+        BenchWorkload(
+            f"hpo-{name}",
+            "hpo",
+            f"27 trials, eta 3, 1→27 epochs (4 rungs); one trial shape, an epoch as profiled "
+            f"({shape})",
+            _hpo("builtin:mlp", "builtin:digits", None, 27, 3, 27),
+            profile=path,
+        ),
+        BenchWorkload(
+            f"train-{name}",
+            "training",
+            f"8 workers, 3 epochs per round, an epoch as profiled ({shape}), target loss 0.2, at "
+            "most 10 rounds",
+            _training("builtin:digits", {"lr": 0.05, "hidden": 256}, 8, 30, 3, 0.2),
+            profile=path,
+        ),
+    ]
+
+
+def default_profiles() -> list[Path]:
+    return [PROFILES_DIR / f"{name}.json" for name in DEFAULT_PROFILES]
+
+
+def describe(workload: BenchWorkload) -> dict[str, Any]:
+    """What results.json says about a workload."""
+    return {
+        "id": workload.id,
+        "kind": workload.kind,
+        "family": workload.family,
+        "description": workload.description,
+        "profile": str(workload.profile) if workload.profile is not None else None,
+        "largest_peak_mb": round(workload.largest_peak_mb(), 1),
+        "static_safe_mb": workload.static_safe_mb(),
+        "spec": json.loads(json.dumps(workload.document)),
+    }

@@ -1,0 +1,141 @@
+"""`cescale bench` (outcomes of every policy, side by side, in simulation) and
+`cescale bench-control` (the control plane's own speed, on Postgres)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
+    app.command("bench-control")(bench_control)
+
+
+def bench(
+    out: Path = typer.Option(..., "--out", help="Directory for results.json, summary.md, plots."),
+    quick: bool = typer.Option(
+        False, "--quick", help="A few workloads, 2 seeds: under a minute, for a smoke check."
+    ),
+    profiles: list[Path] = typer.Option(
+        [],
+        "--profile",
+        help="A measured profile (DESIGN.md §4); adds an HPO and a training workload built "
+        "from it. Repeat for more.",
+    ),
+    seeds: int | None = typer.Option(
+        None, "--seeds", min=1, help="Seeds per cell (default 20; 2 with --quick)."
+    ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", min=1, help="Simulations in parallel (default: one per CPU)."
+    ),
+    only: list[str] = typer.Option(
+        [], "--only", help="Run only this workload id (repeatable), e.g. hpo-mlp-eta3."
+    ),
+) -> None:
+    """Run every policy (static at 512/1024/1769/3008 MB and static-safe, power-tuning,
+    ce-scaling, oracle) on HPO and training workloads at a tight and a loose deadline, through
+    the real control loop on the emulator with a virtual clock."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from service.bench.report import targets_table, terminal_table, write_outputs
+    from service.bench.runner import default_jobs
+    from service.bench.suite import SuiteConfig, run_suite, select_workloads
+    from service.platform.emulator.profiles import ProfileError
+
+    config = SuiteConfig(
+        quick=quick,
+        seeds=seeds,
+        profiles=tuple(profiles),
+        jobs=jobs or default_jobs(),
+        only=tuple(only),
+    )
+    try:
+        select_workloads(config)
+    except (ProfileError, ValueError) as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a log file: do not squeeze the tables to 80 columns
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        current: list[int] = []
+
+        def on_phase(name: str, total: int) -> None:
+            current[:] = [progress.add_task(name, total=total)]
+
+        result = run_suite(config, on_phase=on_phase, on_done=lambda: progress.advance(current[0]))
+    _, cells, targets = write_outputs(result, out)
+    console.print(terminal_table(cells))
+    console.print(targets_table(targets))
+    if result.errors:
+        console.print(f"[red]{len(result.errors)} run(s) raised; see {out / 'summary.md'}")
+    console.print(
+        f"{result.simulations} simulations in {result.wall_s:.0f} s; wrote {out}/results.json, "
+        f"{out}/summary.md and plots"
+    )
+
+
+def bench_control(
+    out: Path = typer.Option(..., "--out", help="Directory for control.json and control.md."),
+    running_jobs: int = typer.Option(1000, "--running-jobs", min=1, help="Running jobs."),
+    functions_per_job: int = typer.Option(
+        10, "--functions-per-job", min=1, max=1000, help="Running functions per job."
+    ),
+    passes: int = typer.Option(
+        5, "--passes", min=2, help="Reconcile passes per replica (the first is a takeover)."
+    ),
+    series: int = typer.Option(10_000, "--series", min=1, help="Forecaster series."),
+    api_seconds: float = typer.Option(
+        10.0, "--api-seconds", min=0.5, help="Load per API route, seconds."
+    ),
+    api_threads: int = typer.Option(8, "--api-threads", min=1, help="Load generator threads."),
+) -> None:
+    """Measure the control plane on a private Postgres database (127.0.0.1:5432): reconcile
+    pass time (one replica, two), forecaster throughput, API rps and latency."""
+    from rich.console import Console
+
+    from service.bench.control.postgres import PostgresUnavailable
+    from service.bench.control.suite import ControlConfig, run_control_bench
+
+    console = Console()
+    config = ControlConfig(
+        jobs=running_jobs,
+        workers=functions_per_job,
+        passes=passes,
+        series=series,
+        api_seconds=api_seconds,
+        api_threads=api_threads,
+    )
+    try:
+        with console.status("bench-control") as status:
+            document = run_control_bench(config, out, say=lambda line: status.update(line))
+    except PostgresUnavailable as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    for target in document["targets"]:
+        verdict = "[green]met" if target["met"] else "[red]not met"
+        console.print(f"{target['target']}: {target['measured']} — {verdict}")
+    for name in ("get_job", "post_job"):
+        r = document["api"][name]
+        console.print(
+            f"API {r['method']} {name}: {r['ok_rps']} rps, p50 {r['p50_ms']} ms, "
+            f"p99 {r['p99_ms']} ms"
+        )
+    console.print(f"wrote {out}/control.json and {out}/control.md ({document['wall_s']:.0f} s)")

@@ -1,0 +1,105 @@
+"""What a simulated invocation asks of the emulator, and the models that answer it.
+
+The simulator replaces a built-in workload's code by a *workload model*: for each invocation
+(its dataset, parameters, epochs and shard) the model says how the emulator should behave — a
+code profile's ``Traits`` (the analytic model of ``workload_model``) or a measured Lambda
+profile scaled to the invocation (``profile_model``) — and, for the oracle, the noise-free truth
+at any memory size. ``AnalyticWorkload`` is the default and reproduces exactly what the
+simulator did before workload models were pluggable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from service.platform.emulator.model import DEFAULT_SIGMA, duration_ms
+from service.platform.interface import Traits
+from service.simulation.workload_model import invocation_cost
+
+
+@dataclass(frozen=True)
+class Work:
+    """One invocation's behaviour. Invocations with equal ``key`` behave identically and share
+    an emulator function (and so its warm environments). Exactly one of ``traits`` (a code
+    profile's fixed work) and ``profile`` (a measured profile document, DESIGN.md §4) is set."""
+
+    key: str
+    traits: Traits | None = None
+    profile: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Noise-free behaviour of one invocation at one memory size."""
+
+    duration_ms: float
+    init_ms: float
+    peak_mb: float
+
+
+class WorkloadModel(Protocol):
+    """Stands in for a built-in workload's code in simulation."""
+
+    @property
+    def sigma(self) -> float:
+        """The run-to-run noise (log-normal sigma) the emulator applies to this workload."""
+        ...
+
+    def work(self, function: str, event: dict[str, Any]) -> Work:
+        """How the emulator should run the invocation ``event`` of built-in ``function``."""
+        ...
+
+    def truth(
+        self,
+        function: str,
+        dataset: str,
+        params: dict[str, Any],
+        epochs: int,
+        shard: int,
+        memory_mb: int,
+    ) -> Truth:
+        """The invocation's median duration, cold-start init and OOM threshold at memory_mb."""
+        ...
+
+    def peak_mb(self, function: str, dataset: str, params: dict[str, Any], shard: int) -> float:
+        """The most memory an invocation of this shape is seen to use (Max Memory Used): what
+        an engineer sizing a static allocation goes by."""
+        ...
+
+
+class AnalyticWorkload:
+    """The calibrated analytic model of the built-ins (``workload_model``): single-threaded CPU
+    work and a fixed footprint, through the emulator's performance model."""
+
+    sigma = DEFAULT_SIGMA
+
+    def work(self, function: str, event: dict[str, Any]) -> Work:
+        epochs = event["epoch_to"] - event["epoch_from"]
+        cost = invocation_cost(
+            function, event["dataset"], event["params"], epochs, event.get("workers", 1)
+        )
+        return Work(
+            key=f"{round(cost.cpu_ms)}~{round(cost.peak_memory_mb)}",
+            traits=Traits(
+                cpu_ms=cost.cpu_ms,
+                peak_memory_mb=cost.peak_memory_mb,
+                init_ms=cost.init_ms,
+                io_ms=0.0,
+            ),
+        )
+
+    def truth(
+        self,
+        function: str,
+        dataset: str,
+        params: dict[str, Any],
+        epochs: int,
+        shard: int,
+        memory_mb: int,
+    ) -> Truth:
+        cost = invocation_cost(function, dataset, params, epochs, shard)
+        return Truth(duration_ms(cost.cpu_ms, 0.0, memory_mb), cost.init_ms, cost.peak_memory_mb)
+
+    def peak_mb(self, function: str, dataset: str, params: dict[str, Any], shard: int) -> float:
+        return invocation_cost(function, dataset, params, 1, shard).peak_memory_mb

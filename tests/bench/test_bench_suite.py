@@ -1,0 +1,151 @@
+"""``cescale bench`` end to end on a small profile-driven suite: the rows, the summary, the
+plots, and the conventions the summary states."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from service.bench.policies import LABELS
+from service.bench.summary import RATIO_HEADER
+from service.bench.workloads import profile_workloads
+from service.cli.bench import register
+from service.simulation.run import simulate
+from tests.bench.test_workload_models import PROFILE
+
+SEEDS = 2
+ROW_KEYS = {
+    "workload",
+    "kind",
+    "deadline",
+    "deadline_s",
+    "policy",
+    "seed",
+    "status",
+    "jct_s",
+    "cost_usd",
+    "deadline_met",
+    "invocations",
+    "cold_starts",
+    "resizes",
+    "memory_changes",
+    "stages",
+}
+
+
+@pytest.fixture(scope="module")
+def bench_out(tmp_path_factory) -> Path:
+    scratch = tmp_path_factory.mktemp("bench")
+    profile = scratch / "tiny.json"
+    profile.write_text(json.dumps(PROFILE))
+    out = scratch / "out"
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--out",
+            str(out),
+            "--profile",
+            str(profile),
+            "--only",
+            "hpo-tiny",
+            "--only",
+            "train-tiny",
+            "--seeds",
+            str(SEEDS),
+            "--jobs",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "ce-scaling vs baselines" in result.output
+    return out
+
+
+def test_one_row_per_workload_deadline_policy_and_seed(bench_out: Path) -> None:
+    document = json.loads((bench_out / "results.json").read_text())
+    rows = document["runs"]
+    keys = [(r["workload"], r["deadline"], r["policy"], r["seed"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    expected = {
+        (w, d, p, s)
+        for w in ("hpo-tiny", "train-tiny")
+        for d in ("tight", "loose")
+        for p in LABELS
+        for s in range(SEEDS)
+    }
+    assert set(keys) == expected
+    for row in rows:
+        assert ROW_KEYS.issubset(row)
+        assert row["status"] == "succeeded", row["status_reason"]
+        assert row["deadline_met"] == (row["jct_s"] <= row["deadline_s"])
+    assert document["errors"] == []
+
+
+def test_deadlines_come_from_the_same_seeds_static_runs(bench_out: Path) -> None:
+    rows = json.loads((bench_out / "results.json").read_text())["runs"]
+    for workload in ("hpo-tiny", "train-tiny"):
+        for seed in range(SEEDS):
+            own = [r for r in rows if r["workload"] == workload and r["seed"] == seed]
+            static = {
+                r["policy"]: r["jct_s"]
+                for r in own
+                if r["policy"].startswith("static") and r["deadline"] == "tight"
+            }
+            tight = {r["deadline_s"] for r in own if r["deadline"] == "tight"}
+            loose = {r["deadline_s"] for r in own if r["deadline"] == "loose"}
+            assert tight == {round(1.2 * min(static.values()), 1)}
+            assert loose == {round(3 * static["static-1769"], 1)}
+
+
+def test_static_safe_runs_at_the_documented_size(bench_out: Path) -> None:
+    document = json.loads((bench_out / "results.json").read_text())
+    safe = {w["id"]: w["static_safe_mb"] for w in document["workloads"]}
+    assert safe == {"hpo-tiny": 256, "train-tiny": 256}  # ceil(200 × 1.1 / 64) × 64
+    for row in document["runs"]:
+        if row["policy"] == "static-safe":
+            assert row["memory_mb"] == 256
+            ran = {
+                int(m)
+                for s in row["stages"]
+                for sizes in s["memory_by_shape"].values()
+                for m in sizes
+            }
+            assert ran == {256}
+
+
+def test_summary_has_the_ratio_table_and_targets(bench_out: Path) -> None:
+    summary = (bench_out / "summary.md").read_text()
+    assert "| " + " | ".join(RATIO_HEADER) + " |" in summary
+    for row in ("| hpo-tiny | tight |", "| train-tiny | loose |"):
+        assert row in summary
+    assert "## Targets" in summary
+    assert "median over seeds of the per-seed ratio" in summary
+    assert "ceil(peak × 1.1 / 64) × 64" in summary
+
+
+def test_plots_are_pngs(bench_out: Path) -> None:
+    for name in ("cost_vs_jct.png", "allocation_training.png", "memory_per_stage_hpo.png"):
+        data = (bench_out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert len(data) > 5_000
+
+
+def test_static_and_power_tuning_do_not_read_the_deadline(tmp_path: Path) -> None:
+    """Why one static or power-tuning run may be judged against both deadlines."""
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(PROFILE))
+    workload = profile_workloads(path)[0]
+    for policy in ({"name": "static", "memory_mb": 512}, {"name": "power-tuning"}):
+        short, long = (
+            simulate(workload.spec(policy, deadline, 1), seed=1, workload=workload.model())
+            for deadline in (5.0, 5000.0)
+        )
+        for key in ("jct_s", "cost_usd", "invocations", "cold_starts"):
+            assert short[key] == long[key], (policy, key)
