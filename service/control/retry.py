@@ -1,7 +1,9 @@
 """What to do after a failed invocation (DESIGN.md §6). Pure: outcome in, decision out.
 
-- out of memory → raise memory to at least ×1.2, and to the observed peak plus a margin, then
-  retry (the VPA recommender's OOM bump: max(+margin, ×1.2));
+- out of memory → raise memory to at least ×1.5, and to the observed peak plus a margin, then
+  retry (the VPA recommender's OOM bump, max(+margin, ×factor), with a larger factor: an
+  out-of-memory invocation loses its run, and a pilot from a small size must reach a large
+  footprint within the attempts — 256 MB grows to 1,296 MB in four);
 - throttled → retry the same memory after a capped exponential back-off with full jitter;
 - timeout → retry once at the same memory (a timeout is not a memory signal), then fail;
 - handled / unhandled error → retry up to ``max_attempts``, then fail;
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from service.models.enums import InvocationOutcome
 from service.spec import MAX_MEMORY_MB
 
-OOM_FACTOR = 1.2
+OOM_FACTOR = 1.5
 OOM_MARGIN_MB = 64
 
 
@@ -75,7 +77,7 @@ def after_failure(
 
 
 def oom_bump(memory_mb: int, peak_mb: float | None) -> int:
-    """At least ×1.2, and above the observed peak by a margin; capped at Lambda's maximum."""
+    """At least ×1.5, and above the observed peak by a margin; capped at Lambda's maximum."""
     wanted = max(memory_mb * OOM_FACTOR, memory_mb + OOM_MARGIN_MB)
     if peak_mb is not None:
         wanted = max(wanted, peak_mb + OOM_MARGIN_MB)

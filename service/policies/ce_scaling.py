@@ -6,14 +6,19 @@ memory. A shape never runs below its observed peak plus a margin; above that, me
 ``DeadlineSplit`` so that the total predicted cost is lowest. The plan is made again when each
 stage opens, with the curves refitted on everything seen so far; durations are planned at the
 upper end of their prediction interval, so the deadline holds when the predictions are a little
-off. Before anything is known, the first stage *explores*: its tasks are spread over a few
-sizes, which costs little (it is the shortest stage) and gives every shape a curve to fit.
+off. Before anything is known, the first stage *explores*: a pilot per shape runs first (at
+one vCPU, or at a small size under a loose deadline) and the shape's other tasks wait for its
+measurements. When the deadline pushes a shape to the largest size it has run at, one task
+probes twice that size: a curve measured at one vCPU cannot tell multi-threaded work (faster
+above it) from single-threaded (no faster, only dearer).
 
 Training (mechanism 2). Between rounds, the memory for the next rounds is the one with the
 lowest predicted remaining cost whose predicted remaining time — the upper bound of the rounds
 still needed (loss-curve fit) times the upper bound of a round's time — meets the remaining
 deadline. A change costs cold starts, so it is made only when the predicted saving beats that
-cost (the minimum-gain guard) and not twice in a row (cooldown).
+cost (the minimum-gain guard) and not twice in a row (cooldown). When no size meets the
+deadline, the cheapest of the (near-)fastest sizes, and one worker probes above the largest
+size measured.
 """
 
 from __future__ import annotations
@@ -37,6 +42,20 @@ from service.spec import CeScalingPolicy
 PROBE_MB = (1769,)
 PILOT_SHARE = 2  # a shape with at least 2 tasks per probe size sends a pilot first
 SAFETY = 0.9  # plan to finish with 10 % of the remaining deadline to spare
+# A deadline that leaves at least this much per epoch still to run (one after another) is
+# loose: the pilot then runs at a small size instead, where a cold start costs a seventh as
+# much. Even an epoch that takes this long at one vCPU runs a pilot epoch at 256 MB within
+# ~7× that, a few epochs' worth of such a deadline. (A prior, not a measurement: the pilot is
+# what measures.)
+CHEAP_PILOT_MB = 256
+CHEAP_PILOT_S_PER_EPOCH = 10.0
+# A plan pushed to the largest size measured so far — the curve above it is extrapolated, and
+# a one-point curve cannot tell multi-threaded work from single-threaded — sends one task (HPO)
+# or the next round (training) to twice that size, to learn whether more memory is faster.
+PROBE_ABOVE_FACTOR = 2
+PROBE_SPEEDUP = 0.9  # probe further up only if the last doubling cut the time by ≥ 10 %
+ONE_VCPU_MB = 1769
+FASTEST_TOLERANCE = 1.03  # within 3 % (about the run-to-run noise) of the fastest is fastest
 
 
 @dataclass(frozen=True)
@@ -67,14 +86,21 @@ class CeScaling:
     def explore(self, context: PolicyContext) -> dict[str, MemoryDecision]:
         """Nothing measured yet. A shape with many tasks sends a *pilot* — one task per probe
         size — and its other tasks wait for the pilot's measurements (then the stage is planned
-        like any other); a shape with few tasks spreads them over the probe sizes."""
-        probes = sorted({min(max(p, self.min_memory_mb), self.max_memory_mb) for p in PROBE_MB})
+        like any other); a shape with few tasks spreads them over the probe sizes. Under a loose
+        deadline the probe size is small (``CHEAP_PILOT_MB``)."""
+        cheap = self.loose_for_pilot(context)
+        sizes = (CHEAP_PILOT_MB,) if cheap else PROBE_MB
+        probes = sorted({min(max(p, self.min_memory_mb), self.max_memory_mb) for p in sizes})
         counts = Counter(task.shape for task in context.stage.tasks)
         decisions, seen = {}, Counter()
         for task in context.stage.tasks:
             index = seen[task.shape]
             seen[task.shape] += 1
-            pilot = not context.must_decide_all and counts[task.shape] >= PILOT_SHARE * len(probes)
+            pilot = (
+                not context.must_decide_all
+                and counts[task.shape] >= PILOT_SHARE * len(probes)
+                and (cheap or context.spec.kind != "training")
+            )
             if pilot and index >= len(probes):
                 continue  # waits for the pilot
             floor = floor_mb(context.observations, task.shape, self.min_memory_mb)
@@ -87,6 +113,32 @@ class CeScaling:
                 "memory curve",
             )
         return decisions
+
+    @staticmethod
+    def loose_for_pilot(context: PolicyContext) -> bool:
+        """Does the deadline leave ``CHEAP_PILOT_S_PER_EPOCH`` for every epoch still to run
+        one after another (this stage's, then each later stage's)?"""
+        epochs = max(t.epoch_to - t.epoch_from for t in context.stage.tasks)
+        epochs += sum(outline.epochs for outline in context.outline)
+        left = context.spec.qos.deadline_s - context.observations.elapsed_s
+        return left >= CHEAP_PILOT_S_PER_EPOCH * max(1, epochs)
+
+    def probe_above(self, model: DurationModel, planned_mb: int) -> int | None:
+        """A larger size to try, when the plan wants the largest size measured so far and the
+        curve above it is a guess: always at one vCPU or below (a curve measured there cannot
+        tell multi-threaded work from single-threaded), and above that only while the measured
+        top still speeds up (``PROBE_SPEEDUP``). None otherwise, and for models that know
+        every size (the oracle's)."""
+        measured = getattr(model, "measured_max_mb", None)
+        if measured is None or planned_mb < measured or measured >= self.max_memory_mb:
+            return None
+        if measured > ONE_VCPU_MB:
+            below = max(ONE_VCPU_MB, measured // PROBE_ABOVE_FACTOR)
+            if model.duration_ms(measured, 1) > PROBE_SPEEDUP * model.duration_ms(below, 1):
+                return None  # the last doubling bought (almost) nothing: no more above
+        target = PROBE_ABOVE_FACTOR * measured
+        larger = [m for m in grid_between(measured, self.max_memory_mb) if m >= target]
+        return larger[0] if larger else self.max_memory_mb
 
     # -- HPO: split the deadline across the stages --------------------------------------------
     def split_hpo(self, context: PolicyContext, models: dict[str, DurationModel]):
@@ -154,7 +206,20 @@ class CeScaling:
                     max_mb=self.max_memory_mb,
                 )
             )
-        return {task.key: decisions_by_shape[task.shape] for task in context.stage.tasks}
+        decisions = {task.key: decisions_by_shape[task.shape] for task in context.stage.tasks}
+        for shape, n in counts.items():
+            probe = self.probe_above(models[shape], decisions_by_shape[shape].memory_mb)
+            if n < 2 or probe is None:
+                continue
+            last = [t for t in context.stage.tasks if t.shape == shape][-1]
+            decisions[last.key] = MemoryDecision(
+                probe,
+                "probe-above",
+                f"{shape}: the plan wants the largest size measured so far "
+                f"({decisions_by_shape[shape].memory_mb} MB); one task runs at {probe} MB to "
+                "learn whether more memory is faster",
+            )
+        return decisions
 
     # -- training: resize between rounds ------------------------------------------------------
     def resize_training(self, context: PolicyContext, model: DurationModel):
@@ -171,9 +236,8 @@ class CeScaling:
         current = None if context.must_decide_all else obs.current_mb.get("worker")
         floor = max(model.floor_mb, self.min_memory_mb)
 
-        def round_time(m: int, cold: bool) -> float:
-            init = model.init_ms if cold else 0.0
-            return (model.upper_ms(m, epochs) + init) / 1000 + context.stage_overhead_s
+        def round_time(m: int) -> float:
+            return model.upper_ms(m, epochs) / 1000 + context.stage_overhead_s
 
         def remaining_cost(m: int, cold: bool) -> float:
             per = invocation_usd(m, model.duration_ms(m, epochs), 0.0, arch)
@@ -182,8 +246,13 @@ class CeScaling:
             )
             return workers * (first + per * (rounds_left - 1))
 
+        def remaining_time(m: int) -> float:
+            # a new size starts cold once, in its first round
+            return rounds_left * round_time(m) + (model.init_ms / 1000 if m != current else 0.0)
+
         grid = grid_between(floor, self.max_memory_mb)
-        feasible = [m for m in grid if rounds_left * round_time(m, m != current) <= remaining_s]
+        feasible = [m for m in grid if remaining_time(m) <= remaining_s]
+        probe = None
         if feasible:
             proposed = min(feasible, key=lambda m: (remaining_cost(m, m != current), m))
             why = (
@@ -191,12 +260,17 @@ class CeScaling:
                 f"{remaining_s:.1f} s left"
             )
         else:
-            proposed = min(grid, key=lambda m: (round_time(m, m != current), -m))
+            # Sizes that tie on time (a single-threaded curve is flat above one vCPU) differ
+            # in cost: the cheapest of the (near-)fastest.
+            quickest = min(remaining_time(m) for m in grid)
+            near = [m for m in grid if remaining_time(m) <= quickest * FASTEST_TOLERANCE]
+            proposed = min(near, key=lambda m: (remaining_cost(m, m != current), m))
             why = f"no size meets the deadline with {rounds_left} round(s) left: fastest size"
+            probe = self.probe_above(model, proposed)
         current_ok = (
             current is not None
             and current >= floor
-            and rounds_left * round_time(current, False) <= remaining_s
+            and rounds_left * round_time(current) <= remaining_s
         )
         gain = None
         if current is not None:
@@ -220,7 +294,17 @@ class CeScaling:
                 max_mb=self.max_memory_mb,
             )
         )
-        return {task.key: decision for task in context.stage.tasks}
+        decisions = {task.key: decision for task in context.stage.tasks}
+        if probe is not None and len(context.stage.tasks) > 1:
+            # One worker tries the larger size; the round, which waits for its slowest worker,
+            # is no slower for it, and only that worker pays if more memory buys nothing.
+            decisions[context.stage.tasks[-1].key] = MemoryDecision(
+                probe,
+                "probe-above",
+                f"no size measured so far meets the deadline with {rounds_left} round(s) "
+                f"left: one worker probes {probe} MB to learn whether more memory is faster",
+            )
+        return decisions
 
     @staticmethod
     def rounds_left(context: PolicyContext) -> int:

@@ -18,7 +18,7 @@ from service.spec import MAX_MEMORY_MB, MIN_MEMORY_MB
 
 DEFAULT_INIT_MS = 500.0  # before any cold start was observed
 PEAK_MARGIN = 1.1  # safety margin on observed peak use (VPA uses 15 % on noisier pods)
-PEAK_MARGIN_MB = 32
+PEAK_MARGIN_MB = 16
 MAX_PLANNING_MARGIN = 0.3  # plan durations at most 30 % above the prediction
 MIN_FORECAST_POINTS = 3
 
@@ -43,6 +43,8 @@ class ShapeModel:
     # Upper bound (at ``level``) of the next run's duration relative to the curve, from the
     # ARIMA forecaster of this shape's runs; None until it has enough of them.
     factor_upper: float | None = None
+    # The largest size this shape has run at: above it the curve is an extrapolation.
+    measured_max_mb: int | None = None
 
     def duration_ms(self, memory_mb: int, epochs: int) -> float:
         return self._predict(memory_mb) * max(1, epochs)
@@ -108,7 +110,10 @@ def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> 
     )
     inits = [s.init_ms for s in samples if s.init_ms]
     return ShapeModel(
-        curve, fmean(inits) if inits else DEFAULT_INIT_MS, floor_mb(observations, shape)
+        curve,
+        fmean(inits) if inits else DEFAULT_INIT_MS,
+        floor_mb(observations, shape),
+        measured_max_mb=max(s.memory_mb for s in ok),
     )
 
 
@@ -127,7 +132,10 @@ def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeMod
     return {
         shape: fitted.get(shape)
         or ShapeModel(
-            slowest.curve, slowest.init_ms, max(slowest.floor_mb, floor_mb(observations, shape))
+            slowest.curve,
+            slowest.init_ms,
+            max(slowest.floor_mb, floor_mb(observations, shape)),
+            measured_max_mb=slowest.measured_max_mb,
         )
         for shape in shapes
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from service.models.enums import StageKind
-from service.policies.ce_scaling import PROBE_MB, CeScaling
+from service.policies.ce_scaling import CHEAP_PILOT_MB, PROBE_MB, CeScaling
 from service.policies.shape_model import floor_mb
 from tests.policies.helpers import (
     context,
@@ -25,14 +25,30 @@ def memories(decisions) -> set[int]:
 
 def test_first_stage_sends_a_pilot_and_holds_the_rest():
     plan = stage(0, {"small": 9, "big": 1})
-    decisions = CeScaling().allocate(context(hpo_spec(600), plan))
+    outline = [(3, 3), (1, 9)]  # 1 + 3 + 9 epochs one after another
+    decisions = CeScaling().allocate(context(hpo_spec(60), plan, outline))
     # one pilot per shape, at one vCPU; the other small tasks wait for its measurements
     assert set(decisions) == {"small-0", "big-0"}
     assert {d.memory_mb for d in decisions.values()} == set(PROBE_MB) == {1769}
     assert all(d.rule == "explore" for d in decisions.values())
     # asked again for the held tasks, it must decide every one of them
-    again = dataclasses.replace(context(hpo_spec(600), plan), must_decide_all=True)
+    again = dataclasses.replace(context(hpo_spec(60), plan, outline), must_decide_all=True)
     assert set(CeScaling().allocate(again)) == {t.key for t in plan.tasks}
+
+
+def test_a_loose_deadline_pilots_at_a_small_size():
+    plan = stage(0, {"small": 9, "big": 1})
+    outline = [(3, 3), (1, 9)]
+    # 13 epochs one after another: 10 s each is 130 s
+    loose = CeScaling().allocate(context(hpo_spec(130), plan, outline))
+    assert set(loose) == {"small-0", "big-0"} and memories(loose) == {CHEAP_PILOT_MB}
+    tight = CeScaling().allocate(context(hpo_spec(129), plan, outline))
+    assert memories(tight) == {1769}
+    # a pilot that ran out of memory raised the floor: the next pilot starts above it
+    floored = CeScaling().allocate(
+        context(hpo_spec(3600), plan, outline, oom_floors={"small": 384, "big": 384})
+    )
+    assert memories(floored) == {384}
 
 
 def test_tasks_held_for_a_pilot_are_planned_without_hysteresis():
@@ -83,10 +99,64 @@ def test_policy_bounds_are_kept():
     assert memories(decisions) <= set(range(640, 3009))
 
 
-def test_training_sends_one_pilot_worker_first():
+def test_training_sends_one_pilot_worker_first_when_the_deadline_is_loose():
     plan = stage(0, {"worker": 4}, kind=StageKind.ROUND)
     decisions = CeScaling().allocate(context(training_spec(600), plan, [(4, 1)] * 19))
-    assert set(decisions) == {"worker-0"} and memories(decisions) == {1769}
+    assert set(decisions) == {"worker-0"} and memories(decisions) == {CHEAP_PILOT_MB}
+    # under a tight one no worker waits: a round waits for its slowest worker anyway
+    tight = CeScaling().allocate(context(training_spec(60), plan, [(4, 1)] * 19))
+    assert set(tight) == {t.key for t in plan.tasks} and memories(tight) == {1769}
+
+
+def test_training_out_of_time_takes_the_cheapest_of_the_fastest_and_probes_above():
+    plan = stage(1, {"worker": 4}, kind=StageKind.ROUND)
+    seen = samples("worker", SLOW, sizes=(1769,), stage=0)
+    # 19 rounds of 2 s CPU at one vCPU do not fit in 30 s at any size measured
+    decisions = CeScaling().allocate(
+        context(
+            training_spec(30),
+            plan,
+            [(4, 1)] * 18,
+            samples=seen,
+            current_mb={"worker": 1769},
+            rounds_since_change=1,
+        )
+    )
+    by_rule = {d.rule: d.memory_mb for d in decisions.values()}
+    # a single-threaded curve is flat above one vCPU: more memory only costs more ...
+    assert by_rule["ce-resize"] == 1769
+    # ... but one point cannot tell single- from multi-threaded: one worker tries twice it
+    assert by_rule["probe-above"] == 3584
+    assert sum(d.rule == "probe-above" for d in decisions.values()) == 1
+
+
+def test_no_probe_above_once_more_memory_proved_no_faster():
+    plan = stage(2, {"worker": 4}, kind=StageKind.ROUND)
+    seen = samples("worker", SLOW, sizes=(1769, 1769, 3584), stage=0)
+    decisions = CeScaling().allocate(
+        context(
+            training_spec(30),
+            plan,
+            [(4, 1)] * 17,
+            samples=seen,
+            current_mb={"worker": 1769},
+            rounds_since_change=2,
+        )
+    )
+    assert memories(decisions) == {1769}
+    assert all(d.rule != "probe-above" for d in decisions.values())
+
+
+def test_hpo_pushed_to_the_largest_measured_size_probes_above_it():
+    plan = stage(1, {"a": 4}, epochs=3)
+    seen = samples("a", SLOW, sizes=(1769,))
+    decisions = CeScaling().allocate(context(hpo_spec(20), plan, [(1, 9)], samples=seen))
+    rules = sorted(d.rule for d in decisions.values())
+    assert rules.count("probe-above") == 1
+    assert {d.memory_mb for d in decisions.values() if d.rule == "probe-above"} == {3584}
+    # with time to spare the plan stays below what was measured: nothing to probe
+    slack = CeScaling().allocate(context(hpo_spec(3600), plan, [(1, 9)], samples=seen))
+    assert all(d.rule != "probe-above" for d in slack.values())
 
 
 def test_training_resizes_up_for_a_tight_deadline():
