@@ -295,6 +295,14 @@ class CeScaling:
             )
         )
         decisions = {task.key: decision for task in context.stage.tasks}
+
+        def worker_cost(m: int, cold: bool) -> float:
+            return remaining_cost(m, cold) / workers
+
+        def fits(m: int) -> bool:
+            return m >= floor and rounds_left * round_time(m) <= remaining_s
+
+        self.keep_warm(context, decisions, worker_cost, fits, skip=1 if probe is not None else 0)
         if probe is not None and len(context.stage.tasks) > 1:
             # One worker tries the larger size; the round, which waits for its slowest worker,
             # is no slower for it, and only that worker pays if more memory buys nothing.
@@ -305,6 +313,42 @@ class CeScaling:
                 f"left: one worker probes {probe} MB to learn whether more memory is faster",
             )
         return decisions
+
+    @staticmethod
+    def keep_warm(context: PolicyContext, decisions, worker_cost, fits, skip: int = 0) -> None:
+        """Between rounds, every environment a worker cold-started is warm and idle. A worker
+        that would start cold at the decided size takes a warm environment of another size
+        instead when that meets the deadline and costs less over the remaining rounds than a
+        cold start (the pilot's environment, say). Not for workers that waited for a pilot in
+        the same round: they would only take an environment the next round needs. Changes
+        ``decisions`` in place. (Environments are assumed alive: rounds are far shorter than
+        the keep-alive window.)"""
+        if context.must_decide_all:
+            return
+        envs = Counter(
+            x.memory_mb
+            for x in context.observations.samples
+            if x.shape == "worker" and x.ok and x.init_ms
+        )
+        keys = [t.key for t in context.stage.tasks][: len(context.stage.tasks) - skip]
+        if not keys or not envs:
+            return
+        target = decisions[keys[0]].memory_mb
+        starting_cold = max(0, len(keys) - envs.pop(target, 0))
+        movable = keys[len(keys) - starting_cold :] if starting_cold else []
+        for size, count in sorted(envs.items()):
+            if not movable or not fits(size):
+                continue
+            if worker_cost(size, False) >= worker_cost(target, True):
+                continue
+            for key in movable[:count]:
+                decisions[key] = MemoryDecision(
+                    size,
+                    "keep-warm",
+                    f"a warm {size} MB environment meets the deadline and costs less over the "
+                    f"remaining rounds than a cold start at {target} MB",
+                )
+            movable = movable[count:]
 
     @staticmethod
     def rounds_left(context: PolicyContext) -> int:

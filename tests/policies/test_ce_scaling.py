@@ -244,3 +244,36 @@ def test_rounds_left_shrink_with_a_loss_curve_near_its_target():
     rounds = CeScaling.rounds_left(context(spec, plan, [(2, 1)] * 93, losses=losses))
     assert 3 <= rounds <= 40
     assert CeScaling.rounds_left(context(spec, plan, [(2, 1)] * 93)) == 94  # nothing to fit
+
+
+def test_training_keeps_a_warm_pilot_environment_rather_than_start_cold():
+    plan = stage(1, {"worker": 4}, kind=StageKind.ROUND)
+    pilot = samples("worker", SLOW, sizes=(256,), stage=0, peak_mb=150.0)
+    rest = samples("worker", SLOW, sizes=(167, 167, 167), stage=0, peak_mb=150.0)
+    decisions = CeScaling().allocate(
+        context(
+            training_spec(3600),
+            plan,
+            [(4, 1)] * 18,
+            samples=pilot + rest,
+            current_mb={"worker": 167},
+            rounds_since_change=1,
+            elapsed_s=20,
+        )
+    )
+    sizes = sorted(d.memory_mb for d in decisions.values())
+    # three workers reuse the three 167 MB environments; the fourth takes the pilot's 256 MB
+    # one: single-threaded work costs the same per round there, and no cold start is paid
+    assert sizes == [167, 167, 167, 256]
+    assert [d.rule for d in decisions.values()].count("keep-warm") == 1
+    # workers that waited for the pilot in its own round do not take its environment
+    held = dataclasses.replace(
+        context(
+            training_spec(3600),
+            stage(0, {"worker": 4}, kind=StageKind.ROUND),
+            [(4, 1)] * 19,
+            samples=pilot,
+        ),
+        must_decide_all=True,
+    )
+    assert all(d.rule != "keep-warm" for d in CeScaling().allocate(held).values())
