@@ -55,6 +55,7 @@ CHEAP_PILOT_S_PER_EPOCH = 10.0
 PROBE_ABOVE_FACTOR = 2
 PROBE_SPEEDUP = 0.9  # probe further up only if the last doubling cut the time by ≥ 10 %
 ONE_VCPU_MB = 1769
+TIMEOUT_SHARE = 0.9  # plan invocations to end within 90 % of the function's timeout
 FASTEST_TOLERANCE = 1.03  # within 3 % (about the run-to-run noise) of the fastest is fastest
 
 
@@ -140,6 +141,15 @@ class CeScaling:
         larger = [m for m in grid_between(measured, self.max_memory_mb) if m >= target]
         return larger[0] if larger else self.max_memory_mb
 
+    @staticmethod
+    def within_timeout(model: DurationModel, grid: list[int], epochs: int, spec) -> list[int]:
+        """Sizes at which an invocation of ``epochs`` is predicted (upper end) to finish
+        within the function's timeout, with ``TIMEOUT_SHARE`` to spare; at least the largest
+        size, when none is."""
+        limit_ms = spec.workload.timeout_s * 1000 * TIMEOUT_SHARE
+        fitting = [m for m in grid if model.upper_ms(m, epochs) + model.init_ms <= limit_ms]
+        return fitting or grid[-1:]
+
     # -- HPO: split the deadline across the stages --------------------------------------------
     def split_hpo(self, context: PolicyContext, models: dict[str, DurationModel]):
         spec, obs = context.spec, context.observations
@@ -155,7 +165,7 @@ class CeScaling:
         def options(stage_counts: dict[str, int], epochs: int) -> list[StageOption]:
             return stage_options(
                 stage_counts,
-                grids,
+                {s: self.within_timeout(models[s], grids[s], epochs, spec) for s in stage_counts},
                 lambda s, m: (models[s].upper_ms(m, epochs) + models[s].init_ms) / 1000,
                 lambda s, m: invocation_usd(
                     m, models[s].duration_ms(m, epochs), models[s].init_ms, arch
@@ -250,7 +260,7 @@ class CeScaling:
             # a new size starts cold once, in its first round
             return rounds_left * round_time(m) + (model.init_ms / 1000 if m != current else 0.0)
 
-        grid = grid_between(floor, self.max_memory_mb)
+        grid = self.within_timeout(model, grid_between(floor, self.max_memory_mb), epochs, spec)
         feasible = [m for m in grid if remaining_time(m) <= remaining_s]
         probe = None
         if feasible:

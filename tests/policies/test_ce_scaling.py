@@ -277,3 +277,16 @@ def test_training_keeps_a_warm_pilot_environment_rather_than_start_cold():
         must_decide_all=True,
     )
     assert all(d.rule != "keep-warm" for d in CeScaling().allocate(held).values())
+
+
+def test_no_size_is_planned_past_the_function_timeout():
+    plan = stage(3, {"a": 1}, epochs=27)
+    seen = samples("a", SLOW, sizes=(256, 512, 1024))
+    spec = hpo_spec(36000)
+    spec = spec.model_copy(update={"workload": spec.workload.model_copy(update={"timeout_s": 120})})
+    (mb,) = memories(CeScaling().allocate(context(spec, plan, samples=seen)))
+    # 27 epochs of 2 s at one vCPU: 54 s at 1,769 MB; within 90 % of 120 s needs ≥ ~900 MB,
+    # though the loose deadline alone would take the smallest size
+    assert 27 * SLOW(mb) + 400 <= 0.9 * 120_000
+    loose = CeScaling().allocate(context(hpo_spec(36000), plan, samples=seen))
+    assert memories(loose) < {mb} or min(memories(loose)) < mb
