@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +73,34 @@ def test_duration_is_the_measured_cpu_time_scaled_by_the_cpu_share(
     assert at_one_vcpu.report.duration_ms == pytest.approx(150, rel=0.25)
     ratio = at_quarter.report.duration_ms / at_one_vcpu.report.duration_ms
     assert ratio == pytest.approx(1769 / 442, rel=0.15)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or not Path("/proc/thread-self/schedstat").exists(),
+    reason="needs Linux CPU affinity and scheduler statistics",
+)
+def test_waiting_for_a_busy_host_cpu_is_not_counted_as_io(clock: VirtualClock) -> None:
+    # The worker shares one CPU with a busy loop, so its 150 ms of CPU take ~300 ms of wall
+    # time. Lambda's CPU share is the function's own: the duration must stay ~150 ms.
+    saved = os.sched_getaffinity(0)
+    cpu = min(saved)
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.sched_setaffinity(hog.pid, {cpu})
+        os.sched_setaffinity(0, {cpu})  # the worker process inherits it
+        try:
+            pool = WorkerPool(1)
+        finally:
+            os.sched_setaffinity(0, saved)
+        with pool, EmulatorPlatform(clock, noise=False, pool=pool) as emulator:
+            emulator.ensure_function(_code("cpu", "cpu_loop"))
+            emulator.invoke("cpu", {"cpu_ms": 5})  # cold start: imports out of the way
+            result = emulator.invoke("cpu", {"cpu_ms": 150})
+    finally:
+        hog.kill()
+        hog.wait()
+    assert result.ok and result.report is not None
+    assert result.report.duration_ms == pytest.approx(150, rel=0.2)
 
 
 def test_time_not_spent_on_cpu_is_io_and_does_not_scale(emulator: EmulatorPlatform) -> None:

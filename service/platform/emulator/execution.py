@@ -69,7 +69,9 @@ def from_run(
     run: RunOutcome, traits: Traits, conditions: Conditions, init_base_ms: float
 ) -> Execution:
     """Formula 2 on a real run: the run's CPU time scaled to the memory size, plus its I/O."""
-    io = traits.io_ms if traits.io_ms is not None else max(0.0, run.wall_ms - run.cpu_ms)
+    # I/O: wall time neither on a CPU nor waiting for one of this (shared) machine's CPUs.
+    measured_io = max(0.0, run.wall_ms - run.cpu_ms - run.wait_ms)
+    io = traits.io_ms if traits.io_ms is not None else measured_io
     modelled = duration_ms(
         run.cpu_ms, io, conditions.memory_mb, traits.parallel_fraction, traits.max_threads
     )

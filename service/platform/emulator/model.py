@@ -14,7 +14,8 @@ Formulas (memory m in MB):
 2. Duration of one run, Amdahl's law over the CPU share. `cpu_ms` is the run's CPU time on one
    full reference vCPU (the emulator measures it on this machine, which it takes as one Lambda
    vCPU), `p` the fraction of that CPU work that runs in parallel, `T` the threads the code can
-   use, and `io_ms` the part that does not scale with CPU (network, storage, sleeps)::
+   use, and `io_ms` the part that does not scale with CPU (network, storage, sleeps; measured as
+   wall time minus CPU time minus time spent waiting for a CPU of this machine)::
 
        duration(m) = io_ms + cpu_ms * ((1 - p) / min(v, 1) + p / min(v, T))
 

@@ -50,13 +50,15 @@ class Task:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What running the code once measured. `cpu_ms` is CPU time on this machine."""
+    """What running the code once measured. `cpu_ms` is CPU time on this machine; `wait_ms`
+    the part of `wall_ms` spent waiting for one of its CPUs (contention, not the function's)."""
 
     status: Status
     payload: Any
     cpu_ms: float
     wall_ms: float
     peak_rss_mb: float
+    wait_ms: float = 0.0
     import_ms: float | None = None
     error_type: str | None = None
     error_message: str | None = None
@@ -263,6 +265,7 @@ class WorkerPool:
                 _error_payload("Runtime.OutOfMemory", "Runtime exited: signal: killed"),
                 cpu_ms=reply["cpu_ms"],
                 wall_ms=reply["wall_ms"],
+                wait_ms=reply.get("wait_ms", 0.0),
                 peak_rss_mb=limit,
                 import_ms=reply.get("import_ms"),
                 error_type="Runtime.OutOfMemory",
@@ -273,6 +276,7 @@ class WorkerPool:
             reply.get("payload"),
             cpu_ms=reply["cpu_ms"],
             wall_ms=reply["wall_ms"],
+            wait_ms=reply.get("wait_ms", 0.0),
             peak_rss_mb=peak,
             import_ms=reply.get("import_ms"),
             error_type=reply.get("error_type"),

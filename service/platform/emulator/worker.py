@@ -7,7 +7,10 @@ own footprint, which Lambda's "Max Memory Used" includes. Keep the imports here 
 Protocol: the parent sends one task dict per invocation over a pipe and reads one reply dict.
 Peak memory is the process's high-water mark of resident memory (VmHWM), reset before each
 invocation by writing "5" to /proc/self/clear_refs (Linux); CPU time is `time.process_time`,
-which counts every thread of the process.
+which counts every thread of the process. Time the handler's thread spent runnable but waiting
+for a CPU of this machine (scheduler run delay, /proc/thread-self/schedstat, Linux) is reported
+apart as `wait_ms`: it is this host's contention, which Lambda's dedicated CPU share does not
+have, so it must not be mistaken for the function's I/O.
 """
 
 from __future__ import annotations
@@ -74,54 +77,67 @@ def peak_rss_mb() -> float:
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
+def run_delay_ms() -> float:
+    """How long this thread has waited, runnable, for a CPU (0 where the kernel does not say)."""
+    try:
+        with open("/proc/thread-self/schedstat") as handle:
+            return int(handle.read().split()[1]) / 1e6
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def run(task: dict[str, Any], handlers: dict[str, Any]) -> dict[str, Any]:
     path = task["handler"]
     import_ms = None
     function = handlers.get(path)
     if function is None:
-        started = time.perf_counter()
+        started, waited = time.perf_counter(), run_delay_ms()
         try:
             function = resolve(path)
         except BaseException as error:  # a broken module must not kill the worker
-            return _failure("Runtime.ImportModuleError", error, 0.0, 0.0, peak_rss_mb(), None)
-        import_ms = (time.perf_counter() - started) * 1000.0
+            return _failure("Runtime.ImportModuleError", error, (0.0, 0.0, 0.0), None)
+        import_ms = (time.perf_counter() - started) * 1000.0 - (run_delay_ms() - waited)
+        import_ms = max(0.0, import_ms)
         handlers[path] = function
     reset_peak()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    start = time.process_time(), time.perf_counter(), run_delay_ms()
     try:
         payload = function(task["event"], LambdaContext(task))
         payload = json.loads(json.dumps(payload))  # Lambda returns JSON; fail like it does
     except MemoryError as error:
-        cpu, wall = _elapsed(cpu0, wall0)
-        return _failure("Runtime.OutOfMemory", error, cpu, wall, peak_rss_mb(), import_ms, "oom")
+        return _failure("Runtime.OutOfMemory", error, _elapsed(*start), import_ms, "oom")
     except BaseException as error:
-        cpu, wall = _elapsed(cpu0, wall0)
-        return _failure(type(error).__name__, error, cpu, wall, peak_rss_mb(), import_ms)
-    cpu, wall = _elapsed(cpu0, wall0)
+        return _failure(type(error).__name__, error, _elapsed(*start), import_ms)
+    cpu, wall, wait = _elapsed(*start)
     return {
         "status": "ok",
         "payload": payload,
         "cpu_ms": cpu,
         "wall_ms": wall,
+        "wait_ms": wait,
         "peak_rss_mb": peak_rss_mb(),
         "import_ms": import_ms,
     }
 
 
-def _elapsed(cpu0: float, wall0: float) -> tuple[float, float]:
-    return (time.process_time() - cpu0) * 1000.0, (time.perf_counter() - wall0) * 1000.0
+def _elapsed(cpu0: float, wall0: float, wait0: float) -> tuple[float, float, float]:
+    """CPU time, wall time and CPU-wait time since the given readings, in ms."""
+    return (
+        (time.process_time() - cpu0) * 1000.0,
+        (time.perf_counter() - wall0) * 1000.0,
+        run_delay_ms() - wait0,
+    )
 
 
 def _failure(
     error_type: str,
     error: BaseException,
-    cpu_ms: float,
-    wall_ms: float,
-    peak_mb: float,
+    elapsed: tuple[float, float, float],
     import_ms: float | None,
     status: str = "error",
 ) -> dict[str, Any]:
     message = str(error)
+    cpu_ms, wall_ms, wait_ms = elapsed
     return {
         "status": status,
         "payload": {
@@ -133,7 +149,8 @@ def _failure(
         "error_message": message,
         "cpu_ms": cpu_ms,
         "wall_ms": wall_ms,
-        "peak_rss_mb": peak_mb,
+        "wait_ms": wait_ms,
+        "peak_rss_mb": peak_rss_mb(),
         "import_ms": import_ms,
     }
 
