@@ -8,7 +8,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 MIN_MEMORY_MB = 128  # Lambda's bounds (DESIGN.md §2)
 MAX_MEMORY_MB = 10_240
@@ -24,20 +32,31 @@ _DATASET = re.compile(
 )
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
-Scalar = float | int | str | bool
-MemoryMB = Annotated[int, Field(ge=MIN_MEMORY_MB, le=MAX_MEMORY_MB)]
+# JSON has numbers, strings and booleans: `"trials": true` or `"eta": "3"` is a mistake to report,
+# not a value to coerce.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+# Postgres refuses NUL in text and in JSON documents, and no control character belongs in a name
+# or a value; rejecting them here keeps a spec that passes storable on Postgres and SQLite alike.
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
+ParamName = Annotated[str, StringConstraints(pattern=_PARAM_NAME.pattern)]
+Scalar = Float | Int | Text | Bool
+MemoryMB = Annotated[Int, Field(ge=MIN_MEMORY_MB, le=MAX_MEMORY_MB)]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: Python's JSON parser accepts NaN and Infinity, which no limit here can mean
+    # and which Postgres cannot store.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Distribution(_Spec):
     """One search-space dimension: exactly one of the four forms."""
 
-    uniform: tuple[float, float] | None = None
-    log_uniform: tuple[float, float] | None = None
-    int_uniform: tuple[int, int] | None = None
+    uniform: tuple[Float, Float] | None = None
+    log_uniform: tuple[Float, Float] | None = None
+    int_uniform: tuple[Int, Int] | None = None
     choice: list[Scalar] | None = Field(None, min_length=1, max_length=1000)
 
     @model_validator(mode="before")
@@ -68,17 +87,17 @@ class Distribution(_Spec):
 
 
 class Workload(_Spec):
-    function: str = Field(
+    function: Text = Field(
         description="A built-in workload (builtin:logreg, builtin:mlp) or the name/ARN of your "
         "own Lambda function that follows the handler contract."
     )
-    dataset: str = Field(
+    dataset: Text = Field(
         "builtin:digits",
         description="builtin:digits, builtin:synthetic?n=200000&d=100, s3://bucket/key.npz or "
         "file:///path.npz",
     )
     architecture: Literal["x86_64", "arm64"] = "x86_64"
-    timeout_s: int = Field(300, ge=1, le=MAX_TIMEOUT_S, description="Per-invocation timeout.")
+    timeout_s: Int = Field(300, ge=1, le=MAX_TIMEOUT_S, description="Per-invocation timeout.")
 
     @field_validator("function")
     @classmethod
@@ -90,14 +109,14 @@ class Workload(_Spec):
                     + ", ".join(BUILTIN_FUNCTIONS)
                 )
             return value
-        if not _LAMBDA_NAME.match(value):
+        if not _LAMBDA_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is neither a built-in workload nor a Lambda name or ARN")
         return value
 
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, value: str) -> str:
-        if not _DATASET.match(value):
+        if not _DATASET.fullmatch(value):
             raise ValueError(
                 "dataset must be builtin:digits, builtin:synthetic[?n=..&d=..], s3://… or file://…"
             )
@@ -106,17 +125,17 @@ class Workload(_Spec):
 
 class HpoSpec(_Spec):
     search_space: dict[str, Distribution] = Field(min_length=1, max_length=32)
-    trials: int = Field(ge=1, le=10_000)
-    eta: int = Field(3, ge=2, le=16, description="Successive-halving reduction factor.")
-    min_epochs: int = Field(1, ge=1, le=100_000)
-    max_epochs: int = Field(ge=1, le=100_000)
-    hyperband: bool = Field(False, description="Run Hyperband brackets instead of one bracket.")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of trial sampling.")
+    trials: Int = Field(ge=1, le=10_000)
+    eta: Int = Field(3, ge=2, le=16, description="Successive-halving reduction factor.")
+    min_epochs: Int = Field(1, ge=1, le=100_000)
+    max_epochs: Int = Field(ge=1, le=100_000)
+    hyperband: Bool = Field(False, description="Run Hyperband brackets instead of one bracket.")
+    seed: Int = Field(0, ge=0, le=2**31 - 1, description="Seed of trial sampling.")
 
     @field_validator("search_space")
     @classmethod
     def _param_names(cls, value: dict[str, Distribution]) -> dict[str, Distribution]:
-        bad = [name for name in value if not _PARAM_NAME.match(name)]
+        bad = [name for name in value if not _PARAM_NAME.fullmatch(name)]
         if bad:
             raise ValueError(f"invalid parameter names {bad}: use letters, digits and _")
         return value
@@ -131,11 +150,11 @@ class HpoSpec(_Spec):
 
 
 class TrainingSpec(_Spec):
-    workers: int = Field(ge=1, le=1_000, description="Parallel workers per round.")
-    max_epochs: int = Field(ge=1, le=100_000)
-    epochs_per_round: int = Field(1, ge=1, le=100_000)
-    target_loss: float | None = Field(None, gt=0, description="Stop when the loss reaches this.")
-    params: dict[str, Scalar] = Field(default_factory=dict, max_length=32)
+    workers: Int = Field(ge=1, le=1_000, description="Parallel workers per round.")
+    max_epochs: Int = Field(ge=1, le=100_000)
+    epochs_per_round: Int = Field(1, ge=1, le=100_000)
+    target_loss: Float | None = Field(None, gt=0, description="Stop when the loss reaches this.")
+    params: dict[ParamName, Scalar] = Field(default_factory=dict, max_length=32)
 
     @model_validator(mode="after")
     def _round_fits(self) -> TrainingSpec:
@@ -145,11 +164,11 @@ class TrainingSpec(_Spec):
 
 
 class Qos(_Spec):
-    deadline_s: float = Field(gt=0, le=MAX_DEADLINE_S, description="Wall-clock deadline.")
+    deadline_s: Float = Field(gt=0, le=MAX_DEADLINE_S, description="Wall-clock deadline.")
 
 
 class Budget(_Spec):
-    max_cost_usd: float = Field(ge=0, le=1_000_000, description="Stop launching past this.")
+    max_cost_usd: Float = Field(ge=0, le=1_000_000, description="Stop launching past this.")
 
 
 class StaticPolicy(_Spec):
@@ -175,7 +194,7 @@ class PowerTuningPolicy(_Spec):
     memory_mb_candidates: list[MemoryMB] = Field(
         default_factory=lambda: [128, 256, 512, 1024, 1769, 3008], min_length=2, max_length=20
     )
-    invocations_per_size: int = Field(3, ge=1, le=50)
+    invocations_per_size: Int = Field(3, ge=1, le=50)
 
     @field_validator("memory_mb_candidates")
     @classmethod
@@ -189,7 +208,7 @@ Policy = Annotated[StaticPolicy | CeScalingPolicy | PowerTuningPolicy, Field(dis
 
 
 class JobSpec(_Spec):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     kind: Literal["hpo", "training"]
     workload: Workload
     hpo: HpoSpec | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -112,14 +113,47 @@ INVALID = {
     "zero-workers": spec(TRAINING_SPEC, training__workers=0),
     "blank-name": spec(name="   "),
     "not-an-object": [1, 2, 3],
+    # Python's JSON parser reads NaN and Infinity; Postgres cannot store them (it was a 500)
+    "nan-deadline": spec(qos__deadline_s=float("nan")),
+    "infinite-bound": spec(hpo__search_space={"lr": {"uniform": [0, float("inf")]}}),
+    "nan-choice": spec(hpo__search_space={"lr": {"choice": [float("nan")]}}),
+    "nan-param": spec(TRAINING_SPEC, training__params={"lr": float("nan")}),
+    # Postgres refuses NUL in text and JSON (it was a 500)
+    "nul-in-name": spec(name="a\x00b"),
+    "nul-in-choice": spec(hpo__search_space={"act": {"choice": ["relu\x00"]}}),
+    "nul-in-dataset": spec(workload={"function": "builtin:mlp", "dataset": "s3://b/k\x00"}),
+    "bad-param-name": spec(TRAINING_SPEC, training__params={"a\x00": 1}),
+    "newline-after-function": spec(workload={"function": "my-function\n"}),
+    # wrong JSON types are reported, not coerced
+    "boolean-trials": spec(hpo__trials=True),
+    "string-eta": spec(hpo__eta="3"),
+    "string-deadline": spec(qos__deadline_s="900"),
+    "string-memory": spec(policy={"name": "static", "memory_mb": "1024"}),
+    "string-hyperband": spec(hpo__hyperband="yes"),
 }
 
 
 @pytest.mark.parametrize("document", INVALID.values(), ids=INVALID.keys())
 def test_invalid_spec_is_422_problem_and_writes_nothing(client, alice, session, document):
-    body = assert_problem(client.post("/v1/jobs", json=document, headers=alice.headers), 422)
+    # json.dumps writes NaN and Infinity as the bare tokens a careless client would send
+    response = client.post(
+        "/v1/jobs",
+        content=json.dumps(document),
+        headers={**alice.headers, "Content-Type": "application/json"},
+    )
+    body = assert_problem(response, 422)
     assert body["errors"], body
     assert job_count(session) == 0
+
+
+def test_integral_numbers_are_accepted_where_a_float_is_expected(client, alice):
+    created = client.post(
+        "/v1/jobs",
+        json=spec(qos__deadline_s=900, hpo__search_space={"lr": {"uniform": [0, 1]}}),
+        headers=alice.headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["hpo"]["search_space"]["lr"] == {"uniform": [0.0, 1.0]}
 
 
 def test_malformed_json_is_422(client, alice, session):
