@@ -7,7 +7,7 @@ import binascii
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -258,6 +258,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         parsed = datetime.fromisoformat(created)
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
-        return parsed, uuid.UUID(job_id)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
+        # in UTC, as stored; a forged offset at the edge of the calendar overflows here
+        return parsed.astimezone(UTC), uuid.UUID(job_id)
+    except (ValueError, OverflowError, UnicodeDecodeError, binascii.Error):
         raise BadRequest("invalid cursor: pass the next_cursor of a previous page") from None

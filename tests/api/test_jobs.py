@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -212,6 +213,17 @@ def test_list_rejects_bad_filters_and_cursor(client, alice):
     assert_problem(client.get("/v1/jobs?status=sleeping", headers=alice.headers), 422)
     assert_problem(client.get("/v1/jobs?limit=0", headers=alice.headers), 422)
     assert_problem(client.get("/v1/jobs?cursor=garbage!!", headers=alice.headers), 400)
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00", "2020-01-01T00:00:00"],
+    ids=["past-year-9999", "before-year-1", "naive"],
+)
+def test_a_forged_cursor_is_400_not_500(client, alice, created_at):
+    raw = f"{created_at}|{uuid.uuid4()}".encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    assert_problem(client.get(f"/v1/jobs?cursor={cursor}", headers=alice.headers), 400)
 
 
 def test_unknown_route_is_problem_json(client):
