@@ -80,6 +80,16 @@ def test_both_formats_load_and_are_told_apart_by_their_keys(tmp_path: Path) -> N
         ({"memory_mb": {"512": {"p50": "fast", "mem_used_mb": 1}}}, "must be a number"),
         ({"memory_mb": {"512": {"p10": 9, "p50": 5, "p90": 6, "mem_used_mb": 1}}}, "p10 <= p50"),
         ({"memory_mb": {"512": {"p10": 4, "p50": 5, "mem_used_mb": 1}}}, "both p10 and p90"),
+        (
+            {
+                "memory_mb": {
+                    "512": {"p50": 5, "mem_used_mb": 1},
+                    "0512": {"p50": 6, "mem_used_mb": 1},
+                }
+            },
+            "memory size 512 is given twice",
+        ),
+        ({"memory_mb": {"512": {"p50": 5, "mem_used_mb": 600}}}, "exceeds the memory size 512"),
         ({**CODE_PROFILE, "parallel_fraction": 1.5}, "parallel_fraction"),
         ({**CODE_PROFILE, "max_threads": 1.5}, "whole number"),
         ({**CODE_PROFILE, "gpu": True}, "unknown key"),

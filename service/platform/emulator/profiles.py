@@ -204,6 +204,7 @@ def _parse_measured(data: dict[str, Any]) -> MeasuredProfile:
     if not isinstance(table, dict) or not table:
         raise ProfileError("'memory_mb' must be a non-empty object of memory size -> stats")
     points = []
+    seen: dict[int, str] = {}
     for key, stats in table.items():
         try:
             memory = int(key)
@@ -213,6 +214,9 @@ def _parse_measured(data: dict[str, Any]) -> MeasuredProfile:
             raise ProfileError(f"memory size {memory} is outside {MIN_MEMORY_MB}..{MAX_MEMORY_MB}")
         if not isinstance(stats, dict):
             raise ProfileError(f"memory_mb.{key} must be an object")
+        if memory in seen:
+            raise ProfileError(f"memory size {memory} is given twice ({seen[memory]!r}, {key!r})")
+        seen[memory] = key
         where = f"memory_mb.{key}"
         p50 = _number(stats, "p50", where=where)
         p10 = _optional_number(stats, "p10", where=where)
@@ -224,6 +228,8 @@ def _parse_measured(data: dict[str, Any]) -> MeasuredProfile:
             raise ProfileError(f"{where}: give both p10 and p90, or neither")
         if p10 is not None and p90 is not None and not 0 < p10 <= p50 <= p90:
             raise ProfileError(f"{where}: need 0 < p10 <= p50 <= p90")
+        if used > memory:
+            raise ProfileError(f"{where}: mem_used_mb {used:g} exceeds the memory size {memory}")
         points.append(MeasuredPoint(memory, p50, used, p10, p90))
     cold = _optional_number(data, "cold_start_ms")
     if cold is not None and cold < 0:
