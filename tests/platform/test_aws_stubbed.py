@@ -381,6 +381,52 @@ def test_ensure_variant_publishes_the_size_and_points_an_alias_at_it(aws: Stubbe
     assert aws.platform.ensure_variant("f", 1024) == "mem-1024"
 
 
+def test_a_variant_whose_publish_lost_a_race_is_read_again_and_redone(aws: Stubbed) -> None:
+    """Another controller changed the function between our update and PublishVersion: the
+    conditional publish fails, and the variant is redone from a fresh read, not given up."""
+    for _ in range(2):
+        aws.control.add_client_error("get_alias", "ResourceNotFoundException", "no alias", 404)
+        aws.control.add_response("get_function_configuration", _config(512))
+    aws.control.add_response("get_function_configuration", _config(512))  # settled?
+    aws.control.add_response("get_function_configuration", _config(512))  # before update
+    aws.control.add_response(
+        "update_function_configuration",
+        _config(1024, "r2"),
+        {"FunctionName": "f", "MemorySize": 1024, "RevisionId": "r1"},
+    )
+    aws.control.add_client_error(
+        "publish_version",
+        "PreconditionFailedException",
+        "revision changed",
+        412,
+        expected_params={"FunctionName": "f", "RevisionId": "r2"},
+    )
+    aws.control.add_response("get_function_configuration", _config(2048, "r3"))  # theirs
+    aws.control.add_response("get_function_configuration", _config(2048, "r3"))
+    aws.control.add_response(
+        "update_function_configuration",
+        _config(1024, "r4"),
+        {"FunctionName": "f", "MemorySize": 1024, "RevisionId": "r3"},
+    )
+    aws.control.add_response(
+        "publish_version",
+        {"Version": "8", "MemorySize": 1024},
+        {"FunctionName": "f", "RevisionId": "r4"},
+    )
+    aws.control.add_response(
+        "create_alias",
+        {"Name": "mem-1024", "FunctionVersion": "8"},
+        {"FunctionName": "f", "Name": "mem-1024", "FunctionVersion": "8"},
+    )
+    aws.control.add_response("get_function_configuration", _config(1024, "r4"))
+    aws.control.add_response(
+        "update_function_configuration",
+        _config(512, "r5"),
+        {"FunctionName": "f", "MemorySize": 512, "RevisionId": "r4"},  # the size found first
+    )
+    assert aws.platform.ensure_variant("f", 1024) == "mem-1024"
+
+
 def test_the_concurrency_limit_comes_from_the_account_settings_once(aws: Stubbed) -> None:
     aws.control.add_response(
         "get_account_settings", {"AccountLimit": {"ConcurrentExecutions": 400}}

@@ -139,22 +139,23 @@ class AwsPlatform:
         with self._mutating(name):
             if self._alias_exists(name, alias):
                 return alias
-            config = self._wait_settled(name)
-            original = config["MemorySize"]
-            if original != memory_mb:
-                config = self._update(name, {"MemorySize": memory_mb})
-            publish: dict[str, Any] = {"FunctionName": name}
-            if config.get("RevisionId"):
-                publish["RevisionId"] = config["RevisionId"]  # publish exactly what we set
-            try:
-                version = self._control(lambda: self._lambda.publish_version(**publish))
-            except ClientError as error:
-                raise self._error("publish a version of", name, error) from error
-            if version.get("MemorySize") != memory_mb:
-                raise PlatformError(
-                    f"{name}: published version {version.get('Version')} has "
-                    f"{version.get('MemorySize')} MB, not {memory_mb} MB (concurrent change?)"
+            original: int | None = None
+            for _ in range(self.retrier.backoff.max_attempts):
+                config = self._wait_settled(name)
+                if original is None:
+                    original = int(config["MemorySize"])
+                if config["MemorySize"] != memory_mb:
+                    config = self._update(name, {"MemorySize": memory_mb})
+                version = self._publish(name, config)
+                if version is not None and version.get("MemorySize") == memory_mb:
+                    break
+                # Another controller changed the function between our update and the publish
+                # (PreconditionFailed on RevisionId): read again and redo.
+            else:
+                raise UpdateFailedError(
+                    f"{name}: kept changing while publishing {memory_mb} MB; gave up"
                 )
+            assert version is not None
             try:
                 self._control(
                     lambda: self._lambda.create_alias(
@@ -455,6 +456,19 @@ class AwsPlatform:
                 raise self._error("update", name, error) from error
             return self._wait_settled(name, updated)
         raise UpdateFailedError(f"{name}: kept changing underneath our update; gave up")
+
+    def _publish(self, name: str, config: dict[str, Any]) -> dict[str, Any] | None:
+        """Publish exactly the configuration read (conditional on its RevisionId); None if the
+        function changed since."""
+        publish: dict[str, Any] = {"FunctionName": name}
+        if config.get("RevisionId"):
+            publish["RevisionId"] = config["RevisionId"]
+        try:
+            return self._control(lambda: self._lambda.publish_version(**publish))
+        except ClientError as error:
+            if error_code(error) == PRECONDITION_FAILED:
+                return None
+            raise self._error("publish a version of", name, error) from error
 
     def _create(self, spec: FunctionSpec) -> None:
         if spec.code_zip is None or spec.role_arn is None or spec.handler is None:
