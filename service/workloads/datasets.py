@@ -16,6 +16,7 @@ are read-only because a warm function keeps the last dataset cached between invo
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qsl
@@ -37,6 +38,7 @@ _SYNTHETIC_LIMITS = {
 _MAX_ELEMENTS = 2_700_000_000  # ~10 GB of float32: the largest Lambda cannot hold more
 _INFORMATIVE = 10  # dimensions that carry the class signal; the rest is noise
 _CLUSTER_SPREAD = 1.0  # std of blob centres; with unit noise this gives ~80-90 % accuracy
+_ZIP_MAGIC = b"PK\x03\x04"  # every .npz is a zip archive
 _CHUNK_ROWS = 65_536  # generate in chunks so the peak stays close to the dataset's own size
 
 
@@ -156,8 +158,16 @@ def _npz(uri: str) -> Dataset:
     if not uri.endswith(".npz"):
         raise DatasetError(f"user datasets are .npz files, got {uri!r}")
     store, key = locate(uri)
-    with np.load(io.BytesIO(store.get_bytes(key)), allow_pickle=False) as archive:
-        arrays = {name: archive[name] for name in archive.files}
+    content = store.get_bytes(key)
+    if not content.startswith(_ZIP_MAGIC):  # otherwise np.load would try .npy, then pickle
+        raise DatasetError(f"{uri} is not a readable .npz: it is not a zip archive of arrays")
+    try:
+        with np.load(io.BytesIO(content), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        # Not an .npz, a truncated one, or one holding pickled objects: the caller's data is
+        # at fault and a retry would fail the same way.
+        raise DatasetError(f"{uri} is not a readable .npz: {exc}") from None
     x = arrays.get("x", arrays.get("X"))
     y = arrays.get("y")
     if x is None or y is None:
@@ -189,7 +199,13 @@ def _checked(
     labels = y.astype(np.int32)
     if (labels != y).any() or labels.min() < 0:
         raise DatasetError(f"{uri}: {y_name} must hold integer class labels 0..k-1")
-    return x.astype(np.float32, copy=False), labels
+    x = x.astype(np.float32, copy=False)
+    # NaN or inf features would train to a NaN loss that looks like divergence; checked in
+    # chunks so the check does not add a full-size boolean array to the footprint.
+    for start in range(0, x.shape[0], _CHUNK_ROWS):
+        if not np.isfinite(x[start : start + _CHUNK_ROWS]).all():
+            raise DatasetError(f"{uri}: {x_name} holds NaN or infinite values")
+    return x, labels
 
 
 def _frozen(

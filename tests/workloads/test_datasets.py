@@ -102,6 +102,39 @@ def test_malformed_user_npz_is_refused(tmp_path, arrays):
         load_dataset(f"file://{tmp_path}/bad.npz")
 
 
+def _npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not an archive at all\n", "not a zip archive"),
+        (_npy_bytes(np.ones((4, 2))), "not a zip archive"),  # a bare .npy named .npz
+        (_npz_bytes(x=np.ones((40, 2)), y=np.arange(40) % 2)[:120], "not a readable .npz"),
+        (_npz_bytes(x=np.array([{"a": 1}] * 4, dtype=object), y=np.arange(4)), "allow_pickle"),
+        (_npz_bytes(x=np.full((4, 2), np.nan), y=np.arange(4) % 2), "NaN or infinite"),
+        (
+            _npz_bytes(
+                x=np.ones((4, 2)),
+                y=np.arange(4) % 2,
+                x_val=np.full((2, 2), np.inf),
+                y_val=np.array([0, 1]),
+            ),
+            "x_val holds NaN or infinite",
+        ),
+    ],
+)
+def test_unreadable_user_npz_is_a_dataset_error_not_a_crash(tmp_path, content, message):
+    """A retry cannot fix a corrupt file, so it must be a DatasetError (a handled InvalidInput),
+    not whatever numpy raises (which would make Lambda report FunctionError and retry)."""
+    (tmp_path / "broken.npz").write_bytes(content)
+    with pytest.raises(DatasetError, match=message):
+        load_dataset(f"file://{tmp_path}/broken.npz")
+
+
 def test_user_npz_from_s3(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

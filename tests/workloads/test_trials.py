@@ -155,6 +155,13 @@ def test_a_missing_dataset_is_a_handled_error(make_event, tmp_path):
     assert "absent.npz" in response["error"]["message"]
 
 
+def test_a_corrupt_dataset_is_a_handled_error(make_event, tmp_path):
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 truncated")
+    response = logreg_trial(make_event(dataset=f"file://{tmp_path}/corrupt.npz"), None)
+    assert response["error"]["type"] == "InvalidInput"
+    assert "corrupt.npz is not a readable .npz" in response["error"]["message"]
+
+
 def test_out_of_memory_is_raised_not_turned_into_a_payload(make_event, monkeypatch):
     """Lambda and the emulator must see the failure (FunctionError / OOM kill) to retry bigger."""
 
