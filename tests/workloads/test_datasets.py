@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 
 import boto3
 import numpy as np
 import pytest
 from moto import mock_aws
 
-from service.workloads.datasets import DatasetError, load_dataset, synthetic
+from service.workloads.datasets import DatasetError, _digits_arrays, load_dataset, synthetic
 from service.workloads.store import default_s3_client
+from tests.workloads.conftest import ROOT
 
 
 def test_digits_is_the_real_scikit_learn_set_split_80_20():
@@ -22,6 +26,29 @@ def test_digits_is_the_real_scikit_learn_set_split_80_20():
     assert data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
     assert set(np.unique(data.y_val)) == set(range(10))
     assert not data.x_train.flags.writeable  # the warm-process cache must not be mutated
+
+
+def test_digits_are_read_without_importing_scikit_learn():
+    from sklearn.datasets import load_digits
+
+    x, y = _digits_arrays()
+    x_ref, y_ref = load_digits(return_X_y=True)
+    np.testing.assert_array_equal(x, x_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    # In a fresh process: no scikit-learn/SciPy import, so a digits function fits in 128 MB.
+    child = (
+        "import json, sys\n"
+        "from service.workloads.datasets import load_dataset\n"
+        "from service.workloads.usage import peak_memory_mb\n"
+        "load_dataset('builtin:digits')\n"
+        "print(json.dumps({'sklearn': 'sklearn' in sys.modules, 'peak': peak_memory_mb()}))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    measured = json.loads(completed.stdout)
+    assert measured["sklearn"] is False
+    assert measured["peak"] < 100, measured
 
 
 def test_synthetic_is_seeded_and_sized_by_its_options():
