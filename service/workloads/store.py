@@ -40,7 +40,8 @@ class ObjectStore(ABC):
     def exists(self, key: str) -> bool: ...
 
     def uri(self, key: str) -> str:
-        return f"{self.root.rstrip('/')}/{key.lstrip('/')}"
+        # removesuffix, not rstrip: the root directory's store is "file:///".
+        return f"{self.root.removesuffix('/')}/{key.lstrip('/')}"
 
     def save_npz(self, key: str, arrays: dict[str, np.ndarray]) -> str:
         """Store arrays as an uncompressed ``.npz`` (fast to write, and numpy reads it lazily)."""
@@ -121,9 +122,10 @@ class S3Store(ObjectStore):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def get_bytes(self, key: str) -> bytes:
+        errors = self.client.exceptions
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.NoSuchKey as exc:
+        except (errors.NoSuchKey, errors.NoSuchBucket) as exc:  # a retry cannot make it appear
             raise ObjectNotFound(self.uri(key)) from exc
         return response["Body"].read()
 

@@ -79,6 +79,17 @@ def test_s3_exists_reraises_errors_other_than_not_found(s3):
         S3Store("no-such-bucket-here").exists("x")
 
 
+def test_s3_missing_bucket_is_not_found_like_a_missing_key(s3):
+    with pytest.raises(ObjectNotFound, match=r"s3://no-such-bucket-here/data/x\.npz"):
+        open_store("s3://no-such-bucket-here/data").get_bytes("x.npz")
+
+
+def test_uris_in_the_root_directory_keep_their_three_slashes():
+    store, key = locate("file:///absent-at-root.npz")
+    assert store.uri(key) == "file:///absent-at-root.npz"
+    assert FileStore("/tmp").uri("a/b") == "file:///tmp/a/b"
+
+
 def test_locate_and_resolve(tmp_path):
     store, key = locate(f"file://{tmp_path}/dir/model.npz")
     assert key == "model.npz"
