@@ -12,6 +12,7 @@ Thread limits must be set before NumPy loads its BLAS, hence subprocesses with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -117,14 +118,13 @@ def _run_child(request: ProfileRequest, path: str, threads: int) -> dict[str, An
         ) from None
     if "error" in result:
         error = result["error"]
-        raise ProfileError(f"{error['type']}: {error['message']}", usage=True)
+        raise ProfileError(f"{error['type']}: {error['message']}", usage=error.get("usage", True))
     return result
 
 
 def _child(spec: dict[str, Any]) -> dict[str, Any]:
     """Runs in the subprocess: init once (imports, dataset), then ``repeats`` warm invocations."""
     started = time.perf_counter()
-    from service.workloads.contract import CONTRACT
     from service.workloads.datasets import DatasetError, load_dataset
     from service.workloads.registry import load_handler
     from service.workloads.usage import peak_memory_mb
@@ -133,14 +133,34 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         handler = load_handler(spec["handler"])
     except UnknownWorkload as exc:
         return {"error": {"type": "UnknownWorkload", "message": str(exc)}}
-    handler({}, None)  # a rejected event loads the lazy imports (jsonschema) as a cold start does
+    with contextlib.suppress(Exception):  # a rejected event loads the lazy imports (jsonschema)
+        handler({}, None)  # as a cold start does
     try:
         load_dataset(spec["dataset"])
     except DatasetError as exc:
         return {"error": {"type": "InvalidInput", "message": str(exc)}}
     except LookupError as exc:
         return {"error": {"type": "InvalidInput", "message": f"dataset {exc} does not exist"}}
+    except Exception as exc:  # no S3 credentials, an outage, out of memory: one clear line
+        return {"error": _unexpected(exc)}
     init_ms = (time.perf_counter() - started) * 1000.0
+    try:
+        runs = _invocations(handler, spec)
+    except Exception as exc:  # what Lambda would report as FunctionError: Unhandled
+        return {"error": _unexpected(exc)}
+    if isinstance(runs, dict):
+        return runs
+    return {"init_ms": init_ms, "runs": runs, "peak_memory_mb": peak_memory_mb()}
+
+
+def _unexpected(exc: BaseException) -> dict[str, Any]:
+    """An error that is not the caller's input: reported as one line, exit status 1."""
+    return {"type": type(exc).__name__, "message": str(exc) or repr(exc), "usage": False}
+
+
+def _invocations(handler: Any, spec: dict[str, Any]) -> list[dict[str, float]] | dict[str, Any]:
+    """``repeats`` warm invocations in a scratch store; a handled error payload ends them."""
+    from service.workloads.contract import CONTRACT
 
     runs = []
     with tempfile.TemporaryDirectory(prefix="cescale-profile-") as directory:
@@ -177,7 +197,7 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
                     "compute_ms": max(0.0, wall * 1000.0 - io_ms),
                 }
             )
-    return {"init_ms": init_ms, "runs": runs, "peak_memory_mb": peak_memory_mb()}
+    return runs
 
 
 if __name__ == "__main__":

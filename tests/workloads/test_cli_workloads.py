@@ -77,6 +77,29 @@ def test_profile_bad_input_is_a_usage_error_without_traceback(cli, args, message
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("content", [b"garbage", b"PK\x03\x04 truncated"])
+def test_profile_unreadable_dataset_file_is_a_usage_error(cli, tmp_path, content):
+    (tmp_path / "broken.npz").write_bytes(content)
+    result = cli("profile", "builtin:logreg", "--dataset", f"file://{tmp_path}/broken.npz")
+    assert result.exit_code == 2, result.output
+    assert "is not a readable .npz" in result.stderr
+    assert "Traceback" not in result.output and 'File "' not in result.output
+
+
+def test_profile_unreachable_s3_is_one_clear_line_not_a_traceback(cli, monkeypatch):
+    """Not the caller's input (exit 1), but still one line naming the failure."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on port 9
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    result = cli("profile", "builtin:logreg", "--dataset", "s3://bucket/data.npz")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: EndpointConnectionError: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
 def test_package_writes_the_zip(cli, tmp_path):
     out = tmp_path / "dist" / "cescale-handlers.zip"
     result = cli("package", "--out", str(out), "--json")
