@@ -499,6 +499,52 @@ def test_metrics_ask_for_lambda_series_and_keep_missing_points_missing(aws: Stub
     assert metrics.errors == () and metrics.throttles == ()
 
 
+def test_a_function_with_the_insights_layer_gets_memory_used_from_lambda_insights(
+    aws: Stubbed,
+) -> None:
+    layer = "arn:aws:lambda:us-east-1:580247275435:layer:LambdaInsightsExtension:38"
+    aws.control.add_response(
+        "get_function_configuration", _config(512, Layers=[{"Arn": layer, "CodeSize": 1}])
+    )
+    aws.control.add_response("get_function_configuration", _config(512))  # layer removed
+    stamp = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+    def answer(with_insights: bool) -> None:
+        ids = ["invocations", "duration_avg", "duration_max", "errors", "throttles"]
+        if with_insights:
+            ids.append("memory_used_max")
+        results = [
+            {
+                "Id": i,
+                "Label": i,
+                "Timestamps": [stamp],
+                "Values": [301.0],
+                "StatusCode": "Complete",
+            }
+            for i in ids
+        ]
+
+        class Asked:  # the request must ask for exactly these series
+            def __eq__(self, queries: object) -> bool:
+                return [q["Id"] for q in queries] == ids  # type: ignore[attr-defined]
+
+        aws.cloudwatch.add_response(
+            "get_metric_data",
+            {"MetricDataResults": results},
+            {"MetricDataQueries": Asked(), "StartTime": ANY, "EndTime": ANY, "ScanBy": ANY},
+        )
+
+    assert aws.platform.memory_of("f") == 512
+    answer(with_insights=True)
+    metrics = aws.platform.metrics("f", stamp.timestamp(), stamp.timestamp() + 60)
+    assert metrics.memory_used_max == ((stamp.timestamp(), 301.0),)
+    aws.platform.memory_of("f")
+    answer(with_insights=False)
+    assert (
+        aws.platform.metrics("f", stamp.timestamp(), stamp.timestamp() + 60).memory_used_max == ()
+    )
+
+
 def test_reports_are_recovered_from_the_log_group_in_both_formats(aws: Stubbed) -> None:
     json_line = json.dumps(
         {

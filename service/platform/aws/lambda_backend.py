@@ -67,6 +67,8 @@ from service.platform.report import decode_log_result, parse_log
 
 NOT_FOUND = "ResourceNotFoundException"
 PRECONDITION_FAILED = "PreconditionFailedException"
+# arn:aws:lambda:<region>:580247275435:layer:LambdaInsightsExtension[-Arm64]:<version>
+INSIGHTS_LAYER = ":layer:LambdaInsightsExtension"
 
 
 class AwsPlatform:
@@ -103,6 +105,7 @@ class AwsPlatform:
         self._concurrency_limit: int | None = None
         self._variants: set[tuple[str, str]] = set()
         self._memory: dict[str, int] = {}  # last in-place memory seen, for reports-less results
+        self._insights: set[str] = set()  # functions seen with the Lambda Insights extension
 
     @classmethod
     def from_settings(cls, settings: Any, **options: Any) -> AwsPlatform:
@@ -244,7 +247,7 @@ class AwsPlatform:
                     end,
                     period_s=period_s,
                     qualifier=qualifier,
-                    insights=self.lambda_insights,
+                    insights=self.lambda_insights or name in self._insights,
                 ),
                 retry_on=is_throttle,
             )
@@ -415,11 +418,26 @@ class AwsPlatform:
 
     def _configuration(self, name: str) -> dict[str, Any]:
         try:
-            return self._control(lambda: self._lambda.get_function_configuration(FunctionName=name))
+            config = self._control(
+                lambda: self._lambda.get_function_configuration(FunctionName=name)
+            )
         except ClientError as error:
             if error_code(error) == NOT_FOUND:
                 raise FunctionNotFoundError(f"function {name!r} does not exist") from error
             raise self._error("read", name, error) from error
+        self._remember_insights(name, config)
+        return config
+
+    def _remember_insights(self, name: str, config: dict[str, Any]) -> None:
+        """Lambda Insights is on when the function has AWS's LambdaInsightsExtension layer;
+        its `used_memory_max` is then read with the metrics, without being asked to."""
+        layers = config.get("Layers") or []
+        enabled = any(INSIGHTS_LAYER in str(layer.get("Arn", "")) for layer in layers)
+        with self._lock:
+            if enabled:
+                self._insights.add(name)
+            else:
+                self._insights.discard(name)
 
     def _wait_settled(self, name: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
         """Poll until no create/update is in progress; raise if the last one failed."""
@@ -431,6 +449,7 @@ class AwsPlatform:
                 reason = config.get("LastUpdateStatusReason") or config.get("StateReason")
                 raise UpdateFailedError(f"{name}: configuration update failed: {reason}")
             if state != "Pending" and update != "InProgress":
+                self._remember_insights(name, config)
                 if "MemorySize" in config:
                     with self._lock:
                         self._memory[name] = int(config["MemorySize"])
