@@ -7,7 +7,7 @@ import subprocess
 import sys
 import zipfile
 
-from service.workloads.packaging import MANIFEST, build_package
+from service.workloads.packaging import MANIFEST, RUNTIME_REQUIREMENTS, build_package
 from service.workloads.registry import BUILTIN_HANDLERS, TRAINING_HANDLERS
 
 from .conftest import ROOT
@@ -86,3 +86,10 @@ def test_dockerfile_uses_the_lambda_base_image_and_a_real_handler():
     handler = json.loads(cmd.removeprefix("CMD").strip())[0]
     module, _, attribute = handler.rpartition(".")
     assert f"{module}:{attribute}" in BUILTIN_HANDLERS.values()
+
+
+def test_dockerfile_installs_what_the_manifest_says_the_handlers_need():
+    dockerfile = (ROOT / "docker" / "lambda.Dockerfile").read_text()
+    for requirement in RUNTIME_REQUIREMENTS:
+        spec = requirement.split("#")[0].strip()
+        assert f'"{spec}"' in dockerfile or "<" not in spec, spec
