@@ -53,6 +53,13 @@ DEFINITIONS = {
         "ce-scaling / baseline: the median over seeds of the per-seed ratio, over the seeds where "
         "both runs succeeded (a ratio of 0.60 is 40 % less)"
     ),
+    "oracle cost/safe": (
+        "the oracle's median cost ÷ static-safe's median cost in the cell: the least any policy "
+        "could pay relative to static-safe. On Lambda a task's cost never falls as memory rises "
+        "(duration falls at most in proportion to memory), so where every shape's cost-optimal "
+        "size is at or below static-safe this is ~1: static-safe is already the floor and no "
+        "policy can cut its cost, only its time"
+    ),
     "best static": "the cheapest static size (median cost) with ≥ 99 % attainment in the cell",
     "shared runs": (
         "static and power-tuning never read the deadline, so each of their runs is judged "

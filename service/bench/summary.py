@@ -220,8 +220,30 @@ def _cut_target(cells: list[Cell], kind: str, cut: float) -> Target:
         name,
         goal,
         f"best {best[0]:+.0%} ({best[1]}), median {median(v for v, _ in values):+.0%}; "
-        f"{len(reaching)} of {len(values)} cells reach it",
+        f"{len(reaching)} of {len(values)} cells reach it" + _attainable(cells, kind, cut),
         best[0] >= cut,
+    )
+
+
+def oracle_cut(cell: Cell) -> float | None:
+    """How much less than static-safe the oracle — the cost floor — pays in a cell (medians):
+    the most any policy could cut there."""
+    safe, oracle = cell.stats.get(STATIC_SAFE), cell.stats.get(ORACLE)
+    if safe is None or oracle is None or not safe.cost_usd or oracle.cost_usd is None:
+        return None
+    return 1 - oracle.cost_usd / safe.cost_usd
+
+
+def _attainable(cells: list[Cell], kind: str, cut: float) -> str:
+    """Where even the oracle cannot reach the cut, no policy can: say how many cells allow it."""
+    floors = [(v, c.name) for c in cells if c.kind == kind and (v := oracle_cut(c)) is not None]
+    if not floors:
+        return ""
+    best = max(floors)
+    possible = sum(1 for v, _ in floors if v >= cut)
+    return (
+        f"; the oracle (cost floor) cuts at most {best[0]:+.0%} ({best[1]}): "
+        f"{possible} of {len(floors)} cells allow the cut at all"
     )
 
 
@@ -290,6 +312,7 @@ RATIO_HEADER = (
     "ce met",
     "cost/safe",
     "JCT/safe",
+    "oracle cost/safe",
     "cost/PT",
     "JCT/PT",
     "cost/oracle",
@@ -317,6 +340,7 @@ def ratio_rows(cells: list[Cell]) -> tuple[list[str], list[list[str]]]:
                 _met_text(c, CE_SCALING),
                 _ratio_text(c, STATIC_SAFE, "cost"),
                 _ratio_text(c, STATIC_SAFE, "jct"),
+                fmt_ratio(None if (cut := oracle_cut(c)) is None else 1 - cut),
                 _ratio_text(c, POWER_TUNING, "cost"),
                 _ratio_text(c, POWER_TUNING, "jct"),
                 _ratio_text(c, ORACLE, "cost"),

@@ -149,3 +149,30 @@ def test_static_and_power_tuning_do_not_read_the_deadline(tmp_path: Path) -> Non
         )
         for key in ("jct_s", "cost_usd", "invocations", "cold_starts"):
             assert short[key] == long[key], (policy, key)
+
+
+def test_cut_targets_say_how_much_the_oracle_could_cut(bench_out: Path) -> None:
+    """The paper's cut is judged against what the cost floor allows in each cell."""
+    from statistics import median
+
+    from service.bench.summary import evaluate_targets, oracle_cut, summarize
+
+    document = json.loads((bench_out / "results.json").read_text())
+    cells = summarize(document["runs"], document["workloads"])
+    for cell in cells:
+        costs = {
+            policy: median(
+                r["cost_usd"]
+                for r in document["runs"]
+                if r["workload"] == cell.workload
+                and r["deadline"] == cell.deadline
+                and r["policy"] == policy
+            )
+            for policy in ("static-safe", "oracle")
+        }
+        assert oracle_cut(cell) == pytest.approx(1 - costs["oracle"] / costs["static-safe"])
+    targets = {t.name: t for t in evaluate_targets(cells, document["runs"])}
+    for kind in ("hpo", "training"):
+        measured = targets[f"{kind} cost cut vs static-safe"].measured
+        assert "the oracle (cost floor) cuts at most" in measured
+    assert "oracle cost/safe" in (bench_out / "summary.md").read_text()
