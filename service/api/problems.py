@@ -12,8 +12,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.deps import authentication_error
 from service.errors import ProblemError
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ async def _business_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
+    if denied := await _authentication_error(request):
+        return await _business_error(request, denied)
     errors = [
         {
             "loc": [str(part) for part in item.get("loc", ())],
@@ -99,7 +103,17 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400 and (denied := await _authentication_error(request)):
+        return await _business_error(request, denied)  # a body that cannot be parsed
     return problem(request, error.status_code, str(error.detail), headers=error.headers)
+
+
+async def _authentication_error(request: Request) -> ProblemError | None:
+    """Every /v1 route needs a tenant: an unauthenticated request is refused before its input
+    is judged."""
+    if not request.url.path.startswith("/v1/"):
+        return None
+    return await run_in_threadpool(authentication_error, request)
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

@@ -68,6 +68,25 @@ def test_without_a_valid_key_every_route_is_401(client, alice, session, headers)
     assert job_count(session) == 1
 
 
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer cesk_wrong"}], ids=["none", "bad"]
+)
+def test_without_a_valid_key_bad_input_is_still_401(client, session, headers):
+    for method, path, body in [
+        ("POST", "/v1/jobs", b'{"name": '),  # malformed JSON
+        ("POST", "/v1/jobs", b"\xff\xfe{}"),  # not UTF-8
+        ("POST", "/v1/jobs", b'{"kind": "nope"}'),
+        ("GET", "/v1/jobs?limit=0", None),
+        ("GET", "/v1/jobs/not-a-uuid", None),
+    ]:
+        response = client.request(
+            method, path, content=body, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert_problem(response, 401)
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert job_count(session) == 0
+
+
 def test_another_tenants_job_is_404_on_every_route(client, alice, bob):
     job_id = client.post("/v1/jobs", json=HPO_SPEC, headers=alice.headers).json()["id"]
     for method, path in [
