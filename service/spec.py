@@ -9,11 +9,14 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     Strict,
     StringConstraints,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -39,9 +42,38 @@ Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 # Postgres refuses NUL in text and in JSON documents, and no control character belongs in a name
 # or a value; rejecting them here keeps a spec that passes storable on Postgres and SQLite alike.
-Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$")]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (NUL, newline, tab, …)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control_characters)]
 ParamName = Annotated[str, StringConstraints(pattern=_PARAM_NAME.pattern)]
-Scalar = Float | Int | Text | Bool
+
+
+def _scalar_type(value: Any) -> str | None:
+    for kind, tag in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str")):
+        if isinstance(value, kind):
+            return tag
+    return None
+
+
+# Validated as the type it already is, so an error names one problem, not one per alternative.
+Scalar = Annotated[
+    Annotated[Float, Tag("float")]
+    | Annotated[Int, Tag("int")]
+    | Annotated[Text, Tag("str")]
+    | Annotated[Bool, Tag("bool")],
+    Discriminator(
+        _scalar_type,
+        custom_error_type="scalar_type",
+        custom_error_message="Input should be a number, a string or a boolean",
+    ),
+]
 MemoryMB = Annotated[Int, Field(ge=MIN_MEMORY_MB, le=MAX_MEMORY_MB)]
 
 

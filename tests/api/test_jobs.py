@@ -195,6 +195,14 @@ def test_validation_problem_names_the_field(client, alice):
     assert "hpo.eta" in body["detail"]
 
 
+def test_a_bad_choice_value_is_one_plain_error(client, alice):
+    document = spec(hpo__search_space={"act": {"choice": ["relu", "tanh\n", [1]]}})
+    body = assert_problem(client.post("/v1/jobs", json=document, headers=alice.headers), 422)
+    assert [e["loc"][-1] for e in body["errors"]] == ["str", "2"]
+    assert "control characters" in body["detail"]
+    assert "a number, a string or a boolean" in body["detail"]
+
+
 def test_list_paginates_newest_first_without_gaps(client, alice):
     ids = [
         client.post("/v1/jobs", json=spec(name=f"job-{i}"), headers=alice.headers).json()["id"]
