@@ -112,6 +112,11 @@ class Controller:
         self._functions: set[str] = set()
         self._variants: set[tuple[str, int]] = set()
         self._workflows: dict[uuid.UUID, object] = {}
+        # Whether the dispatcher may find intents: after a start or restart (a dead replica's,
+        # or our own from before), when this tick wrote some, when it took jobs over, or when
+        # a platform call failed. Otherwise the dispatch step skips its queries.
+        self._dispatch_due = True
+        self._held: set[uuid.UUID] = set()
 
     # -- one tick ---------------------------------------------------------------------------
     def run_once(self, now: datetime) -> TickReport:
@@ -161,6 +166,9 @@ class Controller:
                 commit(session)
         report.recorded = len(consumed)
         claimed = {job.id for job in jobs}
+        if claimed - self._held or any(s.intents for s in steppers.values()):
+            self._dispatch_due = True
+        self._held = claimed
         for invocation_id in list(self.finished):
             # recorded, or of a job this replica no longer holds (its new owner sends the
             # attempt again; the handler replays it)
@@ -168,8 +176,10 @@ class Controller:
                 self.finished.pop(invocation_id, None)
                 self._job_of.pop(invocation_id, None)
         self.applied.clear()
-        with clock("dispatch"):
-            report.dispatched = self._dispatch()
+        if self._dispatch_due:
+            with clock("dispatch"):
+                report.dispatched = self._dispatch()
+            self._dispatch_due = bool(self.dispatch_failures)
         return report
 
     def _collect(self) -> None:
@@ -213,8 +223,11 @@ class Controller:
             policy,
             functions.function_name(spec),
         )
-        open_ids = {inv.id for inv in repo.open_invocations(job.id)}
-        results = {i: self.finished[i] for i in open_ids if i in self.finished}
+        results = {
+            inv.id: self.finished[inv.id]
+            for inv in stepper.open_invocations()
+            if inv.id in self.finished
+        }
         runs, rounds = stepper.record(self._context(now, results))
         steppers[job.id] = stepper
         return set(results), runs, rounds
@@ -246,6 +259,7 @@ class Controller:
             savepoint.rollback()
             self._fail(repo, job, now, f"internal error in the control loop: {error!r}")
         steppers.pop(job.id, None)
+        self._dispatch_due = True  # whatever the failed step wrote, dispatch looks again
         return None
 
     def _fail(self, repo: LoopRepository, job: Job, now: datetime, reason: str) -> None:

@@ -81,6 +81,23 @@ class JobStepper:
         self.workflow = workflow
         self.policy = policy
         self.function_name = function_name
+        # Loaded once per tick and shared by record and advance: loading a job's tasks is most
+        # of a tick's cost (an 81-trial rung is 81 rows with JSON columns).
+        self._tasks: list[Task] | None = None
+        self._open: list[Invocation] | None = None
+        self.intents = 0  # invocation and memory-change intents written this tick
+
+    def tasks(self) -> list[Task]:
+        if self._tasks is None:
+            self._tasks = self.repo.tasks(self.job.id)
+        return list(self._tasks)
+
+    def open_invocations(self) -> list[Invocation]:
+        """Invocations without a recorded result (intents), as of now in this tick."""
+        if self._open is None:
+            self._open = self.repo.open_invocations(self.job.id)
+        self._open = [i for i in self._open if i.state == InvocationState.INTENT.value]
+        return list(self._open)
 
     # -- the tick -------------------------------------------------------------------------
     def record(self, ctx: StepContext) -> tuple[list[Run], tuple[list[int], list[float]] | None]:
@@ -91,9 +108,9 @@ class JobStepper:
             self.job.started_at = ctx.now
         if not ctx.results:
             return [], None
-        tasks = {task.id: task for task in self.repo.tasks(self.job.id)}
+        tasks = {task.id: task for task in self.tasks()}
         runs, touched = [], set()
-        for invocation in self.repo.open_invocations(self.job.id):
+        for invocation in self.open_invocations():
             result = ctx.results.get(invocation.id)
             if result is None:
                 continue
@@ -146,8 +163,8 @@ class JobStepper:
         """Move the job on: cancellation, budget, stages, decisions, launches."""
         job = self.job
         stages = self.repo.stages(job.id)
-        tasks = self.repo.tasks(job.id)
-        open_invocations = self.repo.open_invocations(job.id)
+        tasks = self.tasks()
+        open_invocations = self.open_invocations()
 
         if job.cancel_requested_at is not None:
             if not open_invocations:
@@ -512,6 +529,7 @@ class JobStepper:
         task_id=None,
         state: AllocationState = AllocationState.INTENT,
     ) -> None:
+        self.intents += state is AllocationState.INTENT
         self.repo.add(
             Allocation(
                 job_id=self.job.id,
@@ -540,6 +558,7 @@ class JobStepper:
                 continue
             task.attempts += 1
             task.status = WorkStatus.RUNNING.value
+            self.intents += 1
             self.repo.add(
                 Invocation(
                     job_id=self.job.id,
