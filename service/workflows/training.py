@@ -69,6 +69,9 @@ class TrainingWorkflow:
         )
 
     def _summary(self, history: list[StageResult], losses: list[float | None]) -> dict:
+        """``checkpoint`` is where the trained model is: the last round's worker updates, whose
+        sample-weighted average is the model — what a handler takes as ``checkpoint_in`` (a
+        list means "average these"), and what ``average_checkpoints`` writes as one file."""
         last = history[-1]
         return {
             "final_loss": losses[-1],
@@ -76,6 +79,11 @@ class TrainingWorkflow:
             "rounds": len(history),
             "epochs": max(t.epoch_to for t in last.plan.tasks),
             "model_round": last.plan.position,
+            "checkpoint": [
+                last.outcomes[key].checkpoint
+                for key in sorted(last.outcomes)
+                if last.outcomes[key].ok and last.outcomes[key].checkpoint
+            ],
         }
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from sqlalchemy import func, select
@@ -54,6 +56,9 @@ def test_hpo_and_training_jobs_run_to_the_end(loop_env):
         ]
         losses = training.result["losses"]
         assert training.result["rounds"] == 4 and losses[-1] < losses[0]
+        model = training.result["checkpoint"]  # the last round's 3 worker updates
+        assert len(model) == 3 and all(Path(urlparse(uri).path).is_file() for uri in model)
+        assert Path(urlparse(best["checkpoint"]).path).is_file()
         for job in (hpo, training):
             invocations = session.scalars(
                 select(Invocation).where(Invocation.job_id == job.id)

@@ -18,7 +18,15 @@ def drive(workflow, losses):
         if isinstance(stage, Finished):
             return history, stage
         history.append(
-            StageResult(stage, {t.key: TaskOutcome(t.key, True, loss=loss) for t in stage.tasks})
+            StageResult(
+                stage,
+                {
+                    t.key: TaskOutcome(
+                        t.key, True, loss=loss, checkpoint=f"s3://b/{stage.name}/{t.key}"
+                    )
+                    for t in stage.tasks
+                },
+            )
         )
     return history, workflow.next_stage(history)
 
@@ -43,6 +51,8 @@ def test_stops_at_the_target_loss():
     assert end.ok and end.result["target_reached"] is True
     assert end.result["rounds"] == 3 and end.result["losses"] == [1.0, 0.6, 0.29]
     assert end.result["final_loss"] == 0.29 and end.result["model_round"] == 2
+    # the model: the last round's worker updates, averaged
+    assert end.result["checkpoint"] == [f"s3://b/round-2/worker-00{w}" for w in range(4)]
 
 
 def test_stops_at_max_epochs_with_a_partial_last_round():
