@@ -34,16 +34,26 @@ def simulate_command(
 
     try:
         document = json.loads(spec_file.read_text())
-        if policy is not None and policy != "oracle":
-            document["policy"] = _policy(policy, memory_mb)
         spec = JobSpec.model_validate(document)
+        if policy not in (None, "oracle") or memory_mb is not None:
+            spec = JobSpec.model_validate(
+                document | {"policy": _policy(policy, memory_mb, spec.policy.name)}
+            )
     except OSError as error:
         _fail(f"cannot read {spec_file}: {error.strerror}")
     except json.JSONDecodeError as error:
         _fail(f"{spec_file} is not valid JSON: {error}")
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(
+            ": ".join(filter(None, (".".join(map(str, e["loc"])), e["msg"])))
+            for e in error.errors()
+        )
         _fail(f"invalid job spec: {problems}")
+    if not spec.workload.function.startswith("builtin:"):
+        _fail(
+            f"cannot simulate {spec.workload.function!r}: the simulator models the built-in "
+            "workloads only (builtin:logreg, builtin:mlp)"
+        )
     result = simulate(spec, seed=seed, oracle=policy == "oracle")
     if policy == "oracle":
         result["policy"] = "oracle"
@@ -56,6 +66,8 @@ def simulate_command(
         f"{met}), ${result['cost_usd']:.6f}, {result['invocations']} invocations, "
         f"{result['cold_starts']} cold"
     )
+    if result["status_reason"]:
+        typer.echo(f"  reason: {result['status_reason']}")
     for stage in result["stages"]:
         typer.echo(
             f"  {stage['name']:<14} {stage['tasks']:>4} tasks  {stage['memory_mb'] or '-':>5} MB"
@@ -63,14 +75,20 @@ def simulate_command(
         )
 
 
-def _policy(name: str, memory_mb: int | None) -> dict:
+def _policy(name: str | None, memory_mb: int | None, spec_policy: str) -> dict:
+    """The policy document for ``--policy``/``--memory-mb``; ``--memory-mb`` alone resizes a
+    spec that is already static."""
     names = {
         "static": StaticPolicy,
         "ce-scaling": CeScalingPolicy,
         "power-tuning": PowerTuningPolicy,
     }
+    if name is None or name == "oracle":
+        if spec_policy != "static" or name == "oracle":
+            _fail("--memory-mb goes with --policy static (or a spec whose policy is static)")
+        name = "static"
     if name not in names:
-        _fail(f"unknown policy {name!r}; policies: {', '.join(names)}")
+        _fail(f"unknown policy {name!r}; policies: {', '.join(names)}, oracle")
     if name == "static":
         if memory_mb is None:
             _fail("--policy static needs --memory-mb")
