@@ -68,7 +68,7 @@ def after_failure(
         return Retry(oom_bump(memory_mb, peak_mb), 0.0, f"out of memory at {memory_mb} MB")
     if outcome is InvocationOutcome.TIMEOUT:
         if timeouts > policy.timeout_retries:
-            return GiveUp(f"timed out {timeouts} times")
+            return GiveUp(f"timed out {timeouts} times at {memory_mb} MB")
         return Retry(memory_mb, 0.0, "timed out: retrying once")
     if real_attempts >= policy.max_attempts:
         return GiveUp(f"{outcome.value} error after {real_attempts} attempts")

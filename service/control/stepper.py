@@ -578,7 +578,7 @@ class JobStepper:
         if end.ok:
             self._end(JobStatus.SUCCEEDED, None, stages, tasks, now)
         else:
-            self._end(JobStatus.FAILED, end.reason, stages, tasks, now)
+            self._end(JobStatus.FAILED, _with_causes(end.reason, stages, tasks), stages, tasks, now)
 
     def _end(self, status: JobStatus, reason: str | None, stages, tasks, now: datetime) -> None:
         job = self.job
@@ -593,3 +593,19 @@ class JobStepper:
                 if isinstance(row, Stage):
                     row.finished_at = now
         leases.release(job)
+
+
+def _with_causes(reason: str | None, stages: list[Stage], tasks: list[Task]) -> str:
+    """The workflow's reason, and why the tasks of the last stage failed (each distinct cause
+    once, with how many tasks it hit): "every trial of rung-0 failed: timed out 2 times (27)"."""
+    last = stages[-1].id if stages else None
+    causes = Counter(
+        t.failure_reason or "unknown"
+        for t in tasks
+        if t.stage_id == last and t.status == WorkStatus.FAILED.value
+    )
+    if not causes:
+        return reason or "the workflow could not go on"
+    listed = "; ".join(f"{cause} ({n})" for cause, n in causes.most_common(3))
+    more = f"; {len(causes) - 3} more causes" if len(causes) > 3 else ""
+    return f"{reason}: {listed}{more}"

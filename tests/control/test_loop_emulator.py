@@ -236,3 +236,57 @@ def test_platform_refusals_fail_the_job_after_retries(loop_env, monkeypatch):
         job = session.get(Job, job_id)
         assert job.status == "failed"
         assert "AccessDeniedException" in job.status_reason
+
+
+def test_a_timeout_is_retried_once_then_the_job_fails_with_the_cause(loop_env):
+    database, platform, clock, settings = loop_env
+    spec = HPO | {
+        "workload": {
+            "function": "builtin:logreg",
+            "dataset": "builtin:synthetic?n=20000&d=50",
+            "timeout_s": 1,  # seconds of work at 128 MB (0.07 vCPU): it cannot finish
+        },
+        "hpo": HPO["hpo"] | {"trials": 1, "max_epochs": 30},
+        "policy": {"name": "static", "memory_mb": 128},
+    }
+    (job_id,) = submit(database, spec)
+    controller = Controller(database, platform, settings, seed=3)
+    drive(controller, clock, [job_id], max_ticks=200)
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        invocations = session.scalars(
+            select(Invocation).where(Invocation.job_id == job_id).order_by(Invocation.attempt)
+        ).all()
+        assert [(i.attempt, i.memory_mb, i.outcome) for i in invocations] == [
+            (1, 128, "timeout"),
+            (2, 128, "timeout"),  # once more, at the same memory: a timeout is no memory signal
+        ]
+        assert all(i.compute_cost_usd > 0 for i in invocations)  # a timeout is billed
+        task = session.scalar(select(Task).where(Task.job_id == job_id))
+        assert task.status == "failed" and task.failure_reason == "timed out 2 times at 128 MB"
+        assert job.status == "failed"
+        assert job.status_reason == "every trial of rung-0 failed: timed out 2 times at 128 MB (1)"
+
+
+def test_throttles_back_off_and_every_task_still_runs_once(pg_engine, settings, tmp_path):
+    settings = settings.model_copy(update={"store_url": (tmp_path / "store").as_uri()})
+    database = Database(settings, engine=pg_engine)
+    clock = VirtualClock(START)
+    # an account limit of 2 concurrent invocations, and two jobs that each send 2 at once
+    platform = EmulatorPlatform(clock, seed=1, workers=2, concurrency_limit=2)
+    try:
+        ids = submit(database, HPO, HPO)
+        controller = Controller(database, platform, settings, seed=3)
+        drive(controller, clock, ids, max_ticks=2000)
+        figures = assert_invariants(database, ids)  # each task succeeded exactly once
+        with database.session() as session:
+            throttled = session.scalars(
+                select(Invocation).where(Invocation.outcome == "throttled")
+            ).all()
+            assert throttled, "the account limit was never hit"
+            assert all(i.compute_cost_usd == 0 == i.request_cost_usd for i in throttled)
+            # a throttled attempt is retried (after a back-off) until it runs
+            assert figures["retries"] == len(throttled)
+    finally:
+        platform.close()
+        truncate_all(pg_engine)
