@@ -135,6 +135,7 @@ def test_sample_jobs_run_to_success_in_the_live_service(served, example):
         assert job["result"]["best"]["score"] > 0.8  # digits is easy for a tuned MLP
     else:
         assert job["result"]["losses"][-1] < job["result"]["losses"][0]
+        assert len(job["result"]["checkpoint"]) == spec["training"]["workers"]  # the model
     cost = httpx.get(f"{base}{location}/cost", headers=auth).json()
     assert cost["total_usd"] > 0 and cost["invocations"] > 0
     assert sum(stage["total_usd"] for stage in cost["stages"]) == pytest.approx(cost["total_usd"])
