@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 FORMS = ("power", "exponential")
 MIN_POINTS = 3
@@ -344,6 +343,8 @@ def _best_fit(
     _, _, rss = constrained(grid)
     k = int(np.argmin(rss))
     low, high = math.log(grid[max(k - 1, 0)]), math.log(grid[min(k + 1, grid.size - 1)])
+    from scipy.optimize import minimize_scalar  # only a refit needs it: ~0.2 s to import
+
     refined = minimize_scalar(
         lambda log_rate: float(constrained(np.array([math.exp(log_rate)]))[2][0]),
         bounds=(low, high),

@@ -30,6 +30,7 @@ the uncertainty, which therefore grows when predicting far from the measured siz
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +38,6 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy.optimize import nnls
 
 MB_PER_VCPU = 1_769.0  # DESIGN.md §2: 1,769 MB = 1 vCPU
 MAX_VCPU = 6.0  # DESIGN.md §2: 6 vCPU at 10,240 MB
@@ -358,7 +358,7 @@ def _fit_shape(
     design = _design(sizes, threads) * weights[:, None]
     target = means * weights
     ridge = np.diag(np.array(_RIDGE[: design.shape[1]]) * np.linalg.norm(design, axis=0))
-    solution, _ = nnls(
+    solution = nnls_small(
         np.vstack([design, ridge]), np.concatenate([target, np.zeros(design.shape[1])])
     )
     parallel = float(solution[2]) if threads > 1 else 0.0
@@ -379,3 +379,26 @@ def _residual_error(shape: CurveShape, memory: np.ndarray, duration: np.ndarray)
     if dof <= 0:
         return RELATIVE_ERROR_PRIOR
     return math.sqrt(_sum_squared_log_error(shape, memory, duration) / dof)
+
+
+def nnls_small(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Non-negative least squares, exactly, for the two or three columns of this model:
+    the NNLS optimum is the unconstrained least-squares fit on its own set of positive
+    coefficients, so the best of the fits on every subset of columns whose coefficients are
+    all non-negative is the optimum. Eight small ``lstsq`` calls at most; it spares the CLI
+    and every controller the ~0.2 s import of ``scipy.optimize`` (same result as its ``nnls``,
+    checked in the tests)."""
+    columns = design.shape[1]
+    best, best_rss = np.zeros(columns), float(target @ target)
+    for size in range(1, columns + 1):
+        for subset in itertools.combinations(range(columns), size):
+            coef = np.linalg.lstsq(design[:, subset], target, rcond=None)[0]
+            if np.any(coef < 0):
+                continue
+            residual = target - design[:, subset] @ coef
+            rss = float(residual @ residual)
+            if rss < best_rss:
+                best = np.zeros(columns)
+                best[list(subset)] = coef
+                best_rss = rss
+    return best

@@ -145,3 +145,21 @@ def test_state_round_trip_predicts_the_same() -> None:
 def test_invalid_input_is_rejected(memory: list[float], duration: list[float]) -> None:
     with pytest.raises(ValueError):
         MemoryCurve.fit(memory, duration)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_nnls_small_matches_scipy(seed: int) -> None:
+    from scipy.optimize import nnls
+
+    from service.prediction.memory_curve import nnls_small
+
+    rng = np.random.default_rng(seed)
+    rows, columns = int(rng.integers(3, 9)), int(rng.integers(1, 4))
+    design = rng.normal(size=(rows, columns)) + (rng.random() < 0.5) * 2.0
+    target = rng.normal(size=rows) * 3
+    ours = nnls_small(design, target)
+    theirs, _ = nnls(design, target)
+    assert np.all(ours >= 0)
+    assert np.linalg.norm(design @ ours - target) == pytest.approx(
+        np.linalg.norm(design @ theirs - target), rel=1e-9, abs=1e-12
+    )
