@@ -18,7 +18,8 @@ still needed (loss-curve fit) times the upper bound of a round's time — meets 
 deadline. A change costs cold starts, so it is made only when the predicted saving beats that
 cost (the minimum-gain guard) and not twice in a row (cooldown). When no size meets the
 deadline, the cheapest of the (near-)fastest sizes, and one worker probes above the largest
-size measured.
+size measured; when the workers have run at one size only and the deadline leaves room, one
+worker probes a smaller size (a one-point curve cannot tell CPU-bound work from I/O-bound).
 """
 
 from __future__ import annotations
@@ -142,6 +143,22 @@ class CeScaling:
         return larger[0] if larger else self.max_memory_mb
 
     @staticmethod
+    def probe_below(model: DurationModel, grid: list[int], fits) -> int | None:
+        """A smaller size for one training worker to try, when the workers have run at one
+        size only: a one-point curve is read as CPU-bound work (slower below, at the same
+        cost), so keeping the warm size always looks cheaper than a change, yet I/O-bound work
+        runs as fast below and costs a fraction. (An HPO stage needs no such probe: every
+        stage starts cold, so its plan already takes the smallest size that fits.) The smallest
+        size of ``grid`` at which a task still ``fits`` its time as the curve predicts it (the
+        CPU-bound reading, the slow one): the probe costs nothing the plan did not expect,
+        and the next plan knows the shape's slope. None for models that know every size."""
+        if getattr(model, "measured_sizes", None) != 1:
+            return None
+        measured = model.measured_max_mb
+        lower = [m for m in grid if m < measured and fits(m)]
+        return min(lower) if lower else None
+
+    @staticmethod
     def within_timeout(model: DurationModel, grid: list[int], epochs: int, spec) -> list[int]:
         """Sizes at which an invocation of ``epochs`` is predicted (upper end) to finish
         within the function's timeout, with ``TIMEOUT_SHARE`` to spare; at least the largest
@@ -218,7 +235,8 @@ class CeScaling:
             )
         decisions = {task.key: decisions_by_shape[task.shape] for task in context.stage.tasks}
         for shape, n in counts.items():
-            probe = self.probe_above(models[shape], decisions_by_shape[shape].memory_mb)
+            planned = decisions_by_shape[shape].memory_mb
+            probe = self.probe_above(models[shape], planned)
             if n < 2 or probe is None:
                 continue
             last = [t for t in context.stage.tasks if t.shape == shape][-1]
@@ -226,8 +244,8 @@ class CeScaling:
                 probe,
                 "probe-above",
                 f"{shape}: the plan wants the largest size measured so far "
-                f"({decisions_by_shape[shape].memory_mb} MB); one task runs at {probe} MB to "
-                "learn whether more memory is faster",
+                f"({planned} MB); one task runs at {probe} MB to learn whether more memory is "
+                "faster",
             )
         return decisions
 
@@ -305,6 +323,18 @@ class CeScaling:
             )
         )
         decisions = {task.key: decision for task in context.stage.tasks}
+        probe_rule = "probe-above"
+        if probe is None and rounds_left >= 2:
+            # one round with one worker at the smaller size, the rest at the decided one
+            kept = decision.memory_mb
+            rest_s = (rounds_left - 1) * round_time(kept) + model.init_ms / 1000
+
+            def probe_fits(m: int) -> bool:
+                return round_time(m) + model.init_ms / 1000 + rest_s <= remaining_s
+
+            probe = self.probe_below(model, grid, probe_fits)
+            probe = probe if probe is not None and probe < kept else None
+            probe_rule = "probe-below"
 
         def worker_cost(m: int, cold: bool) -> float:
             return remaining_cost(m, cold) / workers
@@ -314,14 +344,22 @@ class CeScaling:
 
         self.keep_warm(context, decisions, worker_cost, fits, skip=1 if probe is not None else 0)
         if probe is not None and len(context.stage.tasks) > 1:
-            # One worker tries the larger size; the round, which waits for its slowest worker,
-            # is no slower for it, and only that worker pays if more memory buys nothing.
-            decisions[context.stage.tasks[-1].key] = MemoryDecision(
-                probe,
-                "probe-above",
-                f"no size measured so far meets the deadline with {rounds_left} round(s) "
-                f"left: one worker probes {probe} MB to learn whether more memory is faster",
-            )
+            if probe_rule == "probe-above":
+                # One worker tries the larger size; the round, which waits for its slowest
+                # worker, is no slower for it, and only that worker pays if more memory buys
+                # nothing.
+                why = (
+                    f"no size measured so far meets the deadline with {rounds_left} round(s) "
+                    f"left: one worker probes {probe} MB to learn whether more memory is faster"
+                )
+            else:
+                # One worker tries a smaller size; if the work is CPU-bound this round is
+                # slower (still within the deadline) at the same cost.
+                why = (
+                    f"measured at {model.measured_max_mb} MB only: one worker probes {probe} MB "
+                    "to learn whether less memory is as fast (the deadline holds if it is not)"
+                )
+            decisions[context.stage.tasks[-1].key] = MemoryDecision(probe, probe_rule, why)
         return decisions
 
     @staticmethod

@@ -45,6 +45,9 @@ class ShapeModel:
     factor_upper: float | None = None
     # The largest size this shape has run at: above it the curve is an extrapolation.
     measured_max_mb: int | None = None
+    # How many different sizes it has run at: one size cannot tell CPU-bound work (slower
+    # below it) from I/O-bound work (as fast below it, and cheaper).
+    measured_sizes: int | None = None
 
     def duration_ms(self, memory_mb: int, epochs: int) -> float:
         return self._predict(memory_mb) * max(1, epochs)
@@ -114,6 +117,7 @@ def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> 
         fmean(inits) if inits else DEFAULT_INIT_MS,
         floor_mb(observations, shape),
         measured_max_mb=max(s.memory_mb for s in ok),
+        measured_sizes=len({s.memory_mb for s in ok}),
     )
 
 
@@ -136,6 +140,7 @@ def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeMod
             slowest.init_ms,
             max(slowest.floor_mb, floor_mb(observations, shape)),
             measured_max_mb=slowest.measured_max_mb,
+            measured_sizes=slowest.measured_sizes,
         )
         for shape in shapes
     }

@@ -290,3 +290,51 @@ def test_no_size_is_planned_past_the_function_timeout():
     assert 27 * SLOW(mb) + 400 <= 0.9 * 120_000
     loose = CeScaling().allocate(context(hpo_spec(36000), plan, samples=seen))
     assert memories(loose) < {mb} or min(memories(loose)) < mb
+
+
+def test_training_measured_at_one_size_probes_below_when_the_deadline_allows():
+    """One size measured cannot tell CPU-bound from I/O-bound work: with slack, one worker
+    tries a smaller size; the deadline holds even if the work is CPU-bound."""
+    plan = stage(1, {"worker": 4}, kind=StageKind.ROUND)
+    waiting = cpu_bound(20.0, io_ms=3000.0)  # 3 s waiting on I/O, 20 ms of CPU per epoch
+    seen = samples("worker", waiting, sizes=(1769,), stage=0, peak_mb=90)
+    observed = {"samples": seen, "current_mb": {"worker": 1769}, "rounds_since_change": 1}
+    decisions = CeScaling().allocate(
+        context(training_spec(80), plan, [(4, 1)] * 8, elapsed_s=4, **observed)
+    )
+    probes = [d for d in decisions.values() if d.rule == "probe-below"]
+    assert len(probes) == 1
+    low = probes[0].memory_mb
+    assert floor_mb_for(seen) <= low < 1769
+    # read as CPU-bound (as the one-point curve does), the probe round plus 8 rounds at one
+    # vCPU still fit the 76 s left with the planning safety margin
+    slow_round_s = 3.02 * 1769 / low
+    assert slow_round_s + 8 * 3.02 * 1.3 + 0.8 <= (80 - 4) * 0.9 + 1e-6
+    # no slack: no probe below
+    tight = CeScaling().allocate(
+        context(training_spec(32), plan, [(4, 1)] * 8, elapsed_s=4, **observed)
+    )
+    assert all(d.rule != "probe-below" for d in tight.values())
+
+
+def test_training_resizes_down_once_less_memory_proved_as_fast():
+    plan = stage(2, {"worker": 4}, kind=StageKind.ROUND)
+    waiting = cpu_bound(20.0, io_ms=3000.0)
+    seen = samples("worker", waiting, sizes=(1769, 1769, 1769, 192), stage=0, peak_mb=90)
+    decisions = CeScaling().allocate(
+        context(
+            training_spec(80),
+            plan,
+            [(4, 1)] * 7,
+            samples=seen,
+            current_mb={"worker": 1769},
+            rounds_since_change=1,
+            elapsed_s=8,
+        )
+    )
+    assert memories(decisions) <= set(range(128, 257))
+    assert all(d.rule not in ("probe-below", "probe-above") for d in decisions.values())
+
+
+def floor_mb_for(seen) -> int:
+    return max(128, int(seen[0].peak_mb * 1.1), int(seen[0].peak_mb + 16))
