@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from service.control import functions, leases
@@ -34,7 +33,7 @@ from service.control.repository import LoopRepository
 from service.control.retry import RetryPolicy
 from service.control.stepper import JobStepper, StepContext
 from service.database import Database, commit
-from service.models import AllocationState, Job, JobStatus, Stage
+from service.models import AllocationState, Job, JobStatus
 from service.platform.interface import InvocationHandle, InvokeResult, Platform, PlatformError
 from service.policies.base import Policy
 from service.policies.power_tuning import PowerTuning, ProfiledWorkflow
@@ -112,6 +111,7 @@ class Controller:
         self._functions: set[str] = set()
         self._variants: set[tuple[str, int]] = set()
         self._workflows: dict[uuid.UUID, object] = {}
+        self._specs: dict[uuid.UUID, JobSpec] = {}  # a job's spec never changes once submitted
         # Whether the dispatcher may find intents: after a start or restart (a dead replica's,
         # or our own from before), when this tick wrote some, when it took jobs over, or when
         # a platform call failed. Otherwise the dispatch step skips its queries.
@@ -120,8 +120,8 @@ class Controller:
 
     # -- one tick ---------------------------------------------------------------------------
     def run_once(self, now: datetime) -> TickReport:
-        """One tick, as named steps: collect → claim → record → learn → advance → commit →
-        dispatch (VPA's loop of timed steps; the step timings are on the report)."""
+        """One tick, as named steps: collect → claim → load → record → learn → advance →
+        commit → dispatch (VPA's loop of timed steps; the step timings are on the report)."""
         report = TickReport()
         clock = _Stopwatch(report.timings)
         with clock("collect"):
@@ -138,6 +138,8 @@ class Controller:
                     self.settings.controller_batch,
                 )
                 self._record_applied(repo, now)
+            with clock("load"):
+                repo.preload(job.id for job in jobs)
             steppers = {}
             with clock("record"):
                 runs, rounds = [], {}
@@ -162,6 +164,7 @@ class Controller:
                     if JobStatus(job.status).is_terminal:
                         report.finished_jobs.append(job.id)
                         self._workflows.pop(job.id, None)
+                        self._specs.pop(job.id, None)
             with clock("commit"):
                 commit(session)
         report.recorded = len(consumed)
@@ -208,7 +211,7 @@ class Controller:
         )
 
     def _record(self, repo: LoopRepository, job: Job, now: datetime, steppers: dict):
-        spec = JobSpec.model_validate(job.spec)
+        spec = self._spec(job)
         functions.function_spec(spec, self.settings.backend)  # can this backend run it at all?
         failures, reason = self.dispatch_failures.get(job.id, (0, ""))
         if failures >= MAX_DISPATCH_FAILURES:
@@ -270,6 +273,12 @@ class Controller:
         job.finished_at = now
         leases.release(job)
 
+    def _spec(self, job: Job) -> JobSpec:
+        spec = self._specs.get(job.id)
+        if spec is None:
+            spec = self._specs[job.id] = JobSpec.model_validate(job.spec)
+        return spec
+
     def _workflow(self, job: Job, spec: JobSpec, policy: Policy):
         workflow = self._workflows.get(job.id)
         if workflow is None:
@@ -288,23 +297,16 @@ class Controller:
         dispatched = 0
         with self.database.session() as session:
             repo = LoopRepository(session)
-            for allocation in repo.pending_allocations(self.owner):
-                job = session.get(Job, allocation.job_id)
+            for allocation, job in repo.pending_allocations(self.owner):
                 try:
-                    self._ensure_variant(JobSpec.model_validate(job.spec), allocation.to_mb)
+                    self._ensure_variant(self._spec(job), allocation.to_mb)
                 except (PlatformError, ValueError) as error:
                     self._dispatch_failed(job.id, f"memory change to {allocation.to_mb} MB", error)
                     continue
                 self.applied.add(allocation.id)
-            stages = {}
-            for invocation, task, job in repo.pending_dispatch(self.owner):
-                if invocation.id in self.in_flight or invocation.id in self.finished:
-                    continue
-                stage = stages.get(task.stage_id) or session.scalar(
-                    select(Stage).where(Stage.id == task.stage_id)
-                )
-                stages[task.stage_id] = stage
-                spec = JobSpec.model_validate(job.spec)
+            sent = self.in_flight.keys() | self.finished.keys()
+            for invocation, task, stage, job in repo.pending_dispatch(self.owner, skip=sent):
+                spec = self._spec(job)
                 try:
                     self._ensure_variant(spec, invocation.memory_mb)
                     payload = functions.event(

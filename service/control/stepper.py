@@ -108,6 +108,7 @@ class JobStepper:
             self.job.started_at = ctx.now
         if not ctx.results:
             return [], None
+        self.repo.forget_spend(self.job.id)  # bills recorded below change it
         tasks = {task.id: task for task in self.tasks()}
         runs, touched = [], set()
         for invocation in self.open_invocations():

@@ -171,7 +171,7 @@ def render_markdown(document: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-_STEPS = ("collect", "claim", "record", "learn", "advance", "commit", "dispatch")
+_STEPS = ("collect", "claim", "load", "record", "learn", "advance", "commit", "dispatch")
 
 
 def _median_steps(passes: list[dict[str, Any]]) -> dict[str, float]:
