@@ -8,12 +8,13 @@ real built-ins on this project's reference machine (1 epoch, 1 thread, median of
 | logreg, synthetic n=200000 d=100         |   91.7 |   119.5 |
 | mlp hidden 32, synthetic n=200000 d=100  |  143.3 |   121.1 |
 | mlp hidden 256, synthetic n=200000 d=100 |  322.5 |   127.6 |
-| logreg / mlp, digits                     |  2–4   |   155   |
+| logreg / mlp, digits                     |  2–4   |    47   |
 
 The model: ``cpu_ms = batches × overhead(layers) + samples × weights × c``, i.e. a fixed cost
 per mini-batch step (Python and BLAS call overhead) plus a part proportional to the arithmetic;
 ``peak = runtime + dataset bytes + 3 × weight bytes`` (weights, gradients, momentum), with the
-runtime at 40 MB (NumPy) or 150 MB when scikit-learn is imported to load ``digits``.
+runtime at 40 MB (NumPy; ``digits`` is read from its CSV without importing scikit-learn, so it
+is the same ~45 MB).
 
 Losses follow ``floor + (start - floor) × (1 + epochs)^-rate``, where a learning rate far from the
 workload's sweet spot lowers the rate (too small) or raises the floor (too large), so successive
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-DIGITS = {"n": 1437, "d": 64, "classes": 10, "runtime_mb": 150.0, "init_ms": 800.0}
+DIGITS = {"n": 1437, "d": 64, "classes": 10, "runtime_mb": 45.0, "init_ms": 400.0}
 SYNTHETIC_DEFAULTS = {"n": 10_000, "d": 20, "classes": 2}
 NUMPY_RUNTIME_MB = 40.0
 SYNTHETIC_INIT_MS = 400.0
