@@ -82,12 +82,22 @@ def assert_invariants(database: Database, ids) -> dict[str, int]:
             assert cost.total.total_usd == ledger > 0
             assert cost.total.invocations == len(own)
         allocations = session.scalars(select(Allocation).where(Allocation.job_id.in_(ids))).all()
-        keys = Counter((a.job_id, a.stage_id, a.task_id, a.to_mb) for a in allocations)
+        keys = Counter(
+            (a.job_id, a.stage_id, a.task_id, (a.detail or {}).get("shape"), a.rule, a.to_mb)
+            for a in allocations
+        )
         assert max(keys.values()) == 1, "a memory change was recorded twice"
-        assert all(a.state == "applied" and a.applied_at is not None for a in allocations)
+        changes = [a for a in allocations if a.state != "vetoed"]  # a veto changes nothing
+        assert all(a.state == "applied" and a.applied_at is not None for a in changes)
+        assert all(a.applied_at is None for a in allocations if a.state == "vetoed")
         extra = session.scalar(
             select(func.count())
             .select_from(Invocation)
             .where(Invocation.job_id.in_(ids), Invocation.attempt > 1)
         )
-    return {"invocations": len(invocations), "tasks": len(tasks), "retries": extra}
+    return {
+        "invocations": len(invocations),
+        "tasks": len(tasks),
+        "retries": extra,
+        "memory_changes": len(changes),
+    }

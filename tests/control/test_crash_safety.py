@@ -36,6 +36,10 @@ SLOW_TRAINING = TRAINING | {
     "training": TRAINING["training"] | {"max_epochs": 6},
     "policy": {"name": "static", "memory_mb": 128},
 }
+# ce-scaling makes memory changes of every kind (pilot, per-stage plan, keep-warm, probes):
+# each must still be one row, applied once, however often the controller dies.
+SLOW_CE_HPO = SLOW_HPO | {"name": "loop-hpo-ce", "policy": {"name": "ce-scaling"}}
+SLOW_CE_TRAINING = SLOW_TRAINING | {"name": "loop-training-ce", "policy": {"name": "ce-scaling"}}
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -108,7 +112,7 @@ def wait_for(database, ids, timeout_s: float) -> None:
 
 def test_sigkill_at_many_points_then_restart(env):
     database, variables = env
-    ids = submit(database, SLOW_HPO, SLOW_TRAINING)
+    ids = submit(database, SLOW_HPO, SLOW_TRAINING, SLOW_CE_HPO, SLOW_CE_TRAINING)
     rng = random.Random(20261125)
     kills = 0
     while kills < 20 and not set(statuses(database, ids).values()) <= TERMINAL:
@@ -128,6 +132,7 @@ def test_sigkill_at_many_points_then_restart(env):
     figures = assert_invariants(database, ids)
     print(f"kill points tried: {kills}; recorded before the survivor: {progress}; {figures}")
     assert kills >= 8  # the jobs outlived many kills, not just one
+    assert figures["memory_changes"] > 2  # beyond the static jobs' two: ce-scaling's changes
     assert progress > 0  # ... and made progress between them
 
 
