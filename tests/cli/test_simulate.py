@@ -109,3 +109,26 @@ def test_bad_input_is_a_clear_error_not_a_traceback(runner, tmp_path, args, mess
     assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_ce_scaling_beats_static_safe_and_power_tuning_on_heterogeneous_trials(runner):
+    """Mechanism 1 of CE-scaling on the sample whose trial shapes differ in footprint (hidden
+    32 / 256 need ~45 MB, 4096×4096 ~241 MB): each shape gets its own memory, so the job costs
+    less than static at the size the largest trial needs (320 MB) and than power-tuning with its
+    profiling runs, and meets its deadline. (On examples/hpo-digits.json every shape fits
+    128 MB, which is static-safe's size and the cost floor: there is nothing to cut.)"""
+    spec = EXAMPLES / "hpo-digits-wide.json"
+
+    def cost(*policy: str) -> dict:
+        result = run(runner, spec, *policy, "--json", "--seed", "0")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    ce = cost("--policy", "ce-scaling")
+    safe = cost("--policy", "static", "--memory-mb", "320")
+    tuned = cost("--policy", "power-tuning")
+    assert ce["deadline_met"]
+    assert ce["cost_usd"] < safe["cost_usd"]
+    assert ce["cost_usd"] < tuned["cost_usd"]
+    by_stage = {s["name"]: s["memory_mb"] for s in ce["stages"]}
+    assert by_stage["rung-3"] < 320  # the survivors are small models: less than static-safe
