@@ -40,6 +40,8 @@ import numpy as np
 
 Order = tuple[int, int, int]
 STATE_VERSION = 1
+MAX_ROOT = 0.97
+"""Largest |φ| (with d = 0) and |θ| a fit may have; beyond it the fit is treated as degenerate."""
 
 
 @dataclass(frozen=True)
@@ -464,7 +466,14 @@ def _fit_arima(window: np.ndarray, order: Order, start: np.ndarray | None) -> _A
     aic = float(result.aic)
     if not retvals.get("converged", True) or not np.all(np.isfinite(params)) or math.isnan(aic):
         return None
-    if _coefficients(order, params)[3] <= 0.0:
+    _, phi, theta, sigma2 = _coefficients(order, params)
+    if sigma2 <= 0.0:
+        return None
+    # A root on (or at) the unit circle is a degenerate fit, common on short windows: with
+    # |θ| → 1 the innovations recursion that seeds the cheap path never forgets its start and
+    # its forecasts swing by the series' whole range every step; |φ| → 1 with d = 0 is a unit
+    # root that the d = 1 candidates model properly. Another order wins instead.
+    if abs(theta) >= MAX_ROOT or (order[1] == 0 and abs(phi) >= MAX_ROOT):
         return None
     return _ArimaFit(order, params, aic)
 

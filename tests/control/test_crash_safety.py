@@ -101,6 +101,41 @@ def recorded(database, ids) -> int:
         )
 
 
+def progress_mark(database, ids) -> int:
+    """A number that grows with every step the loop commits: an intent written (invocation or
+    memory change), a result recorded, a memory change applied."""
+    from sqlalchemy import func, select
+
+    from service.models import Allocation, Invocation
+
+    with database.session() as session:
+        rows = session.scalar(
+            select(func.count()).select_from(Invocation).where(Invocation.job_id.in_(ids))
+        )
+        done = recorded(database, ids)
+        changes = session.scalar(
+            select(func.count()).select_from(Allocation).where(Allocation.job_id.in_(ids))
+        )
+        applied = session.scalar(
+            select(func.count())
+            .select_from(Allocation)
+            .where(Allocation.job_id.in_(ids), Allocation.state == "applied")
+        )
+    return rows + done + changes + applied
+
+
+def wait_for_progress(database, ids, since: int, steps: int, timeout_s: float = 120) -> None:
+    """Until the loop has committed ``steps`` more steps than ``since`` (or the jobs ended):
+    kills land on observed progress, however slow the machine is."""
+    deadline = time.monotonic() + timeout_s
+    while progress_mark(database, ids) < since + steps:
+        if set(statuses(database, ids).values()) <= TERMINAL:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"no progress in {timeout_s}s: {statuses(database, ids)}")
+        time.sleep(0.02)
+
+
 def wait_for(database, ids, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -118,9 +153,13 @@ def test_sigkill_at_many_points_then_restart(env):
     while kills < 20 and not set(statuses(database, ids).values()) <= TERMINAL:
         # Alternate between a restart under the same identity (it resumes its own leases at
         # once) and a new replica (it must wait for the dead one's leases to expire).
+        mark = progress_mark(database, ids)
         process = start(variables, owner="crashy" if kills % 2 == 0 else f"fresh-{kills}")
         wait_started(process)
-        time.sleep(rng.uniform(0.2, 1.2))
+        # A random number of committed steps, then a random moment of the next one: the kill
+        # lands between an intent and its side effect, a call and its result, or mid-dispatch.
+        wait_for_progress(database, ids, since=mark, steps=rng.randint(1, 6))
+        time.sleep(rng.uniform(0.0, 0.05))
         kill(process)
         kills += 1
     progress = recorded(database, ids)

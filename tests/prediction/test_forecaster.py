@@ -7,7 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from service.prediction.forecaster import ForecasterBank, ForecasterConfig, update_workload
+from service.prediction.forecaster import (
+    ForecasterBank,
+    ForecasterConfig,
+    _coefficients,
+    update_workload,
+)
 
 LEVEL = np.log(2000.0)
 
@@ -43,25 +48,54 @@ def run_online(bank: ForecasterBank, x: np.ndarray, warmup: int) -> dict[str, np
     return {"errors": np.array(errors), "naive": np.array(naive), "covered": np.array(covered)}
 
 
-@pytest.fixture(scope="module")
-def arma_run() -> tuple[ForecasterBank, dict[str, np.ndarray]]:
-    x = arma_log_series(n_series=6, length=160, phi=0.8, theta=0.3, sd=0.1, seed=1)
+SEEDS = range(1, 9)
+
+
+def arma_run_for(seed: int) -> tuple[ForecasterBank, dict[str, np.ndarray]]:
+    x = arma_log_series(n_series=6, length=160, phi=0.8, theta=0.3, sd=0.1, seed=seed)
     bank = ForecasterBank(6, ForecasterConfig(refit_every=32))
     return bank, run_online(bank, x, warmup=20)
 
 
-def test_one_step_forecasts_beat_the_naive_mean(arma_run) -> None:
-    bank, run = arma_run
+@pytest.fixture(scope="module")
+def arma_runs() -> dict[int, tuple[ForecasterBank, dict[str, np.ndarray]]]:
+    return {seed: arma_run_for(seed) for seed in SEEDS}
+
+
+@pytest.fixture(scope="module")
+def arma_run(arma_runs) -> tuple[ForecasterBank, dict[str, np.ndarray]]:
+    return arma_runs[1]
+
+
+# These hold for every seed, with a margin: the ideal one-step MSE is the innovation variance
+# 0.01 and the naive mean's is the series' variance, about 0.044. Seed 6 once failed by a
+# short-window fit with θ ≈ 1, whose recursion swung by ±0.8 every step (see forecaster.MAX_ROOT).
+@pytest.mark.parametrize("seed", SEEDS)
+def test_one_step_forecasts_beat_the_naive_mean(arma_runs, seed) -> None:
+    bank, run = arma_runs[seed]
     assert bank.uses_arima(np.arange(6)).all()
     mse, naive_mse = np.mean(run["errors"] ** 2), np.mean(run["naive"] ** 2)
-    assert mse < 0.5 * naive_mse
+    assert mse < 0.6 * naive_mse
     settled = np.mean(run["errors"][60:] ** 2)  # after a few refits
-    assert settled < 1.3 * 0.1**2  # near the innovation variance: the best any forecast can do
+    assert settled < 1.5 * 0.1**2  # near the innovation variance: the best any forecast can do
 
 
-def test_ninety_percent_intervals_cover_about_ninety_percent(arma_run) -> None:
-    _, run = arma_run
-    assert 0.80 <= run["covered"].mean() <= 0.97
+@pytest.mark.parametrize("seed", SEEDS)
+def test_ninety_percent_intervals_cover_about_ninety_percent(arma_runs, seed) -> None:
+    _, run = arma_runs[seed]
+    assert 0.75 <= run["covered"].mean() <= 0.97
+
+
+def test_fits_on_the_invertibility_boundary_are_rejected() -> None:
+    # the first 8 points of seed 6's last series: statsmodels fits ARMA(1, 1) with θ = 0.9996
+    x = arma_log_series(n_series=6, length=160, phi=0.8, theta=0.3, sd=0.1, seed=6)[5]
+    bank = ForecasterBank(1, ForecasterConfig(refit_every=32))
+    bank.update(np.zeros(8, dtype=int), np.exp(x[:8]))
+    bank.refit(np.array([0]))
+    arima = bank.series_state(0)["arima"]
+    if arima is not None and arima["active"]:
+        _, phi, theta, _ = _coefficients(tuple(arima["order"]), np.array(arima["params"]))
+        assert abs(theta) < 0.97 and (arima["order"][1] == 1 or abs(phi) < 0.97)
 
 
 def test_fitted_coefficients_are_near_the_truth(arma_run) -> None:
