@@ -15,6 +15,7 @@ from typing import Any
 
 from service.bench.policies import BenchPolicy
 from service.bench.workloads import BenchWorkload
+from service.simulation.drift import Drift
 from service.simulation.run import simulate
 
 
@@ -24,6 +25,8 @@ class RunTask:
     policy: BenchPolicy
     seed: int
     deadline_s: float  # the spec's; a policy that does not read it is judged on others too
+    learn: bool = True  # False: the loop's learn step is off (the learning ablation)
+    drift: Drift | None = None  # runs slow down as the job goes on (the learning ablation)
 
     def weight(self) -> float:
         """Rough simulation cost (invocations the job makes), to schedule the heavy ones first."""
@@ -46,6 +49,8 @@ def execute(task: RunTask) -> dict[str, Any]:
             seed=task.seed,
             oracle=task.policy.oracle,
             workload=task.workload.model(),
+            learn=task.learn,
+            drift=task.drift,
         )
     except Exception as error:  # reported per run; the suite goes on
         result = {

@@ -33,6 +33,12 @@ def bench(
     only: list[str] = typer.Option(
         [], "--only", help="Run only this workload id (repeatable), e.g. hpo-mlp-eta3."
     ),
+    ablate: str | None = typer.Option(
+        None,
+        "--ablate",
+        help="Instead of the policy comparison, an ablation: 'learning' runs ce-scaling with "
+        "and without the loop's learn step on stationary and drifting training workloads.",
+    ),
 ) -> None:
     """Run every policy (static at 512/1024/1769/3008 MB and static-safe, power-tuning,
     ce-scaling, oracle) on HPO and training workloads at a tight and a loose deadline, through
@@ -52,6 +58,12 @@ def bench(
     from service.bench.suite import SuiteConfig, run_suite, select_workloads
     from service.platform.emulator.profiles import ProfileError
 
+    if ablate is not None:
+        if ablate != "learning":
+            typer.secho(f"error: unknown ablation {ablate!r}; ablations: learning", err=True)
+            raise typer.Exit(2)
+        _ablate_learning(out, quick, seeds, jobs or default_jobs(), only)
+        return
     config = SuiteConfig(
         quick=quick,
         seeds=seeds,
@@ -89,6 +101,61 @@ def bench(
     console.print(
         f"{result.simulations} simulations in {result.wall_s:.0f} s; wrote {out}/results.json, "
         f"{out}/summary.md and plots"
+    )
+
+
+def _ablate_learning(out: Path, quick: bool, seeds: int | None, jobs: int, only) -> None:
+    import json
+    import time
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from service.bench.ablation import ablation_workloads, markdown, run_ablation, summarise
+
+    try:
+        workloads = ablation_workloads(quick, only)
+    except ValueError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    count = seeds or (2 if quick else 10)
+    console = Console() if Console().is_terminal else Console(width=160)
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as progress:
+        current: list[int] = []
+
+        def on_phase(name: str, total: int) -> None:
+            current[:] = [progress.add_task(name, total=total)]
+
+        rows, labels = run_ablation(
+            workloads, count, jobs, on_phase, lambda: progress.advance(current[0])
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.json").write_text(
+        json.dumps({"drifts": labels, "rows": [asdict(r) for r in rows]}, indent=1)
+    )
+    (out / "ablation.md").write_text(markdown(rows, labels, count))
+    table = Table(title="ce-scaling with / without the learn step")
+    for column in ("drift", "deadline", "runs", "met with", "met without", "cost with/without"):
+        table.add_column(column)
+    for cell in summarise(rows):
+        ratio = "-" if cell["cost_ratio"] is None else f"{cell['cost_ratio']:.3f}"
+        table.add_row(
+            cell["drift"],
+            cell["deadline"],
+            str(cell["runs"]),
+            f"{100 * cell['met_with']:.0f} %",
+            f"{100 * cell['met_without']:.0f} %",
+            ratio,
+        )
+    console.print(table)
+    console.print(
+        f"{len(rows)} ce-scaling runs in {time.perf_counter() - started:.0f} s; wrote "
+        f"{out}/ablation.md and {out}/ablation.json"
     )
 
 

@@ -28,9 +28,27 @@ def simulate_command(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the emulator's noise and the loop."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    no_learn: bool = typer.Option(
+        False,
+        "--no-learn",
+        help="Switch the loop's learn step off (stored memory curves, duration forecasts, "
+        "loss-curve fits): the policy fits from raw runs at each decision, fixed margin.",
+    ),
+    drift: str | None = typer.Option(
+        None,
+        "--drift",
+        help="Slow runs down as the job goes on: jump:AT_S:FACTOR (FACTOR times slower from "
+        "AT_S seconds in) or trend:PCT (PCT %% slower per minute).",
+    ),
 ) -> None:
     """Run SPEC_FILE on the emulator with a virtual clock and report time, cost and stages."""
+    from service.simulation.drift import Drift
     from service.simulation.run import simulate
+
+    try:
+        drifting = Drift.parse(drift) if drift is not None else None
+    except ValueError as error:
+        _fail(str(error))
 
     try:
         document = json.loads(spec_file.read_text())
@@ -54,7 +72,9 @@ def simulate_command(
             f"cannot simulate {spec.workload.function!r}: the simulator models the built-in "
             "workloads only (builtin:logreg, builtin:mlp)"
         )
-    result = simulate(spec, seed=seed, oracle=policy == "oracle")
+    result = simulate(
+        spec, seed=seed, oracle=policy == "oracle", learn=not no_learn, drift=drifting
+    )
     if policy == "oracle":
         result["policy"] = "oracle"
     if as_json:

@@ -31,23 +31,13 @@ import numpy as np
 from service.control.repository import LoopRepository
 from service.models import Observation, PredictorState
 from service.platform.interface import Platform, PlatformError
-from service.prediction.forecaster import ForecasterBank, ForecasterConfig
+from service.prediction.forecaster import ROUND_DURATIONS, ForecasterBank
 from service.prediction.loss_curve import LossCurve
 from service.prediction.memory_curve import MemoryCurve
 
 log = logging.getLogger(__name__)
 
-# Rounds arrive every few seconds to minutes. Below 24 rounds a series is forecast by its EWMA;
-# from then on it is refitted every 24 rounds, on the last 64. Only AR(1) with a mean and
-# IMA(1,1) are candidates: on short, nearly constant duration ratios the (1,0,1) and (1,1,1)
-# fits often fail to converge after seconds of statsmodels, which a tick cannot afford.
-FORECASTER = ForecasterConfig(
-    min_observations=24,
-    refit_every=24,
-    window=64,
-    reselect_every=4,
-    orders=((1, 0, 0), (0, 1, 1)),
-)
+FORECASTER = ROUND_DURATIONS
 
 _METRICS = ("invocations", "duration_avg", "duration_max", "errors", "throttles", "memory_used_max")
 

@@ -90,6 +90,7 @@ class Controller:
         seed: int | None = None,
         policy_for: Callable[[JobSpec], Policy] = policy_for,
         stage_overhead_s: float | None = None,
+        learn: bool = True,
     ) -> None:
         self.database = database
         self.platform = platform
@@ -103,6 +104,9 @@ class Controller:
         )
         self.retry = RetryPolicy(max_attempts=settings.max_attempts)
         self.learner = Learner(metrics_interval_s=settings.metrics_interval_s)
+        # False: no learn step (an ablation): nothing is learned or stored, and the policies
+        # fit what they need from the raw runs at every decision, with a fixed margin.
+        self.learn = learn
         self.in_flight: dict[uuid.UUID, InvocationHandle] = {}
         self.finished: dict[uuid.UUID, InvokeResult] = {}
         self._job_of: dict[uuid.UUID, uuid.UUID] = {}  # invocation -> job, for pruning
@@ -152,7 +156,8 @@ class Controller:
                         if job_rounds is not None:
                             rounds[job.id] = job_rounds
             with clock("learn"):
-                self.learner.learn(repo, runs, rounds)
+                if self.learn:
+                    self.learner.learn(repo, runs, rounds)
                 self.learner.poll_metrics(
                     repo, self.platform, {s.function_name for s in steppers.values()}, now
                 )

@@ -11,16 +11,23 @@ from functools import cached_property
 from statistics import fmean
 from typing import Protocol
 
+import numpy as np
+
 from service.policies.base import Observations, Sample
 from service.policies.costing import MEMORY_GRID
+from service.prediction.forecaster import ROUND_DURATIONS, ForecasterBank
 from service.prediction.memory_curve import MemoryCurve
 from service.spec import MAX_MEMORY_MB, MIN_MEMORY_MB
 
 DEFAULT_INIT_MS = 500.0  # before any cold start was observed
 PEAK_MARGIN = 1.1  # safety margin on observed peak use (VPA uses 15 % on noisier pods)
 PEAK_MARGIN_MB = 16
-MAX_PLANNING_MARGIN = 0.3  # plan durations at most 30 % above the prediction
-MIN_FORECAST_POINTS = 3
+MAX_PLANNING_MARGIN = 0.3  # without a forecast: plan durations at most 30 % above the curve
+LEVEL = 0.9  # prediction intervals the plans use
+MIN_FORECAST_POINTS = 3  # rounds a duration forecast needs before it sets the margin
+# A forecast factor is trusted within these bounds: a run at a quarter of the curve, or 4× it,
+# says the curve is wrong (it is refitted from the same runs), not that the next round will be.
+FORECAST_FACTOR_BOUNDS = (0.5, 4.0)
 
 
 class DurationModel(Protocol):
@@ -84,7 +91,11 @@ class ShapeModel:
         # after every stage with more points, which is what narrows it.
         predicted = self._predict(memory_mb)
         if self.factor_upper is not None:
-            return predicted * min(max(self.factor_upper, 1.0), 1 + MAX_PLANNING_MARGIN)
+            # The duration forecast of this shape's recent runs relative to the curve: it
+            # follows drift the curve (fitted on every run so far) lags behind, so it replaces
+            # the fixed margin, either way.
+            low, high_factor = FORECAST_FACTOR_BOUNDS
+            return predicted * min(max(self.factor_upper, low), high_factor)
         high = self.curve.predict_interval(memory_mb, self.level)[1]
         return min(high, predicted * (1 + MAX_PLANNING_MARGIN))
 
@@ -104,11 +115,15 @@ def floor_mb(observations: Observations, shape: str, low: int = MIN_MEMORY_MB) -
 
 
 def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> ShapeModel | None:
-    """A model from this shape's successful runs; None before there is any."""
+    """A model from this shape's successful runs; None before there is any. The memory curve
+    is the one the loop's learn step stored when it covers every run seen (the learn step runs
+    before the policy in the same tick, so it normally does); it is fitted here only when the
+    learn step is off or behind. The planning margin comes from the learn step's duration
+    forecast when there is one (``duration_factor``)."""
     ok = [s for s in samples if s.ok and s.duration_ms > 0]
     if not ok:
         return None
-    curve = MemoryCurve.fit(
+    curve = learned_curve(observations, shape, len(ok)) or MemoryCurve.fit(
         [s.memory_mb for s in ok], [s.duration_ms / max(1, s.epochs) for s in ok]
     )
     inits = [s.init_ms for s in samples if s.init_ms]
@@ -116,9 +131,32 @@ def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> 
         curve,
         fmean(inits) if inits else DEFAULT_INIT_MS,
         floor_mb(observations, shape),
+        level=LEVEL,
+        factor_upper=duration_factor(observations, shape),
         measured_max_mb=max(s.memory_mb for s in ok),
         measured_sizes=len({s.memory_mb for s in ok}),
     )
+
+
+def learned_curve(observations: Observations, shape: str, runs: int) -> MemoryCurve | None:
+    """The learn step's curve of ``shape`` if it was fitted on exactly the ``runs`` seen."""
+    stored = observations.predictors.get(f"memory-curve:{shape}")
+    if stored is None or stored["observations"] != runs:
+        return None
+    return MemoryCurve.from_state(stored["state"])
+
+
+def duration_factor(observations: Observations, shape: str) -> float | None:
+    """Upper end (at ``LEVEL``) of the next run's duration relative to the curve, forecast by
+    the learn step from the series of this shape's past rounds (ARIMA, or its EWMA before
+    there are enough rounds to fit one); None without ``MIN_FORECAST_POINTS`` rounds."""
+    stored = observations.predictors.get(f"duration:{shape}")
+    if stored is None or stored["observations"] < MIN_FORECAST_POINTS:
+        return None
+    bank = ForecasterBank(1, ROUND_DURATIONS)
+    bank.load_series_state(0, stored["state"])
+    upper = float(bank.forecast(np.array([0]), horizon=1, level=LEVEL).upper[0, 0])
+    return upper if math.isfinite(upper) else None
 
 
 def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeModel] | None:
@@ -139,6 +177,7 @@ def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeMod
             slowest.curve,
             slowest.init_ms,
             max(slowest.floor_mb, floor_mb(observations, shape)),
+            factor_upper=slowest.factor_upper,
             measured_max_mb=slowest.measured_max_mb,
             measured_sizes=slowest.measured_sizes,
         )

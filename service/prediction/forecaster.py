@@ -86,6 +86,25 @@ class ForecasterConfig:
         return cls(**fields)
 
 
+# Round durations of a training job, relative to the shape's memory curve (the loop's learn step
+# keeps one series per job and shape; the policies forecast from it). Rounds arrive every few
+# seconds to minutes. Below 24 rounds a series is forecast by its EWMA; from then on it is
+# refitted every 24 rounds, on the last 64. Only AR(1) with a mean and IMA(1,1) are candidates:
+# on short, nearly constant duration ratios the (1,0,1) and (1,1,1) fits often fail to converge
+# after seconds of statsmodels, which a tick cannot afford.
+ROUND_DURATIONS = ForecasterConfig(
+    min_observations=24,
+    refit_every=24,
+    window=64,
+    reselect_every=4,
+    orders=((1, 0, 0), (0, 1, 1)),
+    # A round's duration relative to the curve varies far less than one run's: Lambda's
+    # run-to-run noise is a few percent (the emulator's σ = 0.05), and a round is its slowest
+    # worker. The prior sd counts until the series' own spread is measured.
+    prior_log_sd=0.1,
+)
+
+
 class Forecast(NamedTuple):
     """Duration forecasts (ms), shape (series, horizon): column j is j + 1 steps ahead.
 
@@ -194,7 +213,11 @@ class ForecasterBank:
         """Advance distinct series by one log-observation each."""
         n = self._n_obs[ids]
         first = n == 0
-        alpha = self.config.ewma_alpha
+        # Start-up: a running average until there are 1/α points, the EWMA from then on, so
+        # that the prior variance weighs as one observation instead of dominating the first
+        # 1/α forecasts (with α = 0.2 and a prior 4× the real spread, a 10-point series'
+        # interval was still twice as wide as its data).
+        alpha = np.maximum(self.config.ewma_alpha, 1.0 / (n + 1.0))
         previous_mean = self._ewma_mean[ids]
         deviation = x - previous_mean  # the EWMA's one-step forecast error
         self._ewma_var[ids] = np.where(

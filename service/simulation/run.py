@@ -18,6 +18,7 @@ from service.platform.emulator.backend import EmulatorPlatform
 from service.policies.oracle import Oracle, Truth
 from service.policies.registry import policy_for
 from service.settings import Settings
+from service.simulation.drift import Drift
 from service.simulation.platform import SimulatedPlatform
 from service.simulation.work import AnalyticWorkload, WorkloadModel
 from service.spec import JobSpec
@@ -48,9 +49,14 @@ def simulate(
     oracle: bool = False,
     max_ticks: int = 200_000,
     workload: WorkloadModel | None = None,
+    learn: bool = True,
+    drift: Drift | None = None,
 ) -> dict[str, Any]:
     """Run ``spec`` to its end; with ``oracle`` the spec's policy is replaced by the oracle.
-    ``workload`` stands in for the built-in's code (default: the analytic model)."""
+    ``workload`` stands in for the built-in's code (default: the analytic model); ``learn``
+    False switches the loop's learn step off (the policies then fit what they need from raw
+    runs at each decision, with a fixed planning margin); ``drift`` slows runs down as the job
+    goes on."""
     model = workload or AnalyticWorkload()
     settings = Settings(
         database_url="sqlite://", controller_enabled=False, store_url="file:///simulated"
@@ -61,7 +67,13 @@ def simulate(
     clock = VirtualClock(START)
     # Loss noise keyed by the seed: a spec learns the same way under every policy at one seed.
     platform = SimulatedPlatform(
-        EmulatorPlatform(clock, seed=seed), model, loss_salt=f"seed-{seed}"
+        EmulatorPlatform(
+            clock,
+            seed=seed,
+            slowdown=(lambda now: drift.factor_at(now - START)) if drift is not None else None,
+        ),
+        model,
+        loss_salt=f"seed-{seed}",
     )
     try:
         with database.session() as session:
@@ -82,6 +94,7 @@ def simulate(
                 else policy_for
             ),
             stage_overhead_s=TICK_S,  # a stage ends at most one tick after its last task
+            learn=learn,
         )
         drive(controller, clock, [job_id], max_ticks=max_ticks, tick_s=TICK_S)
         return summary(database, tenant, job_id)

@@ -25,6 +25,7 @@ import random
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -114,6 +115,7 @@ class EmulatorPlatform:
         noise: bool = True,
         pool: WorkerPool | None = None,
         workers: int | None = None,
+        slowdown: Callable[[float], float] | None = None,
     ) -> None:
         if keep_alive_s < 0 or concurrency_limit < 1 or noise_sigma < 0:
             raise ValueError("keep_alive_s >= 0, concurrency_limit >= 1, noise_sigma >= 0")
@@ -132,6 +134,8 @@ class EmulatorPlatform:
         self._pool = pool
         self._owns_pool = pool is None
         self._workers = workers
+        # clock time -> how many times slower runs starting then are (simulated drift)
+        self.slowdown = slowdown
 
     # -- functions ----------------------------------------------------------------------------
 
@@ -215,6 +219,7 @@ class EmulatorPlatform:
                 z_run=self._rng.gauss(0.0, 1.0) if self.noise else 0.0,
                 z_init=self._rng.gauss(0.0, 1.0) if self.noise else 0.0,
                 sigma=self.noise_sigma,
+                slowdown=self.slowdown(now) if self.slowdown is not None else 1.0,
             )
             if function.spec.handler is not None:
                 invocation.future = self.pool.submit(

@@ -63,6 +63,9 @@ class Conditions:
     z_run: float
     z_init: float
     sigma: float
+    # Environmental drift at the invocation's start (a noisy neighbour, a slower data source):
+    # the run takes this many times its modelled duration. 1.0 unless a simulation sets one.
+    slowdown: float = 1.0
 
 
 def from_run(
@@ -85,7 +88,7 @@ def from_run(
         "oom": ErrorKind.OUT_OF_MEMORY,
     }[run.status]
     return _settle(
-        modelled * noise_factor(conditions.z_run, conditions.sigma),
+        modelled * noise_factor(conditions.z_run, conditions.sigma) * conditions.slowdown,
         init,
         run.peak_rss_mb,
         error,
@@ -108,7 +111,7 @@ def from_traits(traits: Traits, conditions: Conditions) -> Execution:
     )
     peak = traits.peak_memory_mb if traits.peak_memory_mb is not None else PYTHON_BASELINE_MB
     init = _init(traits.init_ms if traits.init_ms is not None else RUNTIME_INIT_MS, conditions)
-    run = modelled * noise_factor(conditions.z_run, conditions.sigma)
+    run = modelled * noise_factor(conditions.z_run, conditions.sigma) * conditions.slowdown
     if peak > conditions.memory_mb:
         # Killed on reaching the limit; assume memory grows steadily over the run.
         return _out_of_memory(run * conditions.memory_mb / peak, init, conditions)
@@ -119,7 +122,11 @@ def from_profile(profile: MeasuredProfile, conditions: Conditions) -> Execution:
     """A measured profile's median at this size times log-normal noise of its own spread."""
     curve = profile.curve
     memory = conditions.memory_mb
-    run = curve.p50_ms(memory) * noise_factor(conditions.z_run, curve.sigma(memory))
+    run = (
+        curve.p50_ms(memory)
+        * noise_factor(conditions.z_run, curve.sigma(memory))
+        * conditions.slowdown
+    )
     cold_ms = profile.cold_start_ms if profile.cold_start_ms is not None else RUNTIME_INIT_MS
     init = None
     if conditions.cold:
