@@ -11,8 +11,8 @@ Per job and task shape:
   Every series touched in a tick is updated in one vectorised call; statsmodels refits run on
   a slow cadence, at most ``refits_per_tick`` per tick, most stale first, warm-started;
 - ``loss-curve`` — training only: the loss after each round (``LossCurve``).
-Per platform function, ``cloudwatch:<metric>`` series are polled from the platform's metrics
-every ``metrics_interval_s`` and stored as observations.
+Per platform function, CloudWatch-shaped metrics are polled every ``metrics_interval_s`` and
+stored as observations, each minute revised until it closes (``cloudwatch.py``).
 
 Everything stored is small JSON (parameters and recent points), so a restarted controller, or
 another replica taking a job over, resumes where this one stopped.
@@ -21,16 +21,16 @@ another replica taking a job over, resumes where this one stopped.
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
+from service.control.cloudwatch import MetricsPoller, PollReport
 from service.control.repository import LoopRepository
-from service.models import Observation, PredictorState
-from service.platform.interface import Platform, PlatformError
+from service.models import PredictorState
+from service.platform.interface import Platform
 from service.prediction.forecaster import ROUND_DURATIONS, ForecasterBank
 from service.prediction.loss_curve import LossCurve
 from service.prediction.memory_curve import MemoryCurve
@@ -60,8 +60,7 @@ def job_scope(job_id: uuid.UUID) -> str:
 class Learner:
     def __init__(self, refits_per_tick: int = 4, metrics_interval_s: float = 60.0) -> None:
         self.refits_per_tick = refits_per_tick
-        self.metrics_interval = timedelta(seconds=metrics_interval_s)
-        self._polled: dict[str, datetime] = {}
+        self.poller = MetricsPoller(metrics_interval_s)
 
     def learn(
         self,
@@ -167,35 +166,7 @@ class Learner:
     # -- platform metrics (CloudWatch-shaped) --------------------------------------------------
     def poll_metrics(
         self, repo: LoopRepository, platform: Platform, functions: set[str], now: datetime
-    ) -> int:
-        """Store new datapoints of each running function, at most every ``metrics_interval``.
-        A period without a datapoint stays absent: unknown, not zero (DESIGN.md §2)."""
-        stored = 0
-        for name in sorted(functions):
-            last = self._polled.get(name)
-            if last is not None and now - last < self.metrics_interval:
-                continue
-            self._polled[name] = now
-            series = f"function:{name}"
-            since = repo.last_observed(series) or now - timedelta(minutes=15)
-            try:
-                metrics = platform.metrics(name, since.timestamp(), now.timestamp())
-            except PlatformError as error:
-                log.warning("metrics of %s unavailable: %s", name, error)
-                continue
-            for metric in _METRICS:
-                for timestamp, value in getattr(metrics, metric):
-                    observed = datetime.fromtimestamp(timestamp, since.tzinfo)
-                    if observed <= since or not math.isfinite(value):
-                        continue
-                    repo.add(
-                        Observation(
-                            series=series,
-                            metric=metric,
-                            value=float(value),
-                            source="cloudwatch",
-                            observed_at=observed,
-                        )
-                    )
-                    stored += 1
-        return stored
+    ) -> PollReport:
+        """Each running function's metrics, at most every ``metrics_interval``, each minute
+        re-read until it closes and then cross-checked against the ledger (``cloudwatch``)."""
+        return self.poller.poll(repo, platform, functions, now)

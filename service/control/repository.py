@@ -205,6 +205,71 @@ class LoopRepository:
             select(func.max(Observation.observed_at)).where(Observation.series == series)
         )
 
+    def cloudwatch_points(
+        self, series: str, since: datetime
+    ) -> dict[tuple[str, datetime], Observation]:
+        """A function's stored CloudWatch datapoints from ``since`` on, by (metric, minute)."""
+        rows = self.session.scalars(
+            select(Observation).where(
+                Observation.series == series,
+                Observation.source == "cloudwatch",
+                Observation.observed_at >= since,
+            )
+        )
+        return {(row.metric, row.observed_at): row for row in rows}
+
+    def open_invocations_before(self, function: str, end: datetime) -> bool:
+        """Whether an invocation of ``function`` created before ``end`` has no result yet."""
+        return (
+            self.session.scalar(
+                select(Invocation.id)
+                .where(
+                    Invocation.function_name == function,
+                    Invocation.state != InvocationState.DONE.value,
+                    Invocation.created_at < end,
+                )
+                .limit(1)
+            )
+            is not None
+        )
+
+    def invocations_per_minute(
+        self, function: str, start: datetime, end: datetime, period_s: int
+    ) -> dict[datetime, int]:
+        """The ledger's invocations of ``function`` that ran (not throttled), by the minute
+        they started in, for [start, end)."""
+        rows = self.session.scalars(
+            select(Invocation.started_at).where(
+                Invocation.function_name == function,
+                Invocation.state == InvocationState.DONE.value,
+                Invocation.outcome != "throttled",
+                Invocation.started_at >= start,
+                Invocation.started_at < end,
+            )
+        )
+        counts: dict[datetime, int] = {}
+        for started in rows:
+            seconds = int(started.timestamp() // period_s * period_s)
+            minute = datetime.fromtimestamp(seconds, start.tzinfo)
+            counts[minute] = counts.get(minute, 0) + 1
+        return counts
+
+    def fill_peak_memory(self, function: str, start: datetime, end: datetime, peak: int) -> int:
+        """Give invocations of ``function`` started in [start, end) that were recorded without
+        their peak memory the minute's maximum; returns how many."""
+        rows = self.session.scalars(
+            select(Invocation).where(
+                Invocation.function_name == function,
+                Invocation.state == InvocationState.DONE.value,
+                Invocation.max_memory_used_mb.is_(None),
+                Invocation.started_at >= start,
+                Invocation.started_at < end,
+            )
+        ).all()
+        for row in rows:
+            row.max_memory_used_mb = peak
+        return len(rows)
+
     def observations(self, job_id: uuid.UUID) -> list[Observation]:
         return list(
             self.session.scalars(

@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import Select, and_, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
-from service.models import Allocation, Invocation, Job, Stage
+from service.models import Allocation, Invocation, Job, Observation, Stage
 from service.models.base import Money
 
 
@@ -83,6 +83,39 @@ class JobRepository:
                 .order_by(Allocation.created_at, Allocation.id)
             )
         )
+
+    def ledger_mismatches(self, job_id: uuid.UUID) -> list[tuple[str, datetime, float]]:
+        """(function, minute, CloudWatch minus ledger) for the minutes in which this job ran
+        invocations and the function's CloudWatch count disagreed with the ledger."""
+        minute = func.min(Invocation.started_at)
+        ran = (
+            select(
+                Invocation.function_name,
+                minute.label("first"),
+                func.max(Invocation.started_at).label("last"),
+            )
+            .where(Invocation.job_id == job_id, Invocation.started_at.is_not(None))
+            .group_by(Invocation.function_name)
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(
+                ran.c.function_name,
+                Observation.observed_at,
+                Observation.value,
+                ran.c.first,
+                ran.c.last,
+            )
+            .join(Observation, Observation.series == "function:" + ran.c.function_name)
+            .where(Observation.metric == "ledger_mismatch")
+            .order_by(Observation.observed_at)
+        )
+        return [
+            (function, at, value)
+            for function, at, value, first, last in rows
+            # the minute overlaps the job's own invocations of that function
+            if first.timestamp() - 60 < at.timestamp() <= last.timestamp()
+        ]
 
     def cost_by_stage(self, job_id: uuid.UUID) -> list[CostRow]:
         """Ledger sums per stage, over every invocation that has a recorded bill."""

@@ -208,6 +208,20 @@ class JobService:
                     )
                 )
         events.extend(_allocation_event(a, names) for a in self.jobs.allocations(job.id))
+        events.extend(
+            TimelineEvent(
+                at,
+                "metrics.ledger_mismatch",
+                detail={
+                    "function": function,
+                    "minute": at.isoformat(),
+                    "cloudwatch_minus_ledger": int(difference),
+                    "reason": f"CloudWatch counted {int(difference):+d} invocations of "
+                    f"{function} in this minute against the ledger",
+                },
+            )
+            for function, at, difference in self.jobs.ledger_mismatches(job.id)
+        )
         if job.cancel_requested_at and job.status != JobStatus.CANCELLED.value:
             events.append(TimelineEvent(job.cancel_requested_at, "job.cancel_requested"))
         if job.finished_at:

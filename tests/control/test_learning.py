@@ -109,7 +109,7 @@ def test_platform_metrics_are_polled_into_observations(env):
         lambda: database_status(database, job_id) == "succeeded",
     )
     clock.advance(120)  # let the last minute's datapoints close, then poll once more
-    controller.learner._polled.clear()
+    controller.learner.poller._polled.clear()
     with database.session() as session:
         from service.control.repository import LoopRepository
 

@@ -1,0 +1,159 @@
+"""Polling each running function's CloudWatch metrics, re-reading minutes until they close.
+
+CloudWatch's AWS/Lambda metrics arrive per minute and late: a minute read while its
+invocations are still being counted shows part of them (a poll stored 2 and 8 invocations
+where 21 and 60 ran), and a datapoint can appear minutes after its minute. So every poll reads
+from the oldest minute that is not yet *closed* (``settle_s`` after its end), aligned to minute
+boundaries, and writes each datapoint over the stored one of the same function, metric and
+minute: a minute's figure is revised until it closes, and a late minute is added when it
+shows up. A minute with no datapoint stays absent: unknown, never zero.
+
+When a minute closes, its ``Invocations`` are cross-checked against the ledger (invocations
+of that function started in that minute that reached Lambda): a disagreement is stored as a
+``ledger_mismatch`` observation (CloudWatch minus ledger), which the timeline of every job
+that ran the function in that minute shows (``jobs/service.py``). And what REPORT lines lack
+is filled from the closed minute: an invocation recorded without its peak memory (an async
+invoke, a truncated log tail) takes the minute's Lambda Insights ``used_memory_max`` — an upper
+bound, so the memory floor it sets errs on the safe side.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from service.control.repository import LoopRepository
+from service.models import Observation
+from service.platform.interface import Platform, PlatformError
+
+log = logging.getLogger(__name__)
+
+METRICS = ("invocations", "duration_avg", "duration_max", "errors", "throttles", "memory_used_max")
+PERIOD_S = 60
+SETTLE_S = 300.0  # a minute's figures are final this long after its end (Lambda: ~1–3 min)
+FIRST_LOOKBACK_S = 900.0  # how far back the first poll of a function reads
+MISMATCH = "ledger_mismatch"
+
+
+def series_of(function: str) -> str:
+    return f"function:{function}"
+
+
+def _minute(moment: datetime) -> datetime:
+    seconds = math.floor(moment.timestamp() / PERIOD_S) * PERIOD_S
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass
+class PollReport:
+    stored: int = 0  # new datapoints
+    revised: int = 0  # datapoints of a minute read before, whose figure changed
+    mismatches: int = 0  # closed minutes whose invocations disagree with the ledger
+    filled: int = 0  # invocations whose missing peak memory came from Lambda Insights
+
+
+class MetricsPoller:
+    def __init__(self, interval_s: float = 60.0, settle_s: float = SETTLE_S) -> None:
+        self.interval = timedelta(seconds=interval_s)
+        self.settle = timedelta(seconds=settle_s)
+        self._polled: dict[str, datetime] = {}
+        self._closed_until: dict[str, datetime] = {}  # minutes before this are checked
+
+    def poll(
+        self, repo: LoopRepository, platform: Platform, functions: set[str], now: datetime
+    ) -> PollReport:
+        report = PollReport()
+        for name in sorted(functions):
+            last = self._polled.get(name)
+            if last is not None and now - last < self.interval:
+                continue
+            self._polled[name] = now
+            try:
+                self._poll_one(repo, platform, name, now, report)
+            except PlatformError as error:
+                log.warning("metrics of %s unavailable: %s", name, error)
+        return report
+
+    def _poll_one(
+        self, repo: LoopRepository, platform: Platform, name: str, now: datetime, report
+    ) -> None:
+        series = series_of(name)
+        open_from = _minute(now - self.settle)  # minutes from here on may still change
+        checked = self._closed_until.get(name)
+        if checked is None:
+            stored = repo.last_observed(series)
+            checked = _minute(stored) if stored is not None else None
+        earliest = _minute(now - timedelta(seconds=FIRST_LOOKBACK_S))
+        start = max(min(open_from, checked), earliest) if checked is not None else earliest
+        metrics = platform.metrics(name, start.timestamp(), now.timestamp(), period_s=PERIOD_S)
+        known = repo.cloudwatch_points(series, start)
+        closed: dict[datetime, dict[str, float]] = {}
+        for metric in METRICS:
+            for timestamp, value in getattr(metrics, metric):
+                if not math.isfinite(value):
+                    continue
+                minute = _minute(datetime.fromtimestamp(timestamp, UTC))
+                row = known.get((metric, minute))
+                if row is None:
+                    row = Observation(
+                        series=series,
+                        metric=metric,
+                        value=float(value),
+                        source="cloudwatch",
+                        observed_at=minute,
+                        recorded_at=now,
+                    )
+                    repo.add(row)
+                    known[(metric, minute)] = row
+                    report.stored += 1
+                elif row.value != float(value):
+                    row.value, row.recorded_at = float(value), now
+                    report.revised += 1
+                if minute < open_from:
+                    closed.setdefault(minute, {})[metric] = float(value)
+        newly_closed = [m for m in sorted(closed) if checked is None or m >= checked]
+        if not newly_closed or self._cross_check(
+            repo, name, series, newly_closed, closed, known, now, report
+        ):
+            self._closed_until[name] = open_from
+
+    def _cross_check(self, repo, name, series, minutes, closed, known, now, report) -> bool:
+        """False when the ledger is not complete for these minutes yet (check them later)."""
+        end = minutes[-1] + timedelta(seconds=PERIOD_S)
+        if repo.open_invocations_before(name, end):
+            return False  # results not all recorded yet: check these minutes at the next poll
+        ledger = repo.invocations_per_minute(name, minutes[0], end, PERIOD_S)
+        for minute in minutes:
+            figures = closed[minute]
+            counted = figures.get("invocations")
+            if counted is None:
+                continue
+            difference = counted - ledger.get(minute, 0)
+            if difference and (MISMATCH, minute) not in known:
+                repo.add(
+                    Observation(
+                        series=series,
+                        metric=MISMATCH,
+                        value=float(difference),
+                        source="cloudwatch",
+                        observed_at=minute,
+                        recorded_at=now,
+                    )
+                )
+                known[(MISMATCH, minute)] = True
+                report.mismatches += 1
+                log.warning(
+                    "%s: CloudWatch counts %d invocations in the minute from %s, the ledger %d",
+                    name,
+                    counted,
+                    minute.isoformat(),
+                    ledger.get(minute, 0),
+                )
+            peak = figures.get("memory_used_max")
+            if peak is not None:
+                report.filled += repo.fill_peak_memory(
+                    name, minute, minute + timedelta(seconds=PERIOD_S), math.ceil(peak)
+                )
+        return True
