@@ -179,7 +179,7 @@ class Learner:
         self, repo: LoopRepository, platform: Platform, functions: set[str], now: datetime
     ) -> int:
         """Store new datapoints of each running function, at most every ``metrics_interval``.
-        A period without a datapoint stays absent: unknown, not zero (DESIGN.md §2)."""
+        A period without a datapoint stays absent: unknown, not zero (docs/platform.md)."""
         stored = 0
         for name in sorted(functions):
             last = self._polled.get(name)
