@@ -1,4 +1,4 @@
-"""The job spec users submit (DESIGN.md §5), validated completely before anything is stored.
+"""The job spec users submit (docs/api.md), validated completely before anything is stored.
 
 Every limit here is a user-facing contract: a spec that passes is one the control loop can run.
 """
@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-MIN_MEMORY_MB = 128  # Lambda's bounds (DESIGN.md §2)
+MIN_MEMORY_MB = 128  # Lambda's bounds (docs/platform.md)
 MAX_MEMORY_MB = 10_240
 MAX_TIMEOUT_S = 900
 MAX_DEADLINE_S = 30 * 24 * 3600

@@ -1,7 +1,7 @@
 """What the control loop did: invocations (the cost ledger), memory changes, metric samples.
 
 Each invocation and each memory change is written as an *intent* before the platform call and
-completed after it (DESIGN.md §6), so a restarted controller can tell what may have happened.
+completed after it (docs/safety.md), so a restarted controller can tell what may have happened.
 """
 
 from __future__ import annotations

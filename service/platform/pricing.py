@@ -1,6 +1,6 @@
 """What an invocation costs, in exact decimal dollars.
 
-Prices are AWS Lambda's on-demand list prices in us-east-1 (DESIGN.md §2; AWS Lambda pricing
+Prices are AWS Lambda's on-demand list prices in us-east-1 (docs/platform.md; AWS Lambda pricing
 page, https://aws.amazon.com/lambda/pricing/):
 
 - compute: x86_64 $0.0000166667 per GB-s, arm64 $0.0000133334 per GB-s, where GB is

@@ -1,6 +1,6 @@
 """The AWS backend: the `Platform` interface over Lambda, CloudWatch and CloudWatch Logs.
 
-Two ways to run a function at a memory size (DESIGN.md §2):
+Two ways to run a function at a memory size (docs/platform.md):
 
 - **Variants**: `ensure_variant` publishes an immutable version at that memory and points alias
   ``mem-<MB>`` at it; invoking with `memory_mb` calls the alias. Sizes then run side by side and
@@ -299,7 +299,7 @@ class AwsPlatform:
         if memory_mb is not None:
             request["Qualifier"] = self._known_variant(name, memory_mb)
         else:
-            self._wait_until_not_updating(name)  # never invoke mid-update (DESIGN.md §6)
+            self._wait_until_not_updating(name)  # never invoke mid-update (docs/safety.md)
         attempts = self.retrier.backoff.max_attempts
         for attempt in range(attempts):
             last = attempt == attempts - 1
