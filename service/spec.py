@@ -5,6 +5,7 @@ Every limit here is a user-facing contract: a spec that passes is one the contro
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -350,7 +351,17 @@ def _check_dimension(function: str, name: str, distribution: Distribution) -> No
         raise builtin_params.InvalidParams(
             name, f"{form} draws fractions but {name!r} takes integers: use int_uniform or choice"
         )
-    # Ranges: the parameters' bounds are intervals, so both ends in bounds means all draws are.
-    values = list(ranged or distribution.int_uniform or distribution.choice or ())
-    for value in values:
-        builtin_params.check_params(function, {name: value})
+    # The parameters' bounds are intervals, so a range whose ends are in bounds draws only
+    # values in bounds. A continuous range draws from [low, high): its ends are checked one
+    # float inside, so uniform [0, 1] suits an lr > 0 (a draw of exactly 0.0 has odds 2**-53).
+    if ranged is None:
+        for value in distribution.int_uniform or distribution.choice or ():
+            builtin_params.check_params(function, {name: value})
+        return
+    low, high = ranged
+    for end in (low, high):
+        try:
+            builtin_params.check_params(function, {name: math.nextafter(end, low + high - end)})
+        except builtin_params.InvalidParams:
+            builtin_params.check_params(function, {name: end})  # says it with the user's number
+            raise

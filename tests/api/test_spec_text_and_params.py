@@ -135,7 +135,7 @@ def test_a_parameter_the_builtin_does_not_take_is_a_422_listing_those_it_does(
             "takes integers",
         ),
         (
-            spec(hpo__search_space={"lr": {"uniform": [0, 1]}}),
+            spec(hpo__search_space={"lr": {"uniform": [-1, 1]}}),
             "hpo.search_space.lr",
             "minimum of 0",
         ),
