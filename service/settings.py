@@ -57,6 +57,28 @@ class Settings(BaseSettings):
         None, description="Override AWS endpoint (e.g. a moto server) for the aws backend."
     )
 
+    # --- HTTP server limits (cescale serve) ---
+    max_body_bytes: int = Field(
+        1_048_576, ge=1_024, description="Largest request body; a larger one is a 413."
+    )
+    request_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3_600,
+        description="A request's head, and then its body, must each arrive within this (408).",
+    )
+    max_connections: int = Field(
+        1_000,
+        ge=1,
+        le=100_000,
+        description="Open HTTP connections (and requests in progress) served at once; more "
+        "are answered 503 and closed.",
+    )
+    keep_alive_s: float = Field(
+        5.0, gt=0, le=3_600, description="An idle keep-alive connection is closed after this."
+    )
+    # --- end of HTTP server limits ---
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str) -> str:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api import health, jobs, problems
+from service.api.limits import RequestLimits
 from service.database import Database
 from service.settings import Settings, get_settings
 
@@ -37,6 +38,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database or Database(settings)
     problems.install(app)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        timeout_s=settings.request_timeout_s,
+    )
     app.include_router(health.router)
     app.include_router(jobs.router)
     return app
