@@ -17,6 +17,8 @@ from statistics import fmean
 from typing import Any
 
 from service.control import leases
+from service.control.admission import Admission, CostModel
+from service.control.admission import Run as AdmissionRun
 from service.control.learning import Run, job_scope
 from service.control.repository import LoopRepository
 from service.control.retry import GiveUp, RetryPolicy, after_failure
@@ -204,7 +206,7 @@ class JobStepper:
             stages.append(stage)
             tasks.extend(new_tasks)
 
-        self._launch(current_tasks, len(open_invocations), ctx)
+        self._launch(current_tasks, open_invocations, spent, tasks, ctx)
         self.repo.flush()
 
     # -- results ------------------------------------------------------------------------
@@ -548,8 +550,11 @@ class JobStepper:
         )
 
     # -- launching and ending -----------------------------------------------------------
-    def _launch(self, tasks: list[Task], open_count: int, ctx: StepContext) -> None:
-        budget = ctx.in_flight_limit - open_count
+    def _launch(
+        self, tasks: list[Task], open_invocations, spent: Decimal, every_task, ctx: StepContext
+    ) -> None:
+        budget = ctx.in_flight_limit - len(open_invocations)
+        admission = self._admission(open_invocations, spent, every_task)
         for task in tasks:
             if budget <= 0:
                 return
@@ -557,6 +562,9 @@ class JobStepper:
                 continue
             if task.not_before is not None and task.not_before > ctx.now:
                 continue
+            epochs = (task.epoch_to or 0) - (task.epoch_from or 0)
+            if admission is not None and not admission.admit(task.shape, task.memory_mb, epochs):
+                return  # the budget does not hold for it (now): a later tick may launch it
             task.attempts += 1
             task.status = WorkStatus.RUNNING.value
             self.intents += 1
@@ -573,6 +581,28 @@ class JobStepper:
                 )
             )
             budget -= 1
+
+    def _admission(self, open_invocations, spent: Decimal, tasks) -> Admission | None:
+        """Budget admission for a job with a cap (``admission.py``); None without one."""
+        if self.job.max_cost_usd is None:
+            return None
+        runs = [
+            AdmissionRun(row[0], row[2], row[3], row[4], (row[7] or 0) - (row[6] or 0))
+            for row in self.repo.samples(self.job.id)
+            if row[8] == InvocationOutcome.OK.value and row[3]
+        ]
+        admission = Admission(
+            float(self.job.max_cost_usd),
+            float(spent),
+            CostModel.of(runs, self.spec.workload.architecture),
+        )
+        by_id = {task.id: task for task in tasks}
+        for invocation in open_invocations:
+            task = by_id.get(invocation.task_id)
+            if task is not None:
+                epochs = (task.epoch_to or 0) - (task.epoch_from or 0)
+                admission.hold(task.shape, invocation.memory_mb, epochs)
+        return admission
 
     def _finish(self, end: Finished, stages, tasks, now: datetime) -> None:
         self.job.result = end.result
