@@ -447,14 +447,17 @@ class AwsPlatform:
                 error,
             )
             return None
-        return self._remember_architecture(name, config, qualifier)
+        # A configuration without `Architectures` is on Lambda's default, x86_64.
+        return self._remember_architecture(name, config, qualifier) or "x86_64"
 
     def _remember_architecture(
         self, name: str, config: dict[str, Any], qualifier: str | None = None
-    ) -> Architecture:
+    ) -> Architecture | None:
         """Cache a configuration's architecture under its version (immutable once published;
         $LATEST is refreshed by every read), never under an alias, which can move."""
-        architectures = config.get("Architectures") or ["x86_64"]  # Lambda's default
+        architectures = config.get("Architectures")
+        if not architectures:
+            return None
         architecture: Architecture = "arm64" if architectures[0] == "arm64" else "x86_64"
         version = str(config.get("Version") or qualifier or LATEST)
         with self._lock:
