@@ -322,3 +322,39 @@ def test_a_report_never_found_is_missing_after_the_horizon_and_still_reported(aw
     cost = aws_loop.cost(job_id)
     assert cost.total.unreconciled_invocations == 1  # reported, never silently $0
     assert cost.total.requests_usd == pricing.REQUEST_USD
+
+
+def test_two_ambiguous_invokes_in_one_window_are_never_guessed(aws_loop):
+    """Without request ids, one REPORT for two overlapping attempts could be either's: both stay
+    unreconciled rather than one being billed with the other's run."""
+    timed_out: list[str] = []
+
+    def time_out_twice(request: Any, **_: Any) -> None:
+        if len(timed_out) < 2:
+            timed_out.append(request.url)
+            raise ReadTimeoutError(endpoint_url=request.url)
+
+    aws_loop.platform.clients.lambda_invoke.meta.events.register(
+        "before-send.lambda.Invoke", time_out_twice
+    )
+    aws_loop.answer(valid_response(), valid_response())
+    spec = aws_loop.spec(trials=2, timeout_s=5)
+    spec["hpo"] |= {"eta": 2}
+    (job_id,) = submit(aws_loop.database, spec)
+    assert aws_loop.run(job_id).status == "succeeded"
+    ambiguous = [i for i in aws_loop.invocations(job_id) if i.state == "ambiguous"]
+    assert len(ambiguous) == 2
+    aws_loop.log_report(str(uuid.uuid4()), ambiguous[0].started_at + timedelta(seconds=1))
+    aws_loop.reconcile_pass(datetime.now(UTC) + timedelta(seconds=300))
+    after = [i for i in aws_loop.invocations(job_id) if i.state == "ambiguous"]
+    assert [i.bill_state for i in after] == ["pending", "pending"]
+    assert all(i.request_id is None and i.compute_cost_usd == 0 for i in after)
+
+
+def test_the_reconcile_step_runs_at_most_once_per_interval(aws_loop):
+    reconciler = aws_loop.controller.reconciler
+    start = datetime.now(UTC) + timedelta(days=1)
+    assert reconciler.due(start)
+    aws_loop.controller.run_once(start)
+    assert not reconciler.due(start + timedelta(seconds=59))
+    assert reconciler.due(start + timedelta(seconds=60))
