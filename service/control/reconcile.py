@@ -112,9 +112,13 @@ class Reconciler:
         unknown = [i for i in invocations if not i.request_id]
         done = 0
         for invocation in unknown:
-            timeout_s = _timeout_s(session, invocation)
+            # The run ended by its timeout, or by the time the call gave up (a read timeout
+            # waits longer than Lambda's 900 s maximum, so it covers a function whose own
+            # timeout is longer than the job spec says).
+            waited_s = (invocation.finished_at or invocation.created_at).timestamp()
+            waited_s -= _started(invocation)
             start = _started(invocation) - SKEW_S
-            end = _started(invocation) + timeout_s + SKEW_S
+            end = _started(invocation) + max(_timeout_s(session, invocation), waited_s) + SKEW_S
             if end > now.timestamp():
                 continue  # its REPORT may still be written
             if _overlapping_unknowns(session, invocation, start, end):
