@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     metrics_interval_s: float = Field(
         60.0, gt=0, description="How often the loop polls each running function's metrics."
     )
+    reconcile_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often the loop looks up, in CloudWatch Logs, the REPORT lines of "
+        "invocations billed without one (truncated log tail, read timeout).",
+    )
+    reconcile_horizon_s: float = Field(
+        3600.0,
+        gt=0,
+        description="An invocation whose REPORT line is still not found this long after it "
+        "finished is marked missing (and stays counted as unreconciled).",
+    )
     store_url: str | None = Field(
         None,
         description="Checkpoints and handler results: file:///path or s3://bucket/prefix "

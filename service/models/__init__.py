@@ -3,6 +3,7 @@
 from service.models.base import Base
 from service.models.enums import (
     AllocationState,
+    BillState,
     IdempotencyState,
     InvocationOutcome,
     InvocationState,
@@ -21,6 +22,7 @@ __all__ = [
     "AllocationState",
     "ApiKey",
     "Base",
+    "BillState",
     "IdempotencyKey",
     "IdempotencyState",
     "Invocation",

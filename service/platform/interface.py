@@ -168,6 +168,8 @@ class InvokeResult:
     `ambiguous` means the outcome is unknown (read timeout, 5xx after the request was sent):
     the code may have run. Such a result has no report and error UNHANDLED; reconcile it with
     `find_reports` before acting on it. `started_at`/`finished_at` are clock seconds.
+    `architecture` is the one the function really ran on (read from its configuration), which
+    prices the run; None when the platform could not tell.
     """
 
     function: str
@@ -180,6 +182,7 @@ class InvokeResult:
     ambiguous: bool = False
     started_at: float = 0.0
     finished_at: float = 0.0
+    architecture: Architecture | None = None
 
     @property
     def ok(self) -> bool:

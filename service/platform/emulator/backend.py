@@ -448,6 +448,7 @@ class EmulatorPlatform:
             error_message=outcome.error_message,
             started_at=started,
             finished_at=finished,
+            architecture=invocation.spec.architecture,
         )
         if invocation.environment is not None:
             # A crashed or killed runtime is not reused (Lambda resets the environment).
@@ -468,6 +469,7 @@ class EmulatorPlatform:
             error_message="Rate Exceeded. (concurrency limit reached)",
             started_at=now,
             finished_at=now,
+            architecture=invocation.spec.architecture,
         )
         self._records[invocation.handle.function].append(
             _Record(invocation.qualifier, now, now, ErrorKind.THROTTLED, None)
