@@ -181,9 +181,15 @@ def config_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str,
     return changes
 
 
+def _already_exists(error: ClientError) -> bool:
+    return is_conflict(error) and "exist" in str(error)
+
+
 def _retry_create(error: ClientError) -> bool:
     """Refusals, and IAM's eventual consistency: a role created moments ago is not yet
     assumable by Lambda ("The role defined for the function cannot be assumed by Lambda")."""
+    if _already_exists(error):
+        return False
     return is_refusal(error) or (
         error_code(error) == "InvalidParameterValueException" and "assumed" in str(error)
     )
@@ -311,23 +317,9 @@ class AwsPlatform:
             try:
                 current = self._configuration(name)
             except FunctionNotFoundError:
-                request = {
-                    "FunctionName": name,
-                    "Code": code.code,
-                    "Architectures": [code.architecture],
-                    "PackageType": code.package_type,
-                    "Publish": False,
-                    **(initial or {}),
-                    **config,
-                }
-                try:
-                    created = self._control(
-                        lambda: self._lambda.create_function(**request), retry_on=_retry_create
-                    )
-                except ClientError as error:
-                    raise self._error("create", name, error) from error
-                self._wait_settled(name, created)
-                return "created", []
+                if self._create_function(name, code, {**(initial or {}), **config}):
+                    return "created", []
+                current = self._configuration(name)  # another replica created it meanwhile
             current = self._wait_settled(name, current)
             changed = False
             if not code.matches(current):
@@ -347,6 +339,27 @@ class AwsPlatform:
         if not changed:
             return "unchanged", []
         return "updated", self.refresh_variants(name)
+
+    def _create_function(self, name: str, code: FunctionCode, config: dict[str, Any]) -> bool:
+        """CreateFunction, waiting until active; False if it exists already (a race)."""
+        request = {
+            "FunctionName": name,
+            "Code": code.code,
+            "Architectures": [code.architecture],
+            "PackageType": code.package_type,
+            "Publish": False,
+            **config,
+        }
+        try:
+            created = self._control(
+                lambda: self._lambda.create_function(**request), retry_on=_retry_create
+            )
+        except ClientError as error:
+            if _already_exists(error):
+                return False
+            raise self._error("create", name, error) from error
+        self._wait_settled(name, created)
+        return True
 
     def sync_copy(
         self, source: str, name: str, *, timeout_s: float | None = None
@@ -792,7 +805,8 @@ class AwsPlatform:
             )
             return
         except ClientError as error:
-            if not is_conflict(error):
+            # Lambda says ResourceConflictException; moto says ConflictException
+            if not (is_conflict(error) or error_code(error) == "ConflictException"):
                 raise self._error("create alias for", name, error) from error
         try:  # it exists: re-point it (another controller's version at this size is as good)
             self._control(
