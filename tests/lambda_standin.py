@@ -121,6 +121,7 @@ class Report:
     init_ms: float | None
     status: str | None
     error_type: str | None
+    job_id: str | None = None  # from the event (cescale.handler/1), to tie a bill to its job
 
     def line(self) -> str:
         parts = [
@@ -304,6 +305,7 @@ class LambdaStandIn:
             init_ms,
             status,
             error_type,
+            event.get("job_id") if isinstance(event, dict) else None,
         )
         lines = [f"START RequestId: {request_id} Version: {version}", *log]
         lines += [f"END RequestId: {request_id}", report.line()]
