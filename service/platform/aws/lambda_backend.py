@@ -1,10 +1,12 @@
 """The AWS backend: the `Platform` interface over Lambda, CloudWatch and CloudWatch Logs.
 
-Two ways to run a function at a memory size (DESIGN.md §2):
+Two ways to run a function at a memory size:
 
 - **Variants**: `ensure_variant` publishes an immutable version at that memory and points alias
   ``mem-<MB>`` at it; invoking with `memory_mb` calls the alias. Sizes then run side by side and
-  switching size needs no update at all.
+  switching size needs no update at all. Only on functions the service owns (built-ins from
+  `cescale deploy`; for a user's function, a copy: `sync_copy`), because publishing resizes
+  `$LATEST`; every published version is checked for its size and code (service/platform/README.md).
 - **In place**: `set_memory` calls `UpdateFunctionConfiguration`, conditional on the
   `RevisionId` it read, and returns only once `LastUpdateStatus` is `Successful`. While this
   process updates a function it does not invoke that function's unqualified version: an invoke
