@@ -40,6 +40,7 @@ BUCKET = "cescale-e2e"
 USER_FUNCTION = "linear-svm"
 GB_SECOND_USD = Decimal("0.0000166667")  # x86_64, us-east-1
 REQUEST_USD = Decimal("0.20") / Decimal(1_000_000)
+PICO = Decimal(10) ** 12
 JOB_TIMEOUT_S = 900.0  # a generous cap, not a timing assertion: progress is what is waited on
 
 
@@ -49,6 +50,10 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _pico(usd: Decimal) -> Decimal:
+    return (usd * PICO).to_integral_value() / PICO
 
 
 def _byo_zip() -> bytes:
@@ -245,10 +250,15 @@ def test_the_sample_jobs_run_to_success_on_aws(deployment: Deployment) -> None:
             f"{deployment.base}/v1/jobs/{job_id}/cost", headers=deployment.auth, timeout=10
         ).json()
         gb_seconds = sum(Decimal(r.memory_mb) / 1024 * Decimal(r.billed_ms) / 1000 for r in reports)
-        expected = gb_seconds * GB_SECOND_USD + REQUEST_USD * len(reports)
+        # each invocation's charge in the ledger's unit, integer picodollars
+        expected = sum(
+            _pico(Decimal(r.memory_mb) / 1024 * Decimal(r.billed_ms) / 1000 * GB_SECOND_USD)
+            + _pico(REQUEST_USD)
+            for r in reports
+        )
         assert cost["invocations"] == len(reports), label
         assert cost["gb_seconds"] == pytest.approx(float(gb_seconds), abs=1e-6), label
-        assert cost["total_usd"] == pytest.approx(float(expected), rel=1e-9), label
+        assert cost["total_usd"] == pytest.approx(float(expected), rel=1e-12), label
 
         # Memory moved through aliases as the timeline says: each size it names is alias
         # mem-<MB> of the function, on a version with exactly that memory.
