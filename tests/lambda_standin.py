@@ -77,6 +77,18 @@ except Exception as error:
                                  "errorMessage": f"Unable to import module: {error}"}
 proto.write(json.dumps({"init_ms": (time.perf_counter() - started) * 1000}) + "\n")
 
+def peak_rss_mb():
+    # VmHWM: this process's own peak. (ru_maxrss would also count the parent's pages this
+    # process held between fork and exec: a big test process would look like an OOM.)
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 class Context:
     def __init__(self, request):
         self.aws_request_id = request["request_id"]
@@ -103,7 +115,7 @@ for line in sys.stdin:
             error = {"errorType": type(exc).__name__, "errorMessage": str(exc),
                      "stackTrace": traceback.format_exc().splitlines()}
     duration_ms = (time.perf_counter() - started) * 1000
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     proto.write(json.dumps({"payload": payload, "error": error, "duration_ms": duration_ms,
                             "peak_mb": peak_mb}) + "\n")
 """
