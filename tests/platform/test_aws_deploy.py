@@ -391,3 +391,56 @@ def test_a_copy_of_a_function_that_does_not_exist_is_a_clear_error(
         platform.ensure_function(
             FunctionSpec("cescale-byo-no-such-user-fn", copy_of="no-such-user-fn")
         )
+
+
+def test_an_image_deploy_sets_the_command_per_function(
+    standin: LambdaStandIn, platform: AwsPlatform
+) -> None:
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/cescale-workloads:1"
+    targets = [Target("cescale-img-a", "service.workloads.handlers.mlp_trial")]
+    deployed = deploy(
+        platform, targets, role_arn=standin.role(), architecture="arm64", image_uri=image
+    )
+    assert [d.outcome for d in deployed] == ["created"]
+    lam = standin.client("lambda")
+    found = lam.get_function(FunctionName="cescale-img-a")
+    assert found["Code"]["ImageUri"] == image
+    config = found["Configuration"]
+    assert config["PackageType"] == "Image" and config["Architectures"] == ["arm64"]
+    assert config["ImageConfigResponse"]["ImageConfig"]["Command"] == [
+        "service.workloads.handlers.mlp_trial"
+    ]
+
+
+def test_a_job_on_another_architecture_than_deployed_names_the_fix(
+    standin: LambdaStandIn, platform: AwsPlatform
+) -> None:
+    deploy(platform, [ECHO], role_arn=standin.role(), zip_bytes=_zip(1))
+    with pytest.raises(PlatformError, match=r"redeploy it with `cescale deploy --architecture"):
+        platform.ensure_function(FunctionSpec(ECHO.name, architecture="arm64"))
+
+
+def test_a_users_function_runs_as_a_copy_with_a_lambda_name() -> None:
+    from service.control.functions import copy_name, function_name, function_spec
+    from service.spec import JobSpec
+
+    spec = JobSpec.model_validate(
+        {
+            "name": "byo",
+            "kind": "hpo",
+            "workload": {"function": "my-svm", "timeout_s": 120},
+            "hpo": {
+                "search_space": {"lr": {"uniform": [0.01, 0.1]}},
+                "trials": 1,
+                "max_epochs": 1,
+            },
+            "qos": {"deadline_s": 60},
+        }
+    )
+    assert function_name(spec) == "cescale-byo-my-svm"
+    made = function_spec(spec, "aws")
+    assert (made.name, made.copy_of, made.timeout_s) == ("cescale-byo-my-svm", "my-svm", 120)
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:my-svm:prod"
+    assert copy_name(arn) == "cescale-byo-my-svm-prod"
+    long = "f" * 64
+    assert len(copy_name(long)) == 64 and copy_name(long) != copy_name(long[:-1] + "g")
