@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = Field(
         None, description="Override AWS endpoint (e.g. a moto server) for the aws backend."
     )
+    aws_role_arn: str | None = Field(
+        None,
+        description="Execution role of the functions `cescale deploy` creates "
+        "(arn:aws:iam::<account>:role/<name>).",
+    )
+    aws_concurrency_limit: int = Field(
+        1000,
+        ge=1,
+        description="Account concurrency limit to plan with when Lambda's GetAccountSettings is "
+        "missing or denied (AWS's default account limit is 1,000).",
+    )
 
     # --- HTTP server limits (cescale serve) ---
     max_body_bytes: int = Field(
@@ -103,6 +114,16 @@ class Settings(BaseSettings):
                 "CESCALE_DATABASE_URL must be sqlite:///path.db or postgresql+psycopg://user@host/db"
             )
         return value
+
+    @model_validator(mode="after")
+    def _store_reachable_from_lambda(self) -> Settings:
+        if self.backend == "aws" and not self.resolved_store_url.startswith("s3://"):
+            raise ValueError(
+                "CESCALE_BACKEND=aws needs a checkpoint store Lambda can reach: set "
+                "CESCALE_STORE_URL=s3://bucket/prefix (not "
+                f"{self.resolved_store_url.split('://', 1)[0]}://)"
+            )
+        return self
 
     @property
     def is_sqlite(self) -> bool:

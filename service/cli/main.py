@@ -10,6 +10,7 @@ from service.cli import (
     controller,
     curve,
     db,
+    deploy,
     emulate,
     server,
     simulate,
@@ -33,6 +34,7 @@ simulate.register(app)
 controller.register(app)
 curve.register(app)
 bench.register(app)
+deploy.register(app)
 
 
 @app.callback()
@@ -42,8 +44,11 @@ def _check_settings() -> None:
         get_settings()
     except ValidationError as error:
         for problem in error.errors():
-            name = "CESCALE_" + "_".join(str(p) for p in problem["loc"]).upper()
-            typer.secho(f"error: {name}: {problem['msg']}", fg="red", err=True)
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            if problem["loc"]:
+                name = "CESCALE_" + "_".join(str(p) for p in problem["loc"]).upper()
+                message = f"{name}: {message}"
+            typer.secho(f"error: {message}", fg="red", err=True)
         raise typer.Exit(2) from None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 
 from service.models import Invocation, Job, Stage, StageKind, Task
@@ -15,16 +17,42 @@ class UnrunnableWorkload(Exception):
     """The job names a function this backend cannot run."""
 
 
+COPY_PREFIX = "cescale-byo-"
+_MAX_NAME = 64  # Lambda's limit on a function name
+
+
+def builtin_function_name(workload: str, kind: str) -> str:
+    """The function `cescale deploy` creates for built-in `workload` ("builtin:mlp") and `kind`."""
+    return f"cescale-{workload.removeprefix('builtin:')}-{kind}"
+
+
+def copy_name(function: str) -> str:
+    """The service's own copy of a user's function (name, ``name:qualifier`` or ARN).
+
+    The service publishes memory variants on the copy, never on the user's function, so the
+    user's own callers of ``$LATEST`` never see a resized function (see
+    service/platform/README.md). Too long a name is cut and made unique with a hash."""
+    bare = function.split(":function:")[-1]
+    base = re.sub(r"[^A-Za-z0-9_-]", "-", bare.replace("$", "")).strip("-")
+    name = COPY_PREFIX + base
+    if len(name) > _MAX_NAME:
+        digest = hashlib.sha256(function.encode()).hexdigest()[:8]
+        name = f"{name[: _MAX_NAME - 9]}-{digest}"
+    return name
+
+
 def function_name(spec: JobSpec) -> str:
-    """Built-ins get one function per workload and kind; a user's function is used as named."""
+    """The function the service invokes: one per built-in workload and kind; for a user's
+    function, the service's copy of it (`copy_name`)."""
     function = spec.workload.function
     if function.startswith("builtin:"):
-        return f"cescale-{function.removeprefix('builtin:')}-{spec.kind}"
-    return function
+        return builtin_function_name(function, spec.kind)
+    return copy_name(function)
 
 
-def function_spec(spec: JobSpec, backend: str) -> FunctionSpec | None:
-    """What to register with the platform; None for a user's function that already exists."""
+def function_spec(spec: JobSpec, backend: str) -> FunctionSpec:
+    """What to register with the platform: a built-in (created by `cescale deploy`), or the
+    service's copy of a user's function (created from it on first use, kept in step)."""
     function = spec.workload.function
     if not function.startswith("builtin:"):
         if backend == "emulator":
@@ -32,7 +60,11 @@ def function_spec(spec: JobSpec, backend: str) -> FunctionSpec | None:
                 f"{function!r} is a Lambda function; the emulator runs only the built-in "
                 "workloads (set CESCALE_BACKEND=aws to run your own)"
             )
-        return None
+        return FunctionSpec(
+            name=copy_name(function),
+            timeout_s=float(spec.workload.timeout_s),
+            copy_of=function,
+        )
     return FunctionSpec(
         name=function_name(spec),
         handler=registry.resolve(function, spec.kind),

@@ -107,7 +107,10 @@ class FunctionSpec:
     `traits` or `profile` (a code profile or a measured profile file) tell the emulator how the
     workload scales; without either it measures the code and assumes single-threaded CPU work.
     `code_zip`, `role_arn` and `runtime` are needed only for the AWS backend to create a
-    function that does not exist yet.
+    function that does not exist yet. `copy_of` (AWS only) names someone else's function that
+    this one is a copy of: the backend creates `name` from that function's code and
+    configuration and keeps it in step, so that it can publish memory variants without ever
+    changing what the original's own callers run.
     """
 
     name: str
@@ -120,6 +123,7 @@ class FunctionSpec:
     code_zip: bytes | None = field(default=None, repr=False)
     role_arn: str | None = None
     runtime: str = "python3.11"
+    copy_of: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:

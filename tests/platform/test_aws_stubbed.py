@@ -350,11 +350,16 @@ def test_no_invoke_of_the_function_while_this_process_updates_it(aws: Stubbed) -
     worker.join()
 
 
+def _no_alias(aws: Stubbed) -> None:
+    aws.control.add_client_error("get_alias", "ResourceNotFoundException", "no alias", 404)
+    aws.control.add_response("get_function_configuration", _config(512))  # the function exists
+
+
 def test_ensure_variant_publishes_the_size_and_points_an_alias_at_it(aws: Stubbed) -> None:
-    aws.control.add_client_error("get_alias", "ResourceNotFoundException", "no alias", 404)
-    aws.control.add_response("get_function_configuration", _config(512))
-    aws.control.add_client_error("get_alias", "ResourceNotFoundException", "no alias", 404)
-    aws.control.add_response("get_function_configuration", _config(512))
+    """$LATEST of a function the service owns is resized, published and left at that size:
+    nothing invokes it, and restoring it is what made two replicas race (README)."""
+    _no_alias(aws)
+    _no_alias(aws)  # checked again under the function's lock
     aws.control.add_response("get_function_configuration", _config(512))  # settled?
     aws.control.add_response("get_function_configuration", _config(512))  # before update
     aws.control.add_response(
@@ -364,7 +369,7 @@ def test_ensure_variant_publishes_the_size_and_points_an_alias_at_it(aws: Stubbe
     )
     aws.control.add_response(
         "publish_version",
-        {"Version": "7", "MemorySize": 1024},
+        _config(1024, "r2", Version="7"),
         {"FunctionName": "f", "RevisionId": "r2"},
     )
     aws.control.add_response(
@@ -372,21 +377,16 @@ def test_ensure_variant_publishes_the_size_and_points_an_alias_at_it(aws: Stubbe
         {"Name": "mem-1024", "FunctionVersion": "7"},
         {"FunctionName": "f", "Name": "mem-1024", "FunctionVersion": "7"},
     )
-    aws.control.add_response("get_function_configuration", _config(1024, "r2"))
-    aws.control.add_response(
-        "update_function_configuration",
-        _config(512, "r3"),
-        {"FunctionName": "f", "MemorySize": 512, "RevisionId": "r2"},
-    )
+    aws.control.add_response("get_function_configuration", _config(1024, "r2"))  # code moved?
     assert aws.platform.ensure_variant("f", 1024) == "mem-1024"
+    assert aws.platform.ensure_variant("f", 1024) == "mem-1024"  # known: no call stubbed
 
 
 def test_a_variant_whose_publish_lost_a_race_is_read_again_and_redone(aws: Stubbed) -> None:
     """Another controller changed the function between our update and PublishVersion: the
     conditional publish fails, and the variant is redone from a fresh read, not given up."""
-    for _ in range(2):
-        aws.control.add_client_error("get_alias", "ResourceNotFoundException", "no alias", 404)
-        aws.control.add_response("get_function_configuration", _config(512))
+    _no_alias(aws)
+    _no_alias(aws)
     aws.control.add_response("get_function_configuration", _config(512))  # settled?
     aws.control.add_response("get_function_configuration", _config(512))  # before update
     aws.control.add_response(
@@ -410,7 +410,7 @@ def test_a_variant_whose_publish_lost_a_race_is_read_again_and_redone(aws: Stubb
     )
     aws.control.add_response(
         "publish_version",
-        {"Version": "8", "MemorySize": 1024},
+        _config(1024, "r4", Version="8"),
         {"FunctionName": "f", "RevisionId": "r4"},
     )
     aws.control.add_response(
@@ -419,11 +419,37 @@ def test_a_variant_whose_publish_lost_a_race_is_read_again_and_redone(aws: Stubb
         {"FunctionName": "f", "Name": "mem-1024", "FunctionVersion": "8"},
     )
     aws.control.add_response("get_function_configuration", _config(1024, "r4"))
+    assert aws.platform.ensure_variant("f", 1024) == "mem-1024"
+    assert len(aws.sleeps) == 1  # one jittered pause before the redo
+
+
+def test_an_alias_on_a_version_of_old_code_is_republished_and_repointed(aws: Stubbed) -> None:
+    """mem-1024 exists but its version runs code $LATEST no longer has (a redeploy): a new
+    version is published at 1024 MB and the alias moved to it."""
+    old, new = {"CodeSha256": "old"}, {"CodeSha256": "new"}
+    for _ in range(2):  # outside and under the lock
+        aws.control.add_response("get_alias", {"Name": "mem-1024", "FunctionVersion": "3"})
+        aws.control.add_response("get_function_configuration", _config(1024, Version="3", **old))
+        aws.control.add_response("get_function_configuration", _config(512, **new))
+    aws.control.add_response("get_function_configuration", _config(512, **new))
+    aws.control.add_response("get_function_configuration", _config(512, **new))
     aws.control.add_response(
         "update_function_configuration",
-        _config(512, "r5"),
-        {"FunctionName": "f", "MemorySize": 512, "RevisionId": "r4"},  # the size found first
+        _config(1024, "r2", **new),
+        {"FunctionName": "f", "MemorySize": 1024, "RevisionId": "r1"},
     )
+    aws.control.add_response(
+        "publish_version",
+        _config(1024, "r2", Version="4", **new),
+        {"FunctionName": "f", "RevisionId": "r2"},
+    )
+    aws.control.add_client_error("create_alias", "ResourceConflictException", "exists", 409)
+    aws.control.add_response(
+        "update_alias",
+        {"Name": "mem-1024", "FunctionVersion": "4"},
+        {"FunctionName": "f", "Name": "mem-1024", "FunctionVersion": "4"},
+    )
+    aws.control.add_response("get_function_configuration", _config(1024, "r2", **new))
     assert aws.platform.ensure_variant("f", 1024) == "mem-1024"
 
 
@@ -433,6 +459,18 @@ def test_the_concurrency_limit_comes_from_the_account_settings_once(aws: Stubbed
     )
     assert aws.platform.concurrency_limit() == 400
     assert aws.platform.concurrency_limit() == 400  # cached: no second call stubbed
+
+
+def test_denied_account_settings_fall_back_to_the_configured_limit_with_one_warning(
+    aws: Stubbed, caplog: pytest.LogCaptureFixture
+) -> None:
+    aws.platform._concurrency_fallback = 250
+    aws.control.add_client_error("get_account_settings", "AccessDeniedException", "no", 403)
+    with caplog.at_level("WARNING", logger="service.platform.aws.lambda_backend"):
+        assert aws.platform.concurrency_limit() == 250
+        assert aws.platform.concurrency_limit() == 250  # no second call stubbed
+    warnings = [r for r in caplog.records if "CESCALE_AWS_CONCURRENCY_LIMIT" in r.getMessage()]
+    assert len(warnings) == 1 and "AccessDeniedException" in warnings[0].getMessage()
 
 
 # -- metrics and logs -------------------------------------------------------------------------

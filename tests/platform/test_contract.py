@@ -86,14 +86,13 @@ def test_start_invoke_then_poll_returns_the_result_exactly_once(harness: Harness
         harness.platform.poll(handle)
 
 
-def test_a_memory_variant_runs_at_its_size_without_changing_the_function(
-    harness: Harness,
-) -> None:
+def test_a_memory_variant_runs_at_its_size(harness: Harness) -> None:
+    """(On AWS, $LATEST of a function the service owns is left at the last variant's size:
+    the service never invokes it, and restoring it is what let two replicas race.)"""
     spec = harness.spec("echo", memory_mb=512)
     harness.platform.ensure_function(spec)
     assert harness.platform.ensure_variant(spec.name, 1024) == "mem-1024"
     assert harness.platform.ensure_variant(spec.name, 1024) == "mem-1024"  # idempotent
-    assert harness.platform.memory_of(spec.name) == 512
     harness.expect_echo({}, 1024)
     result = harness.platform.invoke(spec.name, {}, memory_mb=1024)
     assert result.report is not None and result.report.memory_mb == 1024

@@ -24,7 +24,10 @@ def test_the_aws_backend_uses_the_configured_region_and_endpoint(
     fake_aws_credentials: None,
 ) -> None:
     settings = Settings(
-        backend="aws", aws_region="eu-west-1", aws_endpoint_url="http://127.0.0.1:4566"
+        backend="aws",
+        aws_region="eu-west-1",
+        aws_endpoint_url="http://127.0.0.1:4566",
+        store_url="s3://bucket/prefix",
     )
     platform = build_platform(settings)
     try:

@@ -4,7 +4,9 @@ Two ways to run a function at a memory size (docs/platform.md):
 
 - **Variants**: `ensure_variant` publishes an immutable version at that memory and points alias
   ``mem-<MB>`` at it; invoking with `memory_mb` calls the alias. Sizes then run side by side and
-  switching size needs no update at all.
+  switching size needs no update at all. Only on functions the service owns (built-ins from
+  `cescale deploy`; for a user's function, a copy: `sync_copy`), because publishing resizes
+  `$LATEST`; every published version is checked for its size and code (service/platform/README.md).
 - **In place**: `set_memory` calls `UpdateFunctionConfiguration`, conditional on the
   `RevisionId` it read, and returns only once `LastUpdateStatus` is `Successful`. While this
   process updates a function it does not invoke that function's unqualified version: an invoke
@@ -18,16 +20,20 @@ could run the code twice.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import math
 import random
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import (
@@ -48,6 +54,7 @@ from service.platform.aws.retry import (
     error_code,
     http_status,
     is_conflict,
+    is_refusal,
     is_throttle,
 )
 from service.platform.clock import Clock, WallClock
@@ -76,6 +83,129 @@ LATEST = "$LATEST"
 
 log = logging.getLogger(__name__)
 
+log = logging.getLogger(__name__)
+
+COPY_DOWNLOAD_TIMEOUT_S = 120.0
+MAX_ZIP_BYTES = 50 * 2**20  # Lambda's limit on a zip uploaded directly (ZipFile)
+# Configuration a version carries besides memory: a variant must match $LATEST in all of these.
+_FINGERPRINT = (
+    "CodeSha256",
+    "Handler",
+    "Runtime",
+    "Role",
+    "Timeout",
+    "Environment",
+    "Layers",
+    "Architectures",
+    "ImageConfigResponse",
+    "EphemeralStorage",
+)
+# What a copy of a user's function takes from it (UpdateFunctionConfiguration's fields).
+_COPIED = ("Handler", "Runtime", "Role", "Timeout", "MemorySize")
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    """A function's code as CreateFunction takes it: ``{"ZipFile": bytes}`` or
+    ``{"ImageUri": uri}``; `sha256` (hex) of what Lambda will report, if known."""
+
+    code: dict[str, Any]
+    architecture: str = "x86_64"
+    package_type: str = "Zip"
+    sha256: str | None = None
+
+    def matches(self, config: dict[str, Any]) -> bool:
+        """Whether the function already runs this code on this architecture."""
+        if (config.get("Architectures") or ["x86_64"]) != [self.architecture]:
+            return False
+        sha = self.sha256
+        if sha is None and "ZipFile" in self.code:
+            sha = base64.b64encode(hashlib.sha256(self.code["ZipFile"]).digest()).decode()
+        if sha is None:  # an image by tag: only Lambda knows its digest; update to be sure
+            return False
+        return config.get("CodeSha256") == sha
+
+
+def variant_memory(alias: str) -> int | None:
+    """The memory of a variant alias ``mem-<MB>``; None for any other alias."""
+    prefix, _, size = alias.partition("-")
+    if prefix != "mem" or not size.isdigit():
+        return None
+    return int(size)
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    """Everything a version runs except its memory size."""
+
+    def normal(key: str) -> Any:
+        value = config.get(key)
+        if key == "Layers":
+            return sorted(str(layer.get("Arn")) for layer in value or [])
+        if key == "Environment":
+            return (value or {}).get("Variables") or {}
+        return value
+
+    return json.dumps({key: normal(key) for key in _FINGERPRINT}, sort_keys=True, default=str)
+
+
+def copied_config(source: dict[str, Any]) -> dict[str, Any]:
+    """The configuration a copy of `source` (GetFunction's Configuration) is created with."""
+    config = {key: source[key] for key in _COPIED if source.get(key) is not None}
+    if config.get("Runtime") is None:
+        config.pop("Runtime", None)  # container images have none
+    variables = (source.get("Environment") or {}).get("Variables")
+    if variables:
+        config["Environment"] = {"Variables": variables}
+    layers = [layer["Arn"] for layer in source.get("Layers") or [] if layer.get("Arn")]
+    if layers:
+        config["Layers"] = layers
+    if source.get("EphemeralStorage"):
+        config["EphemeralStorage"] = {"Size": source["EphemeralStorage"]["Size"]}
+    image = (source.get("ImageConfigResponse") or {}).get("ImageConfig")
+    if image:
+        config["ImageConfig"] = image
+    return config
+
+
+def config_changes(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The UpdateFunctionConfiguration fields of `wanted` that `current` does not have yet
+    (MemorySize excepted: the service sets it per variant)."""
+    changes: dict[str, Any] = {}
+    for key, value in wanted.items():
+        if key == "MemorySize":
+            continue
+        have = current.get(key)
+        if key == "Environment":
+            have = {"Variables": (have or {}).get("Variables") or {}}
+        elif key == "Layers":
+            have = [layer.get("Arn") for layer in have or []]
+        elif key == "ImageConfig":
+            have = (current.get("ImageConfigResponse") or {}).get("ImageConfig")
+        elif key == "EphemeralStorage":
+            have = {"Size": (have or {}).get("Size")}
+        if have != value:
+            changes[key] = value
+    return changes
+
+
+def _already_exists(error: ClientError) -> bool:
+    return is_conflict(error) and "exist" in str(error)
+
+
+def _retry_create(error: ClientError) -> bool:
+    """Refusals, and IAM's eventual consistency: a role created moments ago is not yet
+    assumable by Lambda ("The role defined for the function cannot be assumed by Lambda")."""
+    if _already_exists(error):
+        return False
+    return is_refusal(error) or (
+        error_code(error) == "InvalidParameterValueException" and "assumed" in str(error)
+    )
+
+
+def _qualified(source: str) -> bool:
+    """Whether a function name or ARN ends with a qualifier (version or alias)."""
+    return source.split(":function:")[-1].count(":") == 1
+
 
 class AwsPlatform:
     """`Platform` implementation for AWS Lambda (boto3)."""
@@ -92,7 +222,7 @@ class AwsPlatform:
         update_timeout_s: float = 300.0,
         update_poll_s: float = 1.0,
         max_concurrent_invokes: int = 32,
-        restore_latest: bool = True,
+        concurrency_fallback: int = 1000,
     ) -> None:
         self.clients = clients
         self.clock: Clock = clock or WallClock()
@@ -101,7 +231,7 @@ class AwsPlatform:
         self._sleep = sleep
         self._update_polls = max(1, math.ceil(update_timeout_s / update_poll_s))
         self._update_poll_s = update_poll_s
-        self._restore_latest = restore_latest
+        self._concurrency_fallback = concurrency_fallback
         self._executor = ThreadPoolExecutor(max_concurrent_invokes, thread_name_prefix="invoke")
         self._pending: dict[str, Future[InvokeResult]] = {}
         self._lock = threading.Lock()
@@ -117,22 +247,29 @@ class AwsPlatform:
 
     @classmethod
     def from_settings(cls, settings: Any, **options: Any) -> AwsPlatform:
+        options.setdefault("concurrency_fallback", settings.aws_concurrency_limit)
         return cls(make_clients(settings.aws_region, settings.aws_endpoint_url), **options)
 
     # -- functions ----------------------------------------------------------------------------
 
     def ensure_function(self, spec: FunctionSpec) -> None:
+        if spec.copy_of is not None:
+            self.sync_copy(spec.copy_of, spec.name, timeout_s=spec.timeout_s)
+            return
+        try:
+            self._configuration(spec.name)
+        except FunctionNotFoundError:
+            self._create(spec)
+            return
         with self._mutating(spec.name):
-            try:
-                config = self._control(
-                    lambda: self._lambda.get_function_configuration(FunctionName=spec.name)
+            config = self._wait_settled(spec.name)
+            architectures = config.get("Architectures") or ["x86_64"]
+            if architectures != [spec.architecture]:
+                raise PlatformError(
+                    f"{spec.name} runs on {architectures[0]} but the job asks for "
+                    f"{spec.architecture}: redeploy it with "
+                    f"`cescale deploy --architecture {spec.architecture}`"
                 )
-            except ClientError as error:
-                if error_code(error) != NOT_FOUND:
-                    raise self._error("read", spec.name, error) from error
-                self._create(spec)
-                return
-            config = self._wait_settled(spec.name, config)
             updates: dict[str, Any] = {}
             if config.get("MemorySize") != spec.memory_mb:
                 updates["MemorySize"] = spec.memory_mb
@@ -142,47 +279,120 @@ class AwsPlatform:
                 self._update(spec.name, updates)
 
     def ensure_variant(self, name: str, memory_mb: int) -> str:
+        """Alias ``mem-<MB>`` → a version with exactly that memory and $LATEST's code and
+        configuration. Only for functions the service owns (built-ins, copies): publishing a
+        version resizes $LATEST, which no one invokes on them (service/platform/README.md)."""
         alias = variant_alias(memory_mb)
-        if self._alias_exists(name, alias):
-            with self._lock:
-                self._variants.add((name, alias))
-            return alias
-        with self._mutating(name):
-            if self._alias_exists(name, alias):
+        with self._lock:
+            if (name, alias) in self._variants:
                 return alias
-            original: int | None = None
-            for _ in range(self.retrier.backoff.max_attempts):
-                config = self._wait_settled(name)
-                if original is None:
-                    original = int(config["MemorySize"])
-                if config["MemorySize"] != memory_mb:
-                    config = self._update(name, {"MemorySize": memory_mb})
-                version = self._publish(name, config)
-                if version is not None and version.get("MemorySize") == memory_mb:
-                    break
-                # Another controller changed the function between our update and the publish
-                # (PreconditionFailed on RevisionId): read again and redo.
-            else:
-                raise UpdateFailedError(
-                    f"{name}: kept changing while publishing {memory_mb} MB; gave up"
-                )
-            assert version is not None
-            try:
-                self._control(
-                    lambda: self._lambda.create_alias(
-                        FunctionName=name, Name=alias, FunctionVersion=version["Version"]
-                    ),
-                    retry_on=is_throttle,
-                )
-            except ClientError as error:
-                # Conflict: someone created the same alias meanwhile, which is what we want.
-                if not is_conflict(error):
-                    raise self._error("create alias for", name, error) from error
-            if self._restore_latest and original != memory_mb:
-                self._update(name, {"MemorySize": original})
+        if not self._variant_current(name, alias, memory_mb):
+            with self._mutating(name):
+                if not self._variant_current(name, alias, memory_mb):
+                    self._publish_variant(name, alias, memory_mb)
         with self._lock:
             self._variants.add((name, alias))
         return alias
+
+    def refresh_variants(self, name: str) -> list[str]:
+        """Re-publish every ``mem-<MB>`` alias of `name` whose version no longer has $LATEST's
+        code and configuration (after a code update): an alias never keeps running old code.
+        Returns the aliases re-pointed."""
+        moved = []
+        with self._mutating(name):
+            for alias in self._list_aliases(name):
+                memory_mb = variant_memory(alias["Name"])
+                if memory_mb is None:
+                    continue
+                if not self._variant_current(name, alias["Name"], memory_mb):
+                    self._publish_variant(name, alias["Name"], memory_mb)
+                    moved.append(alias["Name"])
+        return moved
+
+    def put_function(
+        self,
+        name: str,
+        code: FunctionCode,
+        config: dict[str, Any],
+        *,
+        initial: dict[str, Any] | None = None,
+    ) -> tuple[str, list[str]]:
+        """Create `name`, or bring its code and configuration to these; waits until settled
+        and re-publishes its variants after a change. Returns what was done ("created",
+        "updated" or "unchanged") and the variant aliases re-pointed. `config` holds
+        CreateFunction's configuration fields (Role, Handler, Runtime, Environment, ...)
+        except Code and Architectures; `initial` fields are set only on creation."""
+        with self._mutating(name):
+            try:
+                current = self._configuration(name)
+            except FunctionNotFoundError:
+                if self._create_function(name, code, {**(initial or {}), **config}):
+                    return "created", []
+                current = self._configuration(name)  # another replica created it meanwhile
+            current = self._wait_settled(name, current)
+            changed = False
+            if not code.matches(current):
+                request = {"FunctionName": name, **code.code, "Architectures": [code.architecture]}
+                if current.get("RevisionId"):
+                    request["RevisionId"] = current["RevisionId"]
+                try:
+                    updated = self._control(lambda: self._lambda.update_function_code(**request))
+                except ClientError as error:
+                    raise self._error("update the code of", name, error) from error
+                current = self._wait_settled(name, updated)
+                changed = True
+            updates = config_changes(current, config)
+            if updates:
+                current = self._update(name, updates)
+                changed = True
+        if not changed:
+            return "unchanged", []
+        return "updated", self.refresh_variants(name)
+
+    def _create_function(self, name: str, code: FunctionCode, config: dict[str, Any]) -> bool:
+        """CreateFunction, waiting until active; False if it exists already (a race)."""
+        request = {
+            "FunctionName": name,
+            "Code": code.code,
+            "Architectures": [code.architecture],
+            "PackageType": code.package_type,
+            "Publish": False,
+            **config,
+        }
+        try:
+            created = self._control(
+                lambda: self._lambda.create_function(**request), retry_on=_retry_create
+            )
+        except ClientError as error:
+            if _already_exists(error):
+                return False
+            raise self._error("create", name, error) from error
+        self._wait_settled(name, created)
+        return True
+
+    def sync_copy(
+        self, source: str, name: str, *, timeout_s: float | None = None
+    ) -> tuple[str, list[str]]:
+        """Make `name` a copy of the user's function `source` (name, ``name:qualifier`` or
+        ARN): same code (from GetFunction's code location or image), handler, runtime, role,
+        environment and layers. Re-copied, and its variants re-published, when the source
+        changed. Returns what `put_function` did."""
+        function, _, qualifier = source.rpartition(":") if _qualified(source) else (source, "", "")
+        request: dict[str, Any] = {"FunctionName": function}
+        if qualifier:
+            request["Qualifier"] = qualifier
+        try:
+            found = self._control(lambda: self._lambda.get_function(**request))
+        except ClientError as error:
+            if error_code(error) == NOT_FOUND:
+                raise FunctionNotFoundError(f"function {source!r} does not exist") from error
+            raise self._error("read", source, error) from error
+        config = found["Configuration"]
+        code = self._source_code(source, config, found.get("Code") or {})
+        wanted = copied_config(config)
+        if timeout_s is not None:
+            wanted["Timeout"] = math.ceil(timeout_s)
+        return self.put_function(name, code, wanted)
 
     def set_memory(self, name: str, memory_mb: int) -> None:
         check_memory(memory_mb)
@@ -198,12 +408,27 @@ class AwsPlatform:
         return memory
 
     def concurrency_limit(self) -> int:
+        """The account's concurrency limit (GetAccountSettings, read once). When that call is
+        denied or missing (a role without lambda:GetAccountSettings, an emulator without it),
+        the configured fallback, with one warning."""
         if self._concurrency_limit is None:
             try:
                 settings = self._control(lambda: self._lambda.get_account_settings())
-            except ClientError as error:
-                raise self._error("read account settings for", "the account", error) from error
-            self._concurrency_limit = int(settings["AccountLimit"]["ConcurrentExecutions"])
+                limit = int(settings["AccountLimit"]["ConcurrentExecutions"])
+            except (ClientError, KeyError, TypeError, ValueError) as error:
+                reason = (
+                    f"{error_code(error)}: {str(error).splitlines()[0][:200]}"
+                    if isinstance(error, ClientError)
+                    else repr(error)
+                )
+                log.warning(
+                    "could not read the Lambda account settings (%s); planning with a "
+                    "concurrency limit of %d (CESCALE_AWS_CONCURRENCY_LIMIT)",
+                    reason,
+                    self._concurrency_fallback,
+                )
+                limit = self._concurrency_fallback
+            self._concurrency_limit = limit
         return self._concurrency_limit
 
     # -- invocations --------------------------------------------------------------------------
@@ -473,17 +698,19 @@ class AwsPlatform:
             return self.retrier.call(call)
         return self.retrier.call(call, retry_on=retry_on)
 
-    def _configuration(self, name: str) -> dict[str, Any]:
+    def _configuration(self, name: str, *, qualifier: str | None = None) -> dict[str, Any]:
+        request = {"FunctionName": name}
+        if qualifier is not None:
+            request["Qualifier"] = qualifier
         try:
-            config = self._control(
-                lambda: self._lambda.get_function_configuration(FunctionName=name)
-            )
+            config = self._control(lambda: self._lambda.get_function_configuration(**request))
         except ClientError as error:
             if error_code(error) == NOT_FOUND:
                 raise FunctionNotFoundError(f"function {name!r} does not exist") from error
             raise self._error("read", name, error) from error
-        self._remember_insights(name, config)
-        self._remember_architecture(name, config)
+        if qualifier is None:
+            self._remember_insights(name, config)
+        self._remember_architecture(name, config, qualifier)
         return config
 
     def _remember_insights(self, name: str, config: dict[str, Any]) -> None:
@@ -551,26 +778,119 @@ class AwsPlatform:
     def _create(self, spec: FunctionSpec) -> None:
         if spec.code_zip is None or spec.role_arn is None or spec.handler is None:
             raise FunctionNotFoundError(
-                f"function {spec.name!r} does not exist; deploy it, or give code_zip, "
-                "role_arn and handler so that it can be created"
+                f"function {spec.name!r} does not exist; run `cescale deploy` to create the "
+                "built-in functions"
             )
         module, _, attribute = spec.handler.partition(":")
-        request = {
-            "FunctionName": spec.name,
-            "Runtime": spec.runtime,
-            "Role": spec.role_arn,
-            "Handler": f"{module}.{attribute}",  # Lambda's Python handler: module.function
-            "Code": {"ZipFile": spec.code_zip},
-            "MemorySize": spec.memory_mb,
-            "Timeout": math.ceil(spec.timeout_s),
-            "Architectures": [spec.architecture],
-            "Publish": False,
-        }
+        self.put_function(
+            spec.name,
+            FunctionCode({"ZipFile": spec.code_zip}, spec.architecture),
+            {
+                "Runtime": spec.runtime,
+                "Role": spec.role_arn,
+                "Handler": f"{module}.{attribute}",  # Lambda's Python handler: module.function
+            },
+            initial={"MemorySize": spec.memory_mb, "Timeout": math.ceil(spec.timeout_s)},
+        )
+
+    def _source_code(
+        self, source: str, config: dict[str, Any], code: dict[str, Any]
+    ) -> FunctionCode:
+        architecture = (config.get("Architectures") or ["x86_64"])[0]
+        if config.get("PackageType") == "Image":
+            image = code.get("ResolvedImageUri") or code.get("ImageUri")
+            if not image:
+                raise PlatformError(f"{source}: GetFunction returned no image URI to copy")
+            return FunctionCode({"ImageUri": image}, architecture, "Image", config["CodeSha256"])
+        location = code.get("Location")
+        if not location:
+            raise PlatformError(f"{source}: GetFunction returned no code location to copy")
         try:
-            created = self._control(lambda: self._lambda.create_function(**request))
+            with urllib.request.urlopen(location, timeout=COPY_DOWNLOAD_TIMEOUT_S) as response:
+                data = response.read(MAX_ZIP_BYTES + 1)
+        except OSError as error:
+            raise PlatformError(f"could not download the code of {source}: {error}") from error
+        if len(data) > MAX_ZIP_BYTES:
+            raise PlatformError(
+                f"the code of {source} is larger than the {MAX_ZIP_BYTES // 2**20} MB "
+                "a direct upload takes; package it as a container image to run it with cescale"
+            )
+        return FunctionCode({"ZipFile": data}, architecture, "Zip", config["CodeSha256"])
+
+    def _variant_current(self, name: str, alias: str, memory_mb: int) -> bool:
+        """Alias exists and its version has this memory and $LATEST's code and configuration."""
+        try:
+            target = self._control(lambda: self._lambda.get_alias(FunctionName=name, Name=alias))
         except ClientError as error:
-            raise self._error("create", spec.name, error) from error
-        self._wait_settled(spec.name, created)
+            if error_code(error) == NOT_FOUND:
+                self._configuration(name)  # a missing function is an error, not a missing alias
+                return False
+            raise self._error("read alias of", name, error) from error
+        version = self._configuration(name, qualifier=target["FunctionVersion"])
+        latest = self._configuration(name)
+        return int(version["MemorySize"]) == memory_mb and fingerprint(version) == fingerprint(
+            latest
+        )
+
+    def _publish_variant(self, name: str, alias: str, memory_mb: int) -> None:
+        """Set $LATEST to `memory_mb`, publish it (conditional on the RevisionId read), check
+        the version has exactly that memory, point the alias at it, then check $LATEST's code
+        did not change meanwhile (a concurrent deploy lists aliases only after its code
+        update, so it either sees this alias or we see its code). Redone on any mismatch."""
+        for attempt in range(self.retrier.backoff.max_attempts):
+            config = self._wait_settled(name)
+            if config["MemorySize"] != memory_mb:
+                config = self._update(name, {"MemorySize": memory_mb})
+            version = self._publish(name, config)
+            if (
+                version is not None
+                and version.get("MemorySize") == memory_mb
+                and fingerprint(version) == fingerprint(config)
+            ):
+                self._point_alias(name, alias, version["Version"])
+                if fingerprint(self._configuration(name)) == fingerprint(version):
+                    return
+            # Another controller or a deploy changed the function between our update and the
+            # publish, or the code moved on: read again and redo, after a jittered pause.
+            self.retrier.wait(attempt)
+        raise UpdateFailedError(f"{name}: kept changing while publishing {memory_mb} MB; gave up")
+
+    def _point_alias(self, name: str, alias: str, version: str) -> None:
+        try:
+            self._control(
+                lambda: self._lambda.create_alias(
+                    FunctionName=name, Name=alias, FunctionVersion=version
+                ),
+                retry_on=is_throttle,
+            )
+            return
+        except ClientError as error:
+            # Lambda says ResourceConflictException; moto says ConflictException
+            if not (is_conflict(error) or error_code(error) == "ConflictException"):
+                raise self._error("create alias for", name, error) from error
+        try:  # it exists: re-point it (another controller's version at this size is as good)
+            self._control(
+                lambda: self._lambda.update_alias(
+                    FunctionName=name, Name=alias, FunctionVersion=version
+                )
+            )
+        except ClientError as error:
+            raise self._error("update alias of", name, error) from error
+
+    def _list_aliases(self, name: str) -> list[dict[str, Any]]:
+        aliases: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"FunctionName": name}
+        while True:
+            try:
+                page = self._control(lambda: self._lambda.list_aliases(**request))
+            except ClientError as error:
+                if error_code(error) == NOT_FOUND:
+                    raise FunctionNotFoundError(f"function {name!r} does not exist") from error
+                raise self._error("list aliases of", name, error) from error
+            aliases += page.get("Aliases", [])
+            if not page.get("NextMarker"):
+                return aliases
+            request["Marker"] = page["NextMarker"]
 
     def _known_variant(self, name: str, memory_mb: int) -> str:
         """The variant's alias, checked once per process (Lambda would fall back to nothing;
