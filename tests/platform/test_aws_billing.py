@@ -26,6 +26,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from sqlalchemy import select
 
+from service.control.functions import copy_name
 from service.control.loop import Controller
 from service.control.reconcile import Reconciler
 from service.database import Database, commit
@@ -33,7 +34,7 @@ from service.jobs.service import JobService
 from service.models import Invocation, Job, Task, Tenant
 from service.platform import pricing
 from service.platform.aws.clients import make_clients
-from service.platform.aws.lambda_backend import AwsPlatform
+from service.platform.aws.lambda_backend import AwsPlatform, FunctionCode
 from service.platform.interface import Report
 from service.platform.report import billed_ms, format_text
 from tests.conftest import truncate_all
@@ -47,6 +48,12 @@ ARM64_GB_S = Decimal("0.0000133334")
 class MotoPlatform(AwsPlatform):
     def concurrency_limit(self) -> int:
         return 8
+
+    def _source_code(self, source, config, code) -> FunctionCode:
+        # Lambda's Code.Location is a presigned S3 URL; moto's points nowhere. The bring-your-own
+        # function's copy takes the zip this test uploaded, as it would download it.
+        architecture = (config.get("Architectures") or ["x86_64"])[0]
+        return FunctionCode({"ZipFile": _ZIP}, architecture, "Zip", config["CodeSha256"])
 
 
 @dataclass
@@ -133,7 +140,7 @@ class AwsLoop:
     def log_report(self, request_id: str, at: datetime, memory_mb: int = 512) -> Report:
         """Write the REPORT line Lambda writes for one invocation into its log group."""
         report = Report(request_id, 999.5, billed_ms(999.5, 200.0), memory_mb, 96, 200.0)
-        group = f"/aws/lambda/{self.function}"
+        group = f"/aws/lambda/{copy_name(self.function)}"  # what the service invokes
         with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
             self.logs.create_log_group(logGroupName=group)
         stream = uuid.uuid4().hex
@@ -199,7 +206,7 @@ def aws_loop(moto_server: MotoServer, pg_engine, settings) -> Iterator[AwsLoop]:
 def test_a_canned_answer_fails_the_task_and_the_job_with_the_contract_violation(aws_loop):
     (job_id,) = submit(aws_loop.database, aws_loop.spec())
     job = aws_loop.run(job_id)  # moto answers each invocation with its own event
-    reason = f"response from {aws_loop.function} does not follow cescale.handler/1: $"
+    reason = f"response from {copy_name(aws_loop.function)} does not follow cescale.handler/1: $"
     assert job.status == "failed"
     assert job.result in (None, {}) or not job.result.get("best")
     assert job.status_reason.startswith("every trial of rung-0 failed: " + reason)
