@@ -11,6 +11,7 @@ from service.cli import (
     curve,
     db,
     emulate,
+    jobs,
     server,
     simulate,
     tenants,
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(tenants.app, name="tenants")
+app.add_typer(jobs.app, name="jobs")
 server.register(app)
 workloads.register(app)
 emulate.register(app)
