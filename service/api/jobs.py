@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 
 from service.api.deps import SessionDep, SettingsDep, TenantDep
 from service.api.schemas import JobCostOut, JobOut, JobPage, TimelineEventOut, TimelineOut
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 _PROBLEM = {"content": {"application/problem+json": {}}}
 _ERRORS = {401: _PROBLEM, 404: _PROBLEM, 422: _PROBLEM}
+_CANCEL_ATTEMPTS = 5
 
 
 def _service(session, settings) -> JobService:
@@ -102,8 +104,17 @@ def cancel_job(
     session: SessionDep,
     settings: SettingsDep,
 ) -> JobOut:
-    job = _service(session, settings).cancel(tenant, job_id)
-    commit(session)
+    for attempt in range(1, _CANCEL_ATTEMPTS + 1):
+        try:
+            job = _service(session, settings).cancel(tenant, job_id)
+            commit(session)
+            break
+        except StaleDataError:
+            # The control loop changed the job between our read and our write (SQLite has no
+            # row locks to stop it): read it again and decide again.
+            session.rollback()
+            if attempt == _CANCEL_ATTEMPTS:
+                raise
     if job.status != JobStatus.CANCELLED.value:
         response.status_code = status.HTTP_202_ACCEPTED
     return JobOut.of(job)

@@ -210,3 +210,34 @@ def test_timeline_orders_stage_events_and_allocation_changes(client, alice, data
     assert events[4]["detail"]["tasks"] == {"total": 1, "succeeded": 0, "failed": 0, "running": 1}
     times = [e["at"] for e in events]
     assert times == sorted(times)
+
+
+def test_cancel_retries_when_the_control_loop_updates_the_job_meanwhile(
+    client, alice, database, monkeypatch
+):
+    """SQLite has no row locks: the loop can commit a new version of the job between the
+    cancel's read and its write. The cancel reads again instead of failing with a 500."""
+    from sqlalchemy import text
+
+    from service.jobs.repository import JobRepository
+
+    job_id = submit(client, alice)
+    stages = JobRepository.stages
+    interfered = []
+
+    def stages_after_a_concurrent_update(self, job_uuid):
+        if not interfered:
+            interfered.append(True)
+            with database.session() as other:  # the loop's tick, committed meanwhile
+                other.execute(
+                    text("UPDATE jobs SET version = version + 1 WHERE id = :id"),
+                    {"id": job_uuid},
+                )
+                commit(other)
+        return stages(self, job_uuid)
+
+    monkeypatch.setattr(JobRepository, "stages", stages_after_a_concurrent_update)
+    response = client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
+    assert interfered
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
