@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         Path(".cescale"), description="Local state: the bootstrap API key file lives here."
     )
     api_key_prefix: str = Field("cesk", description="Prefix of generated API keys.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Level of the service's and uvicorn's log lines (stderr)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: time, level, logger, message; json: one object per line."
+    )
     idempotency_lock_seconds: float = Field(
         60.0,
         gt=0,
@@ -56,6 +62,11 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = Field(
         None, description="Override AWS endpoint (e.g. a moto server) for the aws backend."
     )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

@@ -22,13 +22,26 @@ def register(app: typer.Typer) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
-    log_level: str = typer.Option("info", help="uvicorn log level."),
+    log_level: str | None = typer.Option(
+        None,
+        help="Log level of the service and uvicorn (default: cescale --log-level, "
+        "CESCALE_LOG_LEVEL, else info).",
+        show_default=False,
+    ),
 ) -> None:
     """Start the API service (uvicorn)."""
     import uvicorn
 
+    from service import logs
+
+    level = logs.configure(log_level)  # one format for uvicorn's lines and ours
     uvicorn.run(
-        "service.api.app:create_app", factory=True, host=host, port=port, log_level=log_level
+        "service.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=level,
+        log_config=None,
     )
 
 

@@ -57,17 +57,19 @@ def service(tmp_path_factory):
         "CESCALE_CONTROLLER_INTERVAL_S": "0.2",
         "CESCALE_PAGE_SIZE_DEFAULT": "2",  # so that `list` has to follow cursors
         "CESCALE_URL": f"http://127.0.0.1:{port}",
+        "CESCALE_LOG_FORMAT": "json",  # the server's log, checked below; the CLI logs nothing
         "PYTHONPATH": str(ROOT),
     }
     run = Service(f"http://127.0.0.1:{port}", env, tmp)
     assert run.cli("db", "upgrade").returncode == 0
     assert run.cli("bootstrap", "--port", str(port)).returncode == 0
+    log = (tmp / "serve.log").open("w")
     server = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port), "--log-level", "warning"],
+        [*CLI, "serve", "--port", str(port)],
         env=env,
         cwd=tmp,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
     try:
         deadline = time.monotonic() + 60
@@ -85,6 +87,7 @@ def service(tmp_path_factory):
     finally:
         server.terminate()
         server.wait(timeout=20)
+        log.close()
 
 
 def one_error_line(done: subprocess.CompletedProcess) -> str:
@@ -135,6 +138,34 @@ def test_submit_and_watch_a_job_to_success(service):
     timeline_table = service.jobs("timeline", job_id).stdout
     assert "allocation.changed" in timeline_table and "hidden=64:" in timeline_table
     assert "[explore]" in timeline_table  # reasons print as text, not Rich markup
+
+
+def test_serve_logs_each_event_as_one_json_line_with_time_level_and_logger(service):
+    """CESCALE_LOG_FORMAT=json: uvicorn's lines and the service's share one format, and the
+    control loop's INFO line for each ended job carries its id, status, cost and JCT."""
+    job_id = service.submit(str(ROOT / "examples" / "training-digits.json"))
+    watched = service.jobs("watch", job_id, "--interval", "0.2", timeout=300)
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    records = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the loop logs the end right after its commit
+        lines = (service.tmp / "serve.log").read_text().splitlines()
+        records = [json.loads(line) for line in lines]  # every line is one JSON object
+        ends = [r for r in records if r.get("job_id") == job_id]
+        if ends:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"no log line for the end of {job_id}")
+    for record in records:
+        assert {"time", "level", "logger", "message"} <= set(record)
+        assert record["time"].endswith("+00:00")
+    loggers = {r["logger"] for r in records}
+    assert {"uvicorn.error", "uvicorn.access", "service.control.service"} <= loggers
+    (end,) = ends
+    assert end["level"] == "INFO" and end["status"] == "succeeded"
+    assert end["cost_usd"] > 0 and end["jct_s"] > 0 and end["deadline_missed"] is False
+    assert end["message"].startswith(f"job {job_id} (digits-mlp-training) succeeded: cost $")
 
 
 def test_watch_of_a_cancelled_job_exits_non_zero(service):
