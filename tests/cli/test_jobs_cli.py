@@ -187,6 +187,8 @@ def test_list_follows_cursors_and_filters(service):
     ids = [service.submit() for _ in range(3)]
     for job_id in ids[1:]:
         assert service.jobs("cancel", job_id).returncode == 0
+    for job_id in ids[1:]:  # a running job ends cancelled once its in-flight work returns
+        assert service.jobs("watch", job_id, "--interval", "0.2", timeout=300).returncode == 1
     listed = service.jobs("list", "-o", "json")
     assert listed.returncode == 0
     every = [job["id"] for job in json.loads(listed.stdout)]
