@@ -5,6 +5,6 @@
 set -eu
 if [ "${1:-}" = "cescale" ] && [ "${2:-}" = "serve" ]; then
     cescale db upgrade
-    cescale bootstrap --port "${CESCALE_PUBLIC_PORT:-8000}"
+    cescale bootstrap
 fi
 exec "$@"
