@@ -12,12 +12,16 @@ from sqlalchemy import Engine
 
 from service.database import make_engine
 
-ROOT = Path(__file__).resolve().parent.parent
+# The migrations ship inside the package (service/migrations links to the repository's
+# migrations/ in a source tree; a wheel holds copies), so an installed cescale migrates without
+# the source tree. The repository's alembic.ini is for developers' `alembic revision`.
+SCRIPT_LOCATION = Path(__file__).parent / "migrations"
 
 
 def alembic_config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.set_main_option("path_separator", "os")
     config.attributes["url"] = url
     return config
 

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         Path(".cescale"), description="Local state: the bootstrap API key file lives here."
     )
     api_key_prefix: str = Field("cesk", description="Prefix of generated API keys.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Level of the service's and uvicorn's log lines (stderr)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: time, level, logger, message; json: one object per line."
+    )
     idempotency_lock_seconds: float = Field(
         60.0,
         gt=0,
@@ -101,6 +107,11 @@ class Settings(BaseSettings):
         5.0, gt=0, le=3_600, description="An idle keep-alive connection is closed after this."
     )
     # --- end of HTTP server limits ---
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 
 from service.api.deps import SessionDep, SettingsDep, TenantDep
 from service.api.schemas import JobCostOut, JobOut, JobPage, TimelineEventOut, TimelineOut
@@ -32,6 +33,7 @@ _ERRORS = {
     413: _problem("The request body is larger than CESCALE_MAX_BODY_BYTES."),
     422: _problem("The request is invalid; `errors` lists each problem and where it is."),
 }
+_CANCEL_ATTEMPTS = 5
 
 
 def _service(session, settings) -> JobService:
@@ -119,8 +121,17 @@ def cancel_job(
     session: SessionDep,
     settings: SettingsDep,
 ) -> JobOut:
-    job = _service(session, settings).cancel(tenant, job_id)
-    commit(session)
+    for attempt in range(1, _CANCEL_ATTEMPTS + 1):
+        try:
+            job = _service(session, settings).cancel(tenant, job_id)
+            commit(session)
+            break
+        except StaleDataError:
+            # The control loop changed the job between our read and our write (SQLite has no
+            # row locks to stop it): read it again and decide again.
+            session.rollback()
+            if attempt == _CANCEL_ATTEMPTS:
+                raise
     if job.status != JobStatus.CANCELLED.value:
         response.status_code = status.HTTP_202_ACCEPTED
     return JobOut.of(job)

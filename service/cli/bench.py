@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from service.cli.progress import phases
+
 
 def register(app: typer.Typer) -> None:
     app.command("bench")(bench)
@@ -44,14 +46,6 @@ def bench(
     ce-scaling, oracle) on HPO and training workloads at a tight and a loose deadline, through
     the real control loop on the emulator with a virtual clock."""
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from service.bench.report import targets_table, terminal_table, write_outputs
     from service.bench.runner import default_jobs
@@ -79,20 +73,8 @@ def bench(
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)  # a log file: do not squeeze the tables to 80 columns
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
-        current: list[int] = []
-
-        def on_phase(name: str, total: int) -> None:
-            current[:] = [progress.add_task(name, total=total)]
-
-        result = run_suite(config, on_phase=on_phase, on_done=lambda: progress.advance(current[0]))
+    with phases(console) as progress:
+        result = run_suite(config, on_phase=progress.phase, on_done=progress.advance)
     _, cells, targets = write_outputs(result, out)
     console.print(terminal_table(cells))
     console.print(targets_table(targets))
@@ -110,7 +92,6 @@ def _ablate_learning(out: Path, quick: bool, seeds: int | None, jobs: int, only)
     from dataclasses import asdict
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.table import Table
 
     from service.bench.ablation import ablation_workloads, markdown, run_ablation, summarise
@@ -123,17 +104,8 @@ def _ablate_learning(out: Path, quick: bool, seeds: int | None, jobs: int, only)
     count = seeds or (2 if quick else 10)
     console = Console() if Console().is_terminal else Console(width=160)
     started = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
-    ) as progress:
-        current: list[int] = []
-
-        def on_phase(name: str, total: int) -> None:
-            current[:] = [progress.add_task(name, total=total)]
-
-        rows, labels = run_ablation(
-            workloads, count, jobs, on_phase, lambda: progress.advance(current[0])
-        )
+    with phases(console, eta=False) as progress:
+        rows, labels = run_ablation(workloads, count, jobs, progress.phase, progress.advance)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(
         json.dumps({"drifts": labels, "rows": [asdict(r) for r in rows]}, indent=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 
 import typer
@@ -19,17 +18,21 @@ def controller_command(
         None, "--interval", min=0.01, help="Seconds between ticks (default: setting)."
     ),
     owner: str | None = typer.Option(None, "--owner", help="Lease owner id (default: random)."),
-    log_level: str = typer.Option("info", "--log-level", help="Python log level."),
+    log_level: str | None = typer.Option(
+        None,
+        "--log-level",
+        help="Log level (default: cescale --log-level, CESCALE_LOG_LEVEL, else info).",
+        show_default=False,
+    ),
 ) -> None:
     """Run the control loop until SIGINT/SIGTERM. Replicas share jobs through leases."""
+    from service import logs
     from service.control.loop import Controller
     from service.control.service import LoopService
     from service.database import Database
     from service.platform.factory import build_platform
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(log_level)
     settings = get_settings()
     database = Database(settings)
     platform = build_platform(settings)

@@ -22,13 +22,20 @@ def register(app: typer.Typer) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
-    log_level: str = typer.Option("info", help="uvicorn log level."),
+    log_level: str | None = typer.Option(
+        None,
+        help="Log level of the service and uvicorn (default: cescale --log-level, "
+        "CESCALE_LOG_LEVEL, else info).",
+        show_default=False,
+    ),
 ) -> None:
     """Start the API service (uvicorn) with the request limits of the settings."""
     import uvicorn
 
+    from service import logs
     from service.api.connections import guarded_protocol
 
+    level = logs.configure(log_level)  # one format for uvicorn's lines and ours
     settings = get_settings()
     max_connections = _connections_within_file_limit(settings.max_connections)
     uvicorn.run(
@@ -36,7 +43,8 @@ def serve(
         factory=True,
         host=host,
         port=port,
-        log_level=log_level,
+        log_level=level,
+        log_config=None,
         http=guarded_protocol(settings.request_timeout_s, max_connections),
         timeout_keep_alive=settings.keep_alive_s,
     )

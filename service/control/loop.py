@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
@@ -60,6 +61,19 @@ def to_datetime(clock_seconds: float) -> datetime:
     return datetime.fromtimestamp(clock_seconds, UTC)
 
 
+@dataclass(frozen=True)
+class JobEnd:
+    """A job that ended in this tick, as the operator's log line tells it."""
+
+    job_id: uuid.UUID
+    name: str
+    status: str
+    reason: str | None
+    cost_usd: Decimal
+    jct_s: float | None  # started → finished; None if it never started
+    deadline_missed: bool | None
+
+
 @dataclass
 class TickReport:
     jobs: int = 0
@@ -67,6 +81,7 @@ class TickReport:
     dispatched: int = 0
     reconciled: int = 0  # bills completed from CloudWatch Logs this tick
     finished_jobs: list[uuid.UUID] = field(default_factory=list)
+    ended: list[JobEnd] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
 
 
@@ -177,6 +192,7 @@ class Controller:
                     report.jobs += 1
                     if JobStatus(job.status).is_terminal:
                         report.finished_jobs.append(job.id)
+                        report.ended.append(_job_end(repo, job))
                         self._workflows.pop(job.id, None)
                         self._specs.pop(job.id, None)
             with clock("commit"):
@@ -375,3 +391,21 @@ class Controller:
 
     def close(self) -> None:
         self.in_flight.clear()
+
+
+def _job_end(repo: LoopRepository, job: Job) -> JobEnd:
+    repo.forget_spend(job.id)  # the tick-start figure misses this tick's bills
+    jct = (
+        (job.finished_at - job.started_at).total_seconds()
+        if job.started_at and job.finished_at
+        else None
+    )
+    return JobEnd(
+        job.id,
+        job.name,
+        job.status,
+        job.status_reason,
+        repo.spent_usd(job.id),
+        jct,
+        job.deadline_missed,
+    )

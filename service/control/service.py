@@ -16,9 +16,32 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from service.control.loop import Controller
+from service.control.loop import Controller, JobEnd
 
 log = logging.getLogger(__name__)
+
+
+def log_job_end(end: JobEnd) -> None:
+    """One INFO line per ended job: id, status, cost, completion time, deadline."""
+    deadline = {True: "missed", False: "met", None: "n/a"}[end.deadline_missed]
+    jct = f"{end.jct_s:.1f}s" if end.jct_s is not None else "n/a"
+    log.info(
+        "job %s (%s) %s: cost $%.6f, JCT %s, deadline %s%s",
+        end.job_id,
+        end.name,
+        end.status,
+        end.cost_usd,
+        jct,
+        deadline,
+        f" ({end.reason})" if end.reason else "",
+        extra={
+            "job_id": str(end.job_id),
+            "status": end.status,
+            "cost_usd": float(end.cost_usd),
+            "jct_s": end.jct_s,
+            "deadline_missed": end.deadline_missed,
+        },
+    )
 
 
 class LoopService:
@@ -35,8 +58,8 @@ class LoopService:
         started = time.monotonic()
         try:
             report = self.controller.run_once(datetime.now(UTC))
-            if report.finished_jobs:
-                log.info("jobs finished: %s", ", ".join(map(str, report.finished_jobs)))
+            for end in report.ended:
+                log_job_end(end)
         except Exception:
             log.exception("control loop tick failed; the next tick will reconcile")
         finally:

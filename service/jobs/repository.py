@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import Select, and_, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
-from service.models import Allocation, BillState, Invocation, Job, Observation, Stage
+from service.models import Allocation, BillState, Invocation, Job, Observation, Stage, Task
 from service.models.base import Money
 
 
@@ -75,6 +75,18 @@ class JobRepository:
                 select(Stage).where(Stage.job_id == job_id).order_by(Stage.position)
             )
         )
+
+    def task_counts(self, job_id: uuid.UUID) -> dict[uuid.UUID, dict[str, int]]:
+        """Per stage: how many of its tasks are in each status."""
+        rows = self.session.execute(
+            select(Task.stage_id, Task.status, func.count(Task.id))
+            .where(Task.job_id == job_id)
+            .group_by(Task.stage_id, Task.status)
+        )
+        counts: dict[uuid.UUID, dict[str, int]] = {}
+        for stage_id, status, count in rows:
+            counts.setdefault(stage_id, {})[status] = int(count)
+        return counts
 
     def allocations(self, job_id: uuid.UUID) -> list[Allocation]:
         return list(

@@ -192,23 +192,32 @@ class JobService:
         job = self.get(tenant, job_id)
         stages = self.jobs.stages(job.id)
         names = {stage.id: stage.name for stage in stages}
+        counts = self.jobs.task_counts(job.id)
         events = [TimelineEvent(job.created_at, "job.submitted", detail={"status": "pending"})]
         if job.started_at:
             events.append(TimelineEvent(job.started_at, "job.started"))
         for stage in stages:
+            tasks = _task_progress(counts.get(stage.id, {}))
             if stage.started_at:
                 events.append(
                     TimelineEvent(
                         stage.started_at,
                         "stage.started",
                         stage.name,
-                        {"kind": stage.kind, "planned_memory_mb": stage.planned_memory_mb},
+                        {
+                            "kind": stage.kind,
+                            "planned_memory_mb": stage.planned_memory_mb,
+                            "tasks": tasks,
+                        },
                     )
                 )
             if stage.finished_at:
                 events.append(
                     TimelineEvent(
-                        stage.finished_at, "stage.finished", stage.name, {"status": stage.status}
+                        stage.finished_at,
+                        "stage.finished",
+                        stage.name,
+                        {"status": stage.status, "tasks": tasks},
                     )
                 )
         events.extend(_allocation_event(a, names) for a in self.jobs.allocations(job.id))
@@ -246,6 +255,7 @@ def _allocation_event(allocation: Allocation, stage_names: dict) -> TimelineEven
         stage_names.get(allocation.stage_id),
         {
             "function": allocation.function_name,
+            "shape": (allocation.detail or {}).get("shape"),
             "from_mb": allocation.from_mb,
             "to_mb": allocation.to_mb,
             "state": allocation.state,
@@ -254,6 +264,16 @@ def _allocation_event(allocation: Allocation, stage_names: dict) -> TimelineEven
             "predicted_gain_usd": allocation.predicted_gain_usd,
         },
     )
+
+
+def _task_progress(by_status: dict[str, int]) -> dict[str, int]:
+    """A stage's tasks (trials of a rung, workers of a round) as of this read."""
+    return {
+        "total": sum(by_status.values()),
+        "succeeded": by_status.get(WorkStatus.SUCCEEDED.value, 0),
+        "failed": by_status.get(WorkStatus.FAILED.value, 0),
+        "running": by_status.get(WorkStatus.RUNNING.value, 0),
+    }
 
 
 def _line(row: CostRow | None) -> CostLine:

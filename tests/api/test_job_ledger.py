@@ -80,9 +80,27 @@ def seed_ledger(database, job_id: str) -> dict:
         session.add_all([rung0, rung1])
         session.flush()
         tasks = [
-            Task(job_id=job_uuid, stage_id=rung0.id, key="trial-000", function_name="builtin:mlp"),
-            Task(job_id=job_uuid, stage_id=rung0.id, key="trial-001", function_name="builtin:mlp"),
-            Task(job_id=job_uuid, stage_id=rung1.id, key="trial-000", function_name="builtin:mlp"),
+            Task(
+                job_id=job_uuid,
+                stage_id=rung0.id,
+                key="trial-000",
+                function_name="builtin:mlp",
+                status="succeeded",
+            ),
+            Task(
+                job_id=job_uuid,
+                stage_id=rung0.id,
+                key="trial-001",
+                function_name="builtin:mlp",
+                status="succeeded",
+            ),
+            Task(
+                job_id=job_uuid,
+                stage_id=rung1.id,
+                key="trial-000",
+                function_name="builtin:mlp",
+                status="running",
+            ),
         ]
         session.add_all(tasks)
         session.flush()
@@ -132,6 +150,7 @@ def seed_ledger(database, job_id: str) -> dict:
                 rule="deadline-split",
                 reason="rung-1 needs more CPU to meet its share of the deadline",
                 predicted_gain_usd=0.0012,
+                detail={"shape": "hidden=64"},
                 created_at=t0 + timedelta(seconds=30.5),
                 applied_at=t0 + timedelta(seconds=30.6),
             )
@@ -184,5 +203,41 @@ def test_timeline_orders_stage_events_and_allocation_changes(client, alice, data
     assert change["detail"]["from_mb"] == 512 and change["detail"]["to_mb"] == 1024
     assert change["detail"]["reason"].startswith("rung-1 needs more CPU")
     assert change["detail"]["predicted_gain_usd"] == pytest.approx(0.0012)
+    assert change["detail"]["shape"] == "hidden=64"
+    # stage events carry the stage's task counts as of the read (the watch view's progress)
+    done = {"total": 2, "succeeded": 2, "failed": 0, "running": 0}
+    assert events[1]["detail"]["tasks"] == events[2]["detail"]["tasks"] == done
+    assert events[4]["detail"]["tasks"] == {"total": 1, "succeeded": 0, "failed": 0, "running": 1}
     times = [e["at"] for e in events]
     assert times == sorted(times)
+
+
+def test_cancel_retries_when_the_control_loop_updates_the_job_meanwhile(
+    client, alice, database, monkeypatch
+):
+    """SQLite has no row locks: the loop can commit a new version of the job between the
+    cancel's read and its write. The cancel reads again instead of failing with a 500."""
+    from sqlalchemy import text
+
+    from service.jobs.repository import JobRepository
+
+    job_id = submit(client, alice)
+    stages = JobRepository.stages
+    interfered = []
+
+    def stages_after_a_concurrent_update(self, job_uuid):
+        if not interfered:
+            interfered.append(True)
+            with database.session() as other:  # the loop's tick, committed meanwhile
+                other.execute(
+                    text("UPDATE jobs SET version = version + 1 WHERE id = :id"),
+                    {"id": job_uuid},
+                )
+                commit(other)
+        return stages(self, job_uuid)
+
+    monkeypatch.setattr(JobRepository, "stages", stages_after_a_concurrent_update)
+    response = client.post(f"/v1/jobs/{job_id}/cancel", headers=alice.headers)
+    assert interfered
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"

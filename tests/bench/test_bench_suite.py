@@ -65,6 +65,15 @@ def bench_out(tmp_path_factory) -> Path:
     )
     assert result.exit_code == 0, result.output
     assert "ce-scaling vs baselines" in result.output
+    # not a terminal: progress as plain lines, one per tenth of a phase and one per phase end
+    lines = result.output.splitlines()
+    for phase in ("static and power-tuning", "ce-scaling and oracle"):
+        started = lines.index(next(line for line in lines if line.startswith(f"{phase}: ")))
+        assert lines[started].endswith(" runs")
+        assert any(line.startswith(f"{phase}: done, ") for line in lines[started:])
+    assert lines.index(next(line for line in lines if "done, " in line)) < lines.index(
+        next(line for line in lines if "ce-scaling vs baselines" in line)
+    )
     return out
 
 
