@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import health, jobs, problems
+from service.api import health, jobs, problems, queries
 from service.database import Database
 from service.settings import Settings, get_settings
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     problems.install(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(queries.router)
     return app
 
 

@@ -41,6 +41,19 @@ class Invocation(Base):
         # One row per attempt: a re-run of the loop cannot record the same attempt twice.
         UniqueConstraint("task_id", "attempt"),
         Index("ix_invocations_job_state", "job_id", "state"),
+        # dashboard queries: a job's invocations in order, and a tenant's usage over time
+        Index("ix_invocations_job_created", "job_id", "created_at", "id"),
+        Index(
+            "ix_invocations_job_finished",
+            "job_id",
+            "finished_at",
+            postgresql_include=[
+                "memory_mb",
+                "billed_ms",
+                "compute_cost_usd",
+                "request_cost_usd",
+            ],
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
