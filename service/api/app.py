@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import health, jobs, problems, queries
+from service.api import dashboards, health, jobs, problems, queries
 from service.database import Database
 from service.settings import Settings, get_settings
 
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(queries.router)
+    app.include_router(dashboards.router)
     return app
 
 

@@ -46,7 +46,7 @@ def job_invocations(
     function and alias, memory, duration, billed and init ms, cold start, peak memory, outcome
     and cost. In-flight attempts have no bill yet."""
     page = UsageService(session).invocations(tenant, job_id, cursor, _size(limit, settings))
-    return InvocationPageOut.of(job_id, page)
+    return InvocationPageOut.of(page)
 
 
 @router.get(

@@ -94,9 +94,9 @@ class InvocationPageOut(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= to get the next page.")
 
     @classmethod
-    def of(cls, job_id: uuid.UUID, page: InvocationPage) -> InvocationPageOut:
+    def of(cls, page: InvocationPage) -> InvocationPageOut:
         return cls(
-            job_id=job_id,
+            job_id=page.job_id,
             items=[InvocationOut.of(r) for r in page.rows],
             next_cursor=page.next_cursor,
         )

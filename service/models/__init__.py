@@ -1,6 +1,7 @@
 """ORM tables. Importing this package registers every table on ``Base.metadata``."""
 
 from service.models.base import Base
+from service.models.dashboard import Dashboard
 from service.models.enums import (
     AllocationState,
     IdempotencyState,
@@ -21,6 +22,7 @@ __all__ = [
     "AllocationState",
     "ApiKey",
     "Base",
+    "Dashboard",
     "IdempotencyKey",
     "IdempotencyState",
     "Invocation",

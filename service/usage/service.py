@@ -87,6 +87,7 @@ def _aware(value: datetime) -> datetime:
 # -- results ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class InvocationPage:
+    job_id: uuid.UUID
     rows: list[InvocationRow]
     next_cursor: str | None
 
@@ -224,7 +225,7 @@ class UsageService:
         rows = rows[:limit]
         last = rows[-1].invocation if rows else None
         return InvocationPage(
-            rows, _encode(last.created_at.isoformat(), last.id) if more and last else None
+            job.id, rows, _encode(last.created_at.isoformat(), last.id) if more and last else None
         )
 
     def series(self, tenant: Tenant, job_id: uuid.UUID) -> JobSeries:

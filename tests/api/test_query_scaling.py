@@ -76,6 +76,23 @@ def test_statements_do_not_grow_with_jobs_or_rounds(client, database, pg_engine)
         b = statements(client, pg_engine, path_many, large.headers, params)
         assert a == b, (path_few, a, b)
         assert b <= 10, (path_many, b)
+    # a saved dashboard with one panel of each kind: the sum of its panels' statements
+    counts = []
+    for tenant, job_id in ((small, few[0]), (large, many[-1])):
+        panels = [
+            {"title": kind, "chart": "table", "query": {"kind": kind, **extra}}
+            for kind, extra in [
+                ("usage", {"from": "2026-11-29T00:00:00Z", "to": "2026-12-05T00:00:00Z"}),
+                ("series", {"job_id": str(job_id)}),
+                ("invocations", {"job_id": str(job_id), "limit": 200}),
+                ("functions", {"since": "2026-11-01T00:00:00Z"}),
+            ]
+        ]
+        url = client.post(
+            "/v1/dashboards", json={"name": "d", "panels": panels}, headers=tenant.headers
+        ).headers["location"]
+        counts.append(statements(client, pg_engine, f"{url}/data", tenant.headers))
+    assert counts[0] == counts[1] <= 25, counts
 
 
 def test_the_queries_work_on_sqlite(tmp_path):
