@@ -26,6 +26,7 @@ TABLES = {
     "idempotency_keys",
     "predictor_states",
     "dashboards",
+    "usage_hours",
 }
 
 

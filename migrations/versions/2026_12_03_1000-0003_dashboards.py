@@ -1,5 +1,5 @@
 """dashboards: indexes for the dashboard queries (a job's invocations in order, usage over
-time, jobs ended per tenant) and saved dashboards
+time, jobs ended per tenant), hourly usage rollups kept by triggers, and saved dashboards
 
 Revision ID: 0003
 Revises: 0002
@@ -19,12 +19,103 @@ depends_on: str | Sequence[str] | None = None
 
 JSON_DOC = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
+# The hour an invocation's bill counts in, and its contribution to the rollup.
+_PG_HOUR = "CAST(FLOOR(date_part('epoch', {row}.finished_at) / 3600) AS BIGINT)"
+_SQLITE_HOUR = "(CAST(strftime('%s', {row}.finished_at) AS INTEGER) / 3600)"
+_BILLED = "{row}.compute_cost_usd IS NOT NULL AND {row}.finished_at IS NOT NULL"
+_WATCHED = "compute_cost_usd, request_cost_usd, billed_ms, memory_mb, finished_at, job_id"
+
+
+def _values(row: str, hour: str) -> str:
+    return (
+        f"{row}.job_id, {hour.format(row=row)}, {row}.memory_mb, {row}.compute_cost_usd, "
+        f"COALESCE({row}.request_cost_usd, 0), "
+        f"CAST({row}.memory_mb AS BIGINT) * COALESCE({row}.billed_ms, 0), 1"
+    )
+
+
+_UPSERT = (
+    "ON CONFLICT (job_id, hour, memory_mb) DO UPDATE SET "
+    "compute_usd = usage_hours.compute_usd + excluded.compute_usd, "
+    "request_usd = usage_hours.request_usd + excluded.request_usd, "
+    "mb_ms = usage_hours.mb_ms + excluded.mb_ms, "
+    "invocations = usage_hours.invocations + excluded.invocations"
+)
+_COLUMNS = "usage_hours (job_id, hour, memory_mb, compute_usd, request_usd, mb_ms, invocations)"
+
+
+def _subtract_old(hour: str) -> str:
+    return (
+        "UPDATE usage_hours SET compute_usd = compute_usd - OLD.compute_cost_usd, "
+        "request_usd = request_usd - COALESCE(OLD.request_cost_usd, 0), "
+        "mb_ms = mb_ms - CAST(OLD.memory_mb AS BIGINT) * COALESCE(OLD.billed_ms, 0), "
+        "invocations = invocations - 1 "
+        f"WHERE job_id = OLD.job_id AND hour = {hour.format(row='OLD')} "
+        "AND memory_mb = OLD.memory_mb"
+    )
+
+
+def _create_triggers() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            f"""
+            CREATE FUNCTION usage_hours_apply() RETURNS trigger AS $$
+            BEGIN
+              IF TG_OP = 'UPDATE' AND {_BILLED.format(row="OLD")} THEN
+                {_subtract_old(_PG_HOUR)};
+              END IF;
+              IF {_BILLED.format(row="NEW")} THEN
+                INSERT INTO {_COLUMNS} VALUES ({_values("NEW", _PG_HOUR)}) {_UPSERT};
+              END IF;
+              RETURN NULL;
+            END $$ LANGUAGE plpgsql
+            """
+        )
+        op.execute(
+            f"CREATE TRIGGER invocations_usage_hours AFTER INSERT OR UPDATE OF {_WATCHED} "
+            "ON invocations FOR EACH ROW EXECUTE FUNCTION usage_hours_apply()"
+        )
+        hour = _PG_HOUR
+    else:
+        op.execute(
+            "CREATE TRIGGER invocations_usage_hours_insert AFTER INSERT ON invocations "
+            f"WHEN {_BILLED.format(row='NEW')} BEGIN "
+            f"INSERT INTO {_COLUMNS} VALUES ({_values('NEW', _SQLITE_HOUR)}) {_UPSERT}; END"
+        )
+        op.execute(
+            f"CREATE TRIGGER invocations_usage_hours_update AFTER UPDATE OF {_WATCHED} "
+            "ON invocations BEGIN "
+            f"{_subtract_old(_SQLITE_HOUR)} AND {_BILLED.format(row='OLD')}; "
+            f"INSERT INTO {_COLUMNS} SELECT {_values('NEW', _SQLITE_HOUR)} "
+            f"WHERE {_BILLED.format(row='NEW')} {_UPSERT}; END"
+        )
+        hour = _SQLITE_HOUR
+    # what was billed before this migration
+    op.execute(
+        f"INSERT INTO {_COLUMNS} "
+        f"SELECT job_id, {hour.format(row='invocations')}, memory_mb, SUM(compute_cost_usd), "
+        "SUM(COALESCE(request_cost_usd, 0)), "
+        "SUM(CAST(memory_mb AS BIGINT) * COALESCE(billed_ms, 0)), COUNT(*) FROM invocations "
+        f"WHERE {_BILLED.format(row='invocations')} "
+        f"GROUP BY job_id, {hour.format(row='invocations')}, memory_mb"
+    )
+
+
+def _drop_triggers() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS invocations_usage_hours ON invocations")
+        op.execute("DROP FUNCTION IF EXISTS usage_hours_apply()")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS invocations_usage_hours_insert")
+        op.execute("DROP TRIGGER IF EXISTS invocations_usage_hours_update")
+
 
 def upgrade() -> None:
     with op.batch_alter_table("invocations", schema=None) as batch_op:
         batch_op.create_index(
             "ix_invocations_job_created", ["job_id", "created_at", "id"], unique=False
         )
+        batch_op.create_index("ix_invocations_finished", ["finished_at"], unique=False)
         batch_op.create_index(
             "ix_invocations_job_finished",
             ["job_id", "finished_at"],
@@ -33,6 +124,21 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_tenant_finished", ["tenant_id", "finished_at"], unique=False)
+    op.create_table(
+        "usage_hours",
+        sa.Column("job_id", sa.Uuid(), nullable=False),
+        sa.Column("hour", sa.BigInteger(), nullable=False),
+        sa.Column("memory_mb", sa.Integer(), nullable=False),
+        sa.Column("compute_usd", sa.BigInteger(), nullable=False),
+        sa.Column("request_usd", sa.BigInteger(), nullable=False),
+        sa.Column("mb_ms", sa.BigInteger(), nullable=False),
+        sa.Column("invocations", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["job_id"], ["jobs.id"], name=op.f("fk_usage_hours_job_id_jobs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("job_id", "hour", "memory_mb", name=op.f("pk_usage_hours")),
+    )
+    _create_triggers()
     op.create_table(
         "dashboards",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -58,8 +164,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("dashboards")
+    _drop_triggers()
+    op.drop_table("usage_hours")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_tenant_finished")
     with op.batch_alter_table("invocations", schema=None) as batch_op:
         batch_op.drop_index("ix_invocations_job_finished")
+        batch_op.drop_index("ix_invocations_finished")
         batch_op.drop_index("ix_invocations_job_created")

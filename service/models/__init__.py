@@ -16,6 +16,7 @@ from service.models.idempotency import IdempotencyKey
 from service.models.job import Job, Stage, Task
 from service.models.ledger import Allocation, Invocation, Observation, PredictorState
 from service.models.tenant import ApiKey, Tenant
+from service.models.usage import UsageHour
 
 __all__ = [
     "Allocation",
@@ -37,5 +38,6 @@ __all__ = [
     "StageKind",
     "Task",
     "Tenant",
+    "UsageHour",
     "WorkStatus",
 ]

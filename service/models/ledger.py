@@ -43,6 +43,7 @@ class Invocation(Base):
         Index("ix_invocations_job_state", "job_id", "state"),
         # dashboard queries: a job's invocations in order, and a tenant's usage over time
         Index("ix_invocations_job_created", "job_id", "created_at", "id"),
+        Index("ix_invocations_finished", "finished_at"),
         Index(
             "ix_invocations_job_finished",
             "job_id",

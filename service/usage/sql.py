@@ -1,6 +1,6 @@
 """Portable SQL: fixed-width time buckets.
 
-Postgres has ``extract(epoch from …)``; SQLite stores timestamps as ISO text, which
+Postgres has ``date_part('epoch', …)``; SQLite stores timestamps as ISO text, which
 ``strftime('%s')`` reads. A bucket is ``floor(epoch / step)``, so buckets of a day start at UTC
 midnight and any step (not only date_trunc's units) works the same on both databases.
 """
@@ -27,7 +27,8 @@ class bucket_of(FunctionElement[int]):
 def _bucket_default(element: bucket_of, compiler: Any, **kw: Any) -> str:
     column, step = list(element.clauses)
     return (
-        f"CAST(FLOOR(EXTRACT(EPOCH FROM {compiler.process(column, **kw)}) / "
+        # date_part is a double (EXTRACT is numeric since Postgres 14, several times slower)
+        f"CAST(FLOOR(date_part('epoch', {compiler.process(column, **kw)}) / "
         f"{compiler.process(step, **kw)}) AS BIGINT)"
     )
 
