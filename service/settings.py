@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         description="Checkpoints and handler results: file:///path or s3://bucket/prefix "
         "(default: file://<state_dir>/store).",
     )
+    metrics_token: str | None = Field(
+        None,
+        description="Bearer token GET /metrics requires; unset, /metrics is open (as exporters "
+        "usually are).",
+    )
     aws_region: str = Field("us-east-1", description="AWS region for the aws backend.")
     aws_endpoint_url: str | None = Field(
         None, description="Override AWS endpoint (e.g. a moto server) for the aws backend."

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
-from service.api import dashboards, health, jobs, problems, queries
+from service.api import dashboards, health, jobs, metrics, problems, queries
 from service.database import Database
+from service.metrics import registry_for
 from service.settings import Settings, get_settings
 
 
@@ -36,8 +37,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.database = database or Database(settings)
+    app.state.metrics_registry = registry_for(app.state.database)
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(jobs.router)
     app.include_router(queries.router)
     app.include_router(dashboards.router)

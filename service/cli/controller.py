@@ -20,6 +20,17 @@ def controller_command(
     ),
     owner: str | None = typer.Option(None, "--owner", help="Lease owner id (default: random)."),
     log_level: str = typer.Option("info", "--log-level", help="Python log level."),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve Prometheus metrics (this process's loop histograms and the fleet's figures) "
+        "on http://<metrics-host>:<port>/metrics. Unauthenticated: bind it to a private address.",
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", help="Address the metrics port listens on."
+    ),
 ) -> None:
     """Run the control loop until SIGINT/SIGTERM. Replicas share jobs through leases."""
     from service.control.loop import Controller
@@ -38,6 +49,13 @@ def controller_command(
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     signal.signal(signal.SIGINT, lambda *_: service.stop())
     typer.echo(f"controller {controller.owner} on {settings.backend}, every {service.interval_s}s")
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from service.metrics import registry_for
+
+        start_http_server(metrics_port, addr=metrics_host, registry=registry_for(database))
+        typer.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
     try:
         service.start()
     finally:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from service import metrics
 from service.control.loop import Controller
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class LoopService:
             if report.finished_jobs:
                 log.info("jobs finished: %s", ", ".join(map(str, report.finished_jobs)))
         except Exception:
+            metrics.record_failed_tick(time.monotonic() - started)
             log.exception("control loop tick failed; the next tick will reconcile")
         finally:
             self._lock.release()
