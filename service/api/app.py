@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service import __version__
+from service import __version__, ui
 from service.api import dashboards, health, jobs, metrics, problems, queries
 from service.database import Database
 from service.metrics import registry_for
@@ -34,6 +34,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         description="CE-scaling control plane: submit ML workflow jobs that run on serverless "
         "functions and meet their deadline at the lowest cost. Authenticate with "
         "`Authorization: Bearer <api key>`. Errors are RFC 9457 problem details.",
+        docs_url=None,  # served from the package's own assets (service.ui), not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database or Database(settings)
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(jobs.router)
     app.include_router(queries.router)
     app.include_router(dashboards.router)
+    ui.install(app)
     return app
 
 
