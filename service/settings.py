@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         description="Checkpoints and handler results: file:///path or s3://bucket/prefix "
         "(default: file://<state_dir>/store).",
     )
+    events_poll_s: float = Field(
+        1.0, gt=0, description="How often a job's event stream looks for new events."
+    )
     metrics_token: str | None = Field(
         None,
         description="Bearer token GET /metrics requires; unset, /metrics is open (as exporters "

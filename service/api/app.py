@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__, ui
-from service.api import dashboards, health, jobs, metrics, problems, queries
+from service.api import dashboards, events, health, jobs, metrics, problems, queries
 from service.database import Database
 from service.metrics import registry_for
 from service.settings import Settings, get_settings
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(metrics.router)
     app.include_router(jobs.router)
     app.include_router(queries.router)
+    app.include_router(events.router)
     app.include_router(dashboards.router)
     ui.install(app)
     return app
