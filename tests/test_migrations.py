@@ -27,6 +27,8 @@ TABLES = {
     "predictor_states",
     "dashboards",
     "usage_hours",
+    "webhooks",
+    "webhook_deliveries",
 }
 
 

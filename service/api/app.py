@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__, ui
-from service.api import dashboards, events, health, jobs, metrics, problems, queries
+from service.api import (
+    dashboards,
+    events,
+    health,
+    jobs,
+    metrics,
+    problems,
+    queries,
+    webhooks,
+)
 from service.database import Database
 from service.metrics import registry_for
 from service.settings import Settings, get_settings
@@ -46,6 +55,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(jobs.router)
     app.include_router(queries.router)
     app.include_router(events.router)
+    app.include_router(webhooks.router)
     app.include_router(dashboards.router)
     ui.install(app)
     return app
@@ -55,15 +65,19 @@ def _start_control_loop(app: FastAPI):
     """The in-process real-time driver: APScheduler ticks the loop on the wall clock."""
     from service.control.loop import Controller
     from service.control.service import LoopService, start_in_background
+    from service.events import webhooks as job_webhooks
     from service.platform.factory import build_platform
 
     settings: Settings = app.state.settings
     platform = build_platform(settings)
     controller = Controller(app.state.database, platform, settings)
     scheduler = start_in_background(LoopService(controller, settings.controller_interval_s))
+    dispatcher = job_webhooks.from_settings(app.state.database, settings)
+    job_webhooks.schedule(scheduler, dispatcher, settings.webhook_interval_s)
 
     def stop() -> None:
         scheduler.shutdown(wait=True)
+        dispatcher.close()
         platform.close()
 
     return stop

@@ -56,8 +56,18 @@ def controller_command(
 
         start_http_server(metrics_port, addr=metrics_host, registry=registry_for(database))
         typer.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from service.events import webhooks
+
+    dispatcher = webhooks.from_settings(database, settings)
+    background = BackgroundScheduler()
+    webhooks.schedule(background, dispatcher, settings.webhook_interval_s)
+    background.start()
     try:
         service.start()
     finally:
+        background.shutdown(wait=True)
+        dispatcher.close()
         platform.close()
         database.dispose()

@@ -17,6 +17,7 @@ from service.models.job import Job, Stage, Task
 from service.models.ledger import Allocation, Invocation, Observation, PredictorState
 from service.models.tenant import ApiKey, Tenant
 from service.models.usage import UsageHour
+from service.models.webhook import Webhook, WebhookDelivery
 
 __all__ = [
     "Allocation",
@@ -39,5 +40,7 @@ __all__ = [
     "Task",
     "Tenant",
     "UsageHour",
+    "Webhook",
+    "WebhookDelivery",
     "WorkStatus",
 ]
