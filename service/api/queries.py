@@ -116,12 +116,12 @@ def functions(
     settings: SettingsDep,
     since: Annotated[
         datetime | None,
-        Query(description="Figures over invocations since then (default: the last 24 h)."),
+        Query(description="Figures over invocations finished since then (default: 24 h ago)."),
     ] = None,
     cursor: Cursor = None,
     limit: Limit = None,
 ) -> FunctionPageOut:
-    """Each function the tenant's jobs invoked since ``since``, by name: its current memory
+    """Each function whose invocations by the tenant finished since ``since``: its current memory
     (its last applied change, with the rule and reason) and, per memory variant (alias),
     invocations, errors, throttles, cold starts and durations."""
     page = UsageService(session).functions(

@@ -290,7 +290,7 @@ class AliasOut(BaseModel):
     alias: str
     memory_mb: int
     architecture: str
-    invocations: int = Field(description="Completed invocations since `since`.")
+    invocations: int = Field(description="Invocations completed since `since`.")
     errors: int = Field(description="Completed with an outcome other than ok.")
     error_rate: float | None
     throttles: int

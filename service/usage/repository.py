@@ -385,25 +385,27 @@ class UsageRepository:
     def function_names(
         self, tenant_id: uuid.UUID, since: datetime, after: str | None, limit: int
     ) -> list[str]:
-        """Functions the tenant's jobs invoked since ``since``, by name, one page."""
+        """Functions whose invocations by the tenant's jobs finished since ``since``, by name."""
         query = (
             select(Invocation.function_name)
             .where(
                 Invocation.job_id.in_(select(Job.id).where(Job.tenant_id == tenant_id)),
-                Invocation.created_at >= since,
+                Invocation.finished_at >= since,
             )
             .group_by(Invocation.function_name)
             .order_by(Invocation.function_name)
             .limit(limit)
         )
+        self._no_jit()
         if after is not None:
             query = query.where(Invocation.function_name > after)
         return list(self.session.scalars(query))
 
     def aliases(self, tenant_id: uuid.UUID, since: datetime, names: list[str]) -> list[AliasRow]:
-        """Per function and memory variant: figures of the invocations since ``since``."""
+        """Per function and memory variant: figures of the invocations finished since ``since``."""
         if not names:
             return []
+        self._no_jit()
         done = Invocation.state == "done"
         query = (
             select(
@@ -420,7 +422,7 @@ class UsageRepository:
             )
             .where(
                 Invocation.job_id.in_(select(Job.id).where(Job.tenant_id == tenant_id)),
-                Invocation.created_at >= since,
+                Invocation.finished_at >= since,
                 Invocation.function_name.in_(names),
             )
             .group_by(Invocation.function_name, Invocation.memory_mb)
