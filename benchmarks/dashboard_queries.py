@@ -1,142 +1,31 @@
-"""Latency of the dashboard queries on Postgres at 10,000 jobs and 1,000,000 invocations.
+"""Latency of the dashboard queries on Postgres at 10,000 jobs and 1,000,000 invocations
+(the dashboard part of ``cescale bench-control``, alone).
 
-    .venv/bin/python benchmarks/dashboard_queries.py [--jobs 10000] [--repeat 20] [--keep]
+    .venv/bin/python benchmarks/dashboard_queries.py [--jobs 10000] [--repeat 20]
 
-Creates a scratch database ``cescale_dashperf`` on 127.0.0.1:5432 (trust auth), migrates it,
-writes one tenant's jobs in SQL (5 rounds × 20 workers each, sizes 512/1024/2048 MB, every
-invocation billed, spread over 90 days) — through the real triggers, so ``usage_hours`` is built
-as the loop would build it — VACUUMs (as autovacuum would), then times each query through the
-service layer, p50 and p95 of ``--repeat`` runs. Wall time: the machine may be shared.
+Uses a private database on 127.0.0.1:5432 (trust auth), dropped afterwards. Wall time: the
+machine may be shared.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import statistics
-import time
-import uuid
-from datetime import UTC, datetime
 
-from prometheus_client import generate_latest
-from sqlalchemy import text
-
-from service.database import Database, make_engine
-from service.metrics import registry_for
-from service.migrate import upgrade
-from service.models import Tenant
-from service.settings import Settings
-from service.usage.service import UsageService
-from tests import postgres
-
-NAME = "cescale_dashperf"
-TENANT = uuid.UUID("00000000-0000-0000-0000-000000000001")
-START = "timestamptz '2026-09-01' + (g * interval '13 minutes')"  # 10,000 jobs ≈ 90 days
-
-POPULATE = f"""
-INSERT INTO tenants (id, name, created_at) VALUES ('{TENANT}', 'big', now());
-INSERT INTO jobs (id, tenant_id, name, kind, status, policy, spec, deadline_s, deadline_missed,
-                  created_at, updated_at, started_at, finished_at, version)
-  SELECT md5('job'||g)::uuid, '{TENANT}', 'j'||g, 'training', 'succeeded',
-    (ARRAY['ce-scaling','static','power-tuning'])[1 + g % 3],
-    jsonb_build_object('workload', jsonb_build_object('function','builtin:mlp',
-                                                      'architecture','x86_64')),
-    600, g % 7 = 0, {START}, now(), {START}, {START} + interval '10 minutes', 1
-  FROM generate_series(1, :jobs) g;
-INSERT INTO stages (id, job_id, position, name, kind, status, created_at, started_at,
-                    finished_at)
-  SELECT md5('stage'||g||'-'||s)::uuid, md5('job'||g)::uuid, s, 'round-'||s, 'round',
-    'succeeded', now(), {START} + s * interval '2 minutes',
-    {START} + s * interval '2 minutes' + interval '90 seconds'
-  FROM generate_series(1, :jobs) g, generate_series(0, 4) s;
-INSERT INTO tasks (id, job_id, stage_id, key, shape, status, params, function_name, attempts,
-                   created_at, updated_at, epoch_from, epoch_to, result)
-  SELECT md5('task'||g||'-'||s||'-'||w)::uuid, md5('job'||g)::uuid,
-    md5('stage'||g||'-'||s)::uuid, 'worker-'||w, 'default', 'succeeded', '{{}}', 'fn-'||(g%5),
-    1, now(), now(), s, s+1, jsonb_build_object('loss', 1.0/(s+1))
-  FROM generate_series(1, :jobs) g, generate_series(0, 4) s, generate_series(0, 19) w;
-INSERT INTO invocations (id, job_id, stage_id, task_id, attempt, function_name, memory_mb,
-                         architecture, state, outcome, duration_ms, billed_ms, cold_start,
-                         compute_cost_usd, request_cost_usd, created_at, started_at, finished_at)
-  SELECT md5('inv'||g||'-'||s||'-'||w)::uuid, md5('job'||g)::uuid,
-    md5('stage'||g||'-'||s)::uuid, md5('task'||g||'-'||s||'-'||w)::uuid, 1, 'fn-'||(g%5),
-    (ARRAY[512,1024,2048])[1 + (s+g) % 3], 'x86_64', 'done', 'ok', 1000 + w, 1000 + w, s = 0,
-    ((ARRAY[512,1024,2048])[1 + (s+g) % 3]::bigint * (1000 + w) * 16667 / 1024), 200000,
-    {START} + s * interval '2 minutes', {START} + s * interval '2 minutes',
-    {START} + s * interval '2 minutes' + (1000 + w) * interval '1 millisecond'
-  FROM generate_series(1, :jobs) g, generate_series(0, 4) s, generate_series(0, 19) w;
-"""
-
-
-def populate(url: str, jobs: int) -> None:
-    engine = make_engine(url)
-    started = time.perf_counter()
-    with engine.begin() as connection:
-        for statement in POPULATE.split(";\n"):
-            if statement.strip():
-                connection.execute(text(statement), {"jobs": jobs})
-    engine.dispose()
-    engine = make_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text("VACUUM ANALYZE"))
-        count = connection.execute(text("SELECT count(*) FROM invocations")).scalar()
-    engine.dispose()
-    print(f"{jobs} jobs, {count} invocations written in {time.perf_counter() - started:.0f} s")
+from service.bench.control import dashboards
+from service.bench.control.postgres import bench_database
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
-    postgres.recreate_database(NAME)
-    url = postgres.url(NAME)
-    upgrade(url)
-    populate(url, args.jobs)
-    database = Database(Settings(database_url=url, controller_enabled=False))
-    job = uuid.UUID(hashlib.md5(f"job{args.jobs // 2}".encode()).hexdigest())
-    day = datetime(2026, 9, 1, tzinfo=UTC)
-    end = datetime(2026, 12, 1, tzinfo=UTC)
-    week = (datetime(2026, 9, 20, tzinfo=UTC), datetime(2026, 9, 27, tzinfo=UTC))
-
-    def usage(start, stop, step, group_by):
-        return lambda s, t: UsageService(s).usage(
-            t, start=start, end=stop, step=step, group_by=group_by, cursor=None, limit=1000
-        )
-
-    registry = registry_for(database, loop=False)
-    cases = [
-        ("usage, 90 days by day", usage(day, end, "1d", None)),
-        ("usage, 90 days by day and policy", usage(day, end, "1d", "policy")),
-        ("usage, 90 days by hour and workload", usage(day, end, "1h", "workload")),
-        ("usage, 7 days by hour and policy", usage(*week, "1h", "policy")),
-        ("usage, 7 days by 15 min (ledger only)", usage(*week, "15m", None)),
-        ("series of one job", lambda s, t: UsageService(s).series(t, job)),
-        ("invocations, a page of 200", lambda s, t: UsageService(s).invocations(t, job, None, 200)),
-        (
-            "functions, last 7 days",
-            lambda s, t: UsageService(s).functions(
-                t, since=datetime(2026, 11, 23, tzinfo=UTC), cursor=None, limit=50
-            ),
-        ),
-        ("GET /metrics collector", lambda s, t: generate_latest(registry)),
-    ]
-    print("| query | p50 ms | p95 ms |\n|---|---|---|")
-    for name, run in cases:
-        times = []
-        for _ in range(args.repeat):
-            with database.session() as session:
-                tenant = session.get(Tenant, TENANT)
-                started = time.perf_counter()
-                run(session, tenant)
-                times.append((time.perf_counter() - started) * 1000)
-        times.sort()
-        p95 = times[max(0, round(0.95 * len(times)) - 1)]
-        print(f"| {name} | {statistics.median(times):.1f} | {p95:.1f} |")
-    database.dispose()
-    if not args.keep:
-        postgres.drop_database(NAME)
+    with bench_database("cescale_dashperf") as url:
+        state = dashboards.populate(url, args.jobs)
+        print(f"{state['jobs']} jobs, {state['invocations']} invocations ({state['setup_s']} s)")
+        print("| query | p50 ms | p95 ms |\n|---|---|---|")
+        for name, figures in dashboards.measure(url, args.jobs, args.repeat).items():
+            print(f"| {name} | {figures['p50_ms']} | {figures['p95_ms']} |")
 
 
 if __name__ == "__main__":
