@@ -114,6 +114,24 @@ def test_the_queries_work_on_sqlite(tmp_path):
             assert point["invocations"] == 9 and point["jobs_finished"] == 1
             # rounds at 1024, 512, 1024 MB: the 512 MB round is re-priced at 1024 MB
             assert point["saving_usd"] > 0
+            for group_by, expected in (
+                ("workload", "builtin:mlp"),
+                ("architecture", "arm64"),
+                ("policy", "ce-scaling"),
+            ):
+                grouped = client.get(
+                    "/v1/usage",
+                    params={
+                        "from": "2026-11-30T00:00:00Z",
+                        "to": "2026-12-01T00:00:00Z",
+                        "step": "1d",
+                        "group_by": group_by,
+                    },
+                    headers=tenant.headers,
+                ).json()
+                assert [(p["group"], p["invocations"]) for p in grouped["points"]] == [
+                    (expected, 9)
+                ]
             series = client.get(f"/v1/jobs/{job_id}/series", headers=tenant.headers).json()
             assert [r["memory_mb"] for r in series["rounds"]] == [1024, 512, 1024]
             assert series["cost"][-1]["cumulative_usd"] == pytest.approx(point["cost_usd"])
