@@ -76,6 +76,10 @@ def test_statements_do_not_grow_with_jobs_or_rounds(client, database, pg_engine)
         b = statements(client, pg_engine, path_many, large.headers, params)
         assert a == b, (path_few, a, b)
         assert b <= 10, (path_many, b)
+    # the /metrics collector: the same aggregate statements for 3 jobs and for 33
+    scraped = statements(client, pg_engine, "/metrics", {})
+    seed(database, small.tenant_id, jobs=10, rounds=3)
+    assert statements(client, pg_engine, "/metrics", {}) == scraped <= 8
     # a saved dashboard with one panel of each kind: the sum of its panels' statements
     counts = []
     for tenant, job_id in ((small, few[0]), (large, many[-1])):
