@@ -65,6 +65,7 @@ def live(tmp_path_factory) -> Iterator[dict]:
         add_state(session, seeded.job_id, "loss-curve", "loss-curve", loss.to_state())
         commit(session)
         key = issued.api_key
+        tenant_id = issued.tenant.id
     database.dispose()
 
     port = free_port()
@@ -133,6 +134,8 @@ def live(tmp_path_factory) -> Iterator[dict]:
         ).json()
         yield {
             "base": base,
+            "url": url,
+            "tenant_id": tenant_id,
             "key": key,
             "headers": headers,
             "job_id": str(seeded.job_id),
@@ -273,3 +276,52 @@ def test_docs_render_offline_in_the_browser(chromium, live):
     # points at Redocly's CDN (built into the bundle), and without it the page is whole
     assert set(leaked) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
     context.close()
+
+
+def test_a_running_jobs_page_follows_its_events(chromium, live):
+    """The page reads the job's event stream and redraws when the loop records something."""
+    from datetime import timedelta
+
+    from service.models import Job, Stage
+
+    database = Database(Settings(database_url=live["url"], controller_enabled=False))
+    try:
+        with database.session() as session:
+            running = seed_job(
+                session, live["tenant_id"], T0, [(512, [700, 720])], status="running"
+            )
+            session.get(Job, running.job_id).name = "still-running"
+            commit(session)
+        context, page, leaked, errors = offline_page(chromium, live["base"])
+        page.goto(f"{live['base']}/ui/")
+        page.evaluate("key => sessionStorage.setItem('cescale.apiKey', key)", live["key"])
+        page.goto(f"{live['base']}/ui/#/jobs/{running.job_id}")
+        page.wait_for_selector("#live", timeout=20_000)
+        assert "running" in page.inner_text("#view h1")
+        assert page.locator("#timeline tr.stage-started").count() == 1
+
+        with database.session() as session:  # what the loop would write: a round, the end
+            job = session.get(Job, running.job_id)
+            session.add(
+                Stage(
+                    job_id=job.id,
+                    position=1,
+                    name="round-1",
+                    kind="round",
+                    status="succeeded",
+                    started_at=T0 + timedelta(seconds=61),
+                    finished_at=T0 + timedelta(seconds=62),
+                )
+            )
+            job.status = "succeeded"
+            job.finished_at = T0 + timedelta(seconds=63)
+            commit(session)
+
+        page.wait_for_selector("#view h1 .status.succeeded", timeout=30_000)
+        assert page.locator("#live").count() == 0  # an ended job is not followed
+        assert page.locator("#timeline tr.stage-started").count() == 2
+        assert page.locator("#timeline tr.job-succeeded").count() == 1
+        assert leaked == [] and errors == []
+        context.close()
+    finally:
+        database.dispose()

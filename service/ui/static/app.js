@@ -43,8 +43,50 @@ const when = (v) => (v ? new Date(v).toISOString().replace("T", " ").slice(0, 19
 const status = (s) => `<span class="status ${esc(s)}">${esc(s)}</span>`;
 const COLORS = ["#2f6fde", "#e4572e", "#17a398", "#f3a712", "#8e44ad", "#5d6d7e", "#c0392b"];
 
+let following = null; // the AbortController of a job page's event stream
+
 function resetCharts() {
   while (charts.length) charts.pop().destroy();
+  if (following) following.abort();
+  following = null;
+}
+
+// Follow a running job: read GET /v1/jobs/{id}/events with fetch (EventSource cannot send the
+// Authorization header) and redraw the page when something happens after the replay.
+async function follow(id, onChange) {
+  const controller = new AbortController();
+  following = controller;
+  let replayed = false;
+  let pending = null;
+  try {
+    const response = await fetch(`/v1/jobs/${id}/events`, {
+      headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}` },
+      signal: controller.signal,
+    });
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const type = (block.match(/^event: (.*)$/m) || [])[1];
+        if (!type) continue;
+        if (!replayed) {
+          if (type === "cost.updated") replayed = true; // the connect snapshot ends the replay
+          continue;
+        }
+        clearTimeout(pending);
+        pending = setTimeout(onChange, 300);
+      }
+    }
+  } catch (error) {
+    if (error.name !== "AbortError") console.warn("event stream closed", error);
+  }
 }
 
 function chart(id, type, labels, datasets, options = {}) {
@@ -138,7 +180,9 @@ async function jobPage(id) {
     api(`/v1/jobs/${id}/timeline`),
   ]);
   const forecast = series.forecasts[0];
-  view.innerHTML = `<h1>${esc(job.name)} ${status(job.status)}</h1>
+  const live = ["pending", "running"].includes(job.status);
+  view.innerHTML = `<h1>${esc(job.name)} ${status(job.status)}${
+    live ? ' <span class="live" id="live">● live</span>' : ""}</h1>
     <div class="card stats" id="job-stats">
       <div class="stat"><b id="stat-cost">${usd(cost.total_usd)}</b><span>cost</span></div>
       <div class="stat"><b>${num(cost.gb_seconds, 2)}</b><span>GB-s</span></div>
@@ -215,6 +259,11 @@ async function jobPage(id) {
     row.className = `event ${event.type.replace(/\./g, "-")}`;
     row.innerHTML = `<td>${when(event.at)}</td><td>${esc(event.type)}</td><td>${esc(event.stage || "")}</td><td>${detail}</td>`;
     body.appendChild(row);
+  }
+  if (live) {
+    follow(id, () => {
+      if (location.hash === `#/jobs/${id}`) route();
+    });
   }
 }
 
