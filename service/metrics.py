@@ -40,7 +40,7 @@ TICK_SECONDS = Histogram(
 STEP_SECONDS = Histogram(
     "cescale_loop_step_seconds",
     "Duration of one step of a tick (collect, claim, load, record, learn, advance, commit, "
-    "dispatch).",
+    "dispatch, reconcile).",
     ["step"],
     buckets=_TICK_BUCKETS,
     registry=LOOP_REGISTRY,

@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     metrics_interval_s: float = Field(
         60.0, gt=0, description="How often the loop polls each running function's metrics."
     )
+    reconcile_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="How often the loop looks up, in CloudWatch Logs, the REPORT lines of "
+        "invocations billed without one (truncated log tail, read timeout).",
+    )
+    reconcile_horizon_s: float = Field(
+        3600.0,
+        gt=0,
+        description="An invocation whose REPORT line is still not found this long after it "
+        "finished is marked missing (and stays counted as unreconciled).",
+    )
     store_url: str | None = Field(
         None,
         description="Checkpoints and handler results: file:///path or s3://bucket/prefix "
@@ -74,6 +86,28 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = Field(
         None, description="Override AWS endpoint (e.g. a moto server) for the aws backend."
     )
+
+    # --- HTTP server limits (cescale serve) ---
+    max_body_bytes: int = Field(
+        1_048_576, ge=1_024, description="Largest request body; a larger one is a 413."
+    )
+    request_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3_600,
+        description="A request's head, and then its body, must each arrive within this (408).",
+    )
+    max_connections: int = Field(
+        1_000,
+        ge=1,
+        le=100_000,
+        description="Open HTTP connections (and requests in progress) served at once; more "
+        "are answered 503 and closed.",
+    )
+    keep_alive_s: float = Field(
+        5.0, gt=0, le=3_600, description="An idle keep-alive connection is closed after this."
+    )
+    # --- end of HTTP server limits ---
 
     @field_validator("database_url")
     @classmethod

@@ -1,10 +1,11 @@
-"""The job spec users submit (DESIGN.md §5), validated completely before anything is stored.
+"""The job spec users submit (docs/api.md), validated completely before anything is stored.
 
 Every limit here is a user-facing contract: a spec that passes is one the control loop can run.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -20,13 +21,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-MIN_MEMORY_MB = 128  # Lambda's bounds (DESIGN.md §2)
+from service.workloads import params as builtin_params
+
+MIN_MEMORY_MB = 128  # Lambda's bounds (docs/platform.md)
 MAX_MEMORY_MB = 10_240
 MAX_TIMEOUT_S = 900
 MAX_DEADLINE_S = 30 * 24 * 3600
 
-BUILTIN_FUNCTIONS = ("builtin:logreg", "builtin:mlp")
+BUILTIN_FUNCTIONS = tuple(builtin_params.BUILTIN_PARAMS)
 _LAMBDA_NAME = re.compile(
     r"^(arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[a-zA-Z0-9_-]{1,64}(:[a-zA-Z0-9_$-]{1,128})?$"
 )
@@ -43,12 +47,56 @@ Bool = Annotated[bool, Strict()]
 # Postgres refuses NUL in text and in JSON documents, and no control character belongs in a name
 # or a value; rejecting them here keeps a spec that passes storable on Postgres and SQLite alike.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# JSON's "\ud800" decodes to a lone UTF-16 surrogate: a Python str, but not Unicode text that
+# UTF-8 (hence Postgres) can encode.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _no_control_characters(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("must not contain control characters (NUL, newline, tab, …)")
+    if _SURROGATE.search(value):
+        raise ValueError(_SURROGATE_MESSAGE)
     return value
+
+
+_SURROGATE_MESSAGE = (
+    "must be valid Unicode text: a lone UTF-16 surrogate (\\ud800-\\udfff) cannot be stored"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` with lone surrogates spelled out (``\\ud800``), safe to encode as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _invalid(path: list[str | int], reason: str, kind: str = "value_error") -> PydanticCustomError:
+    """An error naming the field at ``path`` in the spec (the API adds it to the error's loc)."""
+    where = ".".join(str(part) for part in path)
+    return PydanticCustomError(
+        kind, "{where}: {reason}", {"where": where, "reason": reason, "path": path}
+    )
+
+
+def _unencodable_text(node: Any, path: list[str | int]) -> PydanticCustomError | None:
+    """The first string (value or key) anywhere in ``node`` that UTF-8 cannot encode."""
+    if isinstance(node, str):
+        return (
+            _invalid(path, _SURROGATE_MESSAGE, "invalid_text") if _SURROGATE.search(node) else None
+        )
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(key, str) and _SURROGATE.search(key):
+                return _invalid(
+                    [*path, printable(key)], "a name " + _SURROGATE_MESSAGE, "invalid_text"
+                )
+            if found := _unencodable_text(value, [*path, key]):
+                return found
+    if isinstance(node, list | tuple):
+        for index, value in enumerate(node):
+            if found := _unencodable_text(value, [*path, index]):
+                return found
+    return None
 
 
 Text = Annotated[str, AfterValidator(_no_control_characters)]
@@ -249,6 +297,15 @@ class JobSpec(_Spec):
     budget: Budget | None = None
     policy: Policy = Field(default_factory=lambda: CeScalingPolicy(name="ce-scaling"))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        # Before any field is read: a surrogate in an unknown key or an error's echo of a value
+        # must not reach the error report either.
+        if found := _unencodable_text(value, []):
+            raise found
+        return value
+
     @field_validator("name")
     @classmethod
     def _strip(cls, value: str) -> str:
@@ -264,3 +321,47 @@ class JobSpec(_Spec):
         if self.kind == "training" and (self.training is None or self.hpo is not None):
             raise ValueError("kind 'training' needs a 'training' section and no 'hpo' section")
         return self
+
+    @model_validator(mode="after")
+    def _builtin_params(self) -> JobSpec:
+        """A built-in workload's params are checked against its parameter schema (the one its
+        handler uses); your own function's params are its own business."""
+        function = self.workload.function
+        if function not in builtin_params.BUILTIN_PARAMS:
+            return self
+        try:
+            if self.training is not None:
+                where = ["training", "params"]
+                builtin_params.check_params(function, dict(self.training.params))
+            if self.hpo is not None:
+                for name, distribution in self.hpo.search_space.items():
+                    where = ["hpo", "search_space"]
+                    _check_dimension(function, name, distribution)
+        except builtin_params.InvalidParams as error:
+            path = [*where, error.name] if error.name else where
+            raise _invalid(path, error.reason, "invalid_parameter") from None
+        return self
+
+
+def _check_dimension(function: str, name: str, distribution: Distribution) -> None:
+    """Every value ``distribution`` can draw for ``name`` is one built-in ``function`` takes."""
+    ranged = distribution.uniform or distribution.log_uniform
+    if ranged is not None and not builtin_params.takes_fractions(function, name):
+        form = "uniform" if distribution.uniform else "log_uniform"
+        raise builtin_params.InvalidParams(
+            name, f"{form} draws fractions but {name!r} takes integers: use int_uniform or choice"
+        )
+    # The parameters' bounds are intervals, so a range whose ends are in bounds draws only
+    # values in bounds. A continuous range draws from [low, high): its ends are checked one
+    # float inside, so uniform [0, 1] suits an lr > 0 (a draw of exactly 0.0 has odds 2**-53).
+    if ranged is None:
+        for value in distribution.int_uniform or distribution.choice or ():
+            builtin_params.check_params(function, {name: value})
+        return
+    low, high = ranged
+    for end in (low, high):
+        try:
+            builtin_params.check_params(function, {name: math.nextafter(end, low + high - end)})
+        except builtin_params.InvalidParams:
+            builtin_params.check_params(function, {name: end})  # says it with the user's number
+            raise

@@ -18,6 +18,7 @@ from service.api import (
     queries,
     webhooks,
 )
+from service.api.limits import RequestLimits
 from service.database import Database
 from service.metrics import registry_for
 from service.settings import Settings, get_settings
@@ -50,6 +51,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database or Database(settings)
     app.state.metrics_registry = registry_for(app.state.database)
     problems.install(app)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        timeout_s=settings.request_timeout_s,
+    )
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(jobs.router)

@@ -18,7 +18,20 @@ from service.spec import JobSpec
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 _PROBLEM = {"content": {"application/problem+json": {}}}
-_ERRORS = {401: _PROBLEM, 404: _PROBLEM, 422: _PROBLEM}
+
+
+def _problem(description: str) -> dict:
+    return {"description": description, **_PROBLEM}
+
+
+_ERRORS = {
+    401: _problem("No API key, or one that is unknown or revoked."),
+    403: _problem("A valid API key of a disabled tenant."),
+    404: _problem("No such job for this tenant."),
+    408: _problem("The request body did not arrive within CESCALE_REQUEST_TIMEOUT_S."),
+    413: _problem("The request body is larger than CESCALE_MAX_BODY_BYTES."),
+    422: _problem("The request is invalid; `errors` lists each problem and where it is."),
+}
 
 
 def _service(session, settings) -> JobService:
@@ -33,7 +46,11 @@ def _render(job) -> dict:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=JobOut,
-    responses={400: _PROBLEM, 409: _PROBLEM, **_ERRORS},
+    responses={
+        400: _PROBLEM,
+        409: _problem("The same Idempotency-Key is still being processed."),
+        **_ERRORS,
+    },
     summary="Submit a job",
 )
 def submit_job(

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.deps import authentication_error
 from service.errors import ProblemError
+from service.spec import printable
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     412: "Precondition failed",
     413: "Payload too large",
@@ -37,6 +39,10 @@ _TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
+
+
+def title_of(status: int) -> str:
+    return _TITLES.get(status, "Error")
 
 
 def problem(
@@ -51,13 +57,27 @@ def problem(
 ) -> JSONResponse:
     body = {
         "type": f"{TYPE_BASE}{slug}" if slug else "about:blank",
-        "title": title or _TITLES.get(status, "Error"),
+        "title": title or title_of(status),
         "status": status,
         "detail": detail,
         "instance": request.url.path,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return JSONResponse(
+        _encodable(body), status_code=status, media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def _encodable(node: Any) -> Any:
+    """Strings with lone surrogates (which UTF-8 cannot encode) spelled out as ``\\udXXX``: an
+    error report that echoes the bad input must not itself fail."""
+    if isinstance(node, str):
+        return printable(node)
+    if isinstance(node, dict):
+        return {_encodable(key): _encodable(value) for key, value in node.items()}
+    if isinstance(node, list | tuple):
+        return [_encodable(value) for value in node]
+    return node
 
 
 def install(app: FastAPI) -> None:
@@ -85,14 +105,7 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     if denied := await _authentication_error(request):
         return await _business_error(request, denied)
-    errors = [
-        {
-            "loc": [str(part) for part in item.get("loc", ())],
-            "msg": item.get("msg", ""),
-            "type": item.get("type", ""),
-        }
-        for item in error.errors()
-    ]
+    errors = [_error_item(item) for item in error.errors()]
     if errors and errors[0]["type"] == "json_invalid":
         detail = "the request body is not valid JSON"
     else:
@@ -102,11 +115,28 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+def _error_item(item: dict[str, Any]) -> dict[str, Any]:
+    loc = [str(part) for part in item.get("loc", ())]
+    message = item.get("msg", "")
+    context = item.get("ctx") or {}
+    if "path" in context and "reason" in context:
+        # A spec-wide check that names the field it refuses (service.spec._invalid).
+        loc += [str(part) for part in context["path"]]
+        message = context["reason"]
+    return {"loc": loc, "msg": message, "type": item.get("type", "")}
+
+
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     if error.status_code == 400 and (denied := await _authentication_error(request)):
         return await _business_error(request, denied)  # a body that cannot be parsed
-    return problem(request, error.status_code, str(error.detail), headers=error.headers)
+    return problem(
+        request,
+        error.status_code,
+        str(error.detail),
+        slug=getattr(error, "slug", None),
+        headers=error.headers,
+    )
 
 
 async def _authentication_error(request: Request) -> ProblemError | None:

@@ -67,6 +67,12 @@ class CostOut(BaseModel):
     requests_usd: Usd
     gb_seconds: GbSeconds
     invocations: int
+    unreconciled_invocations: int = Field(
+        description="Invocations whose REPORT line has not been read yet (a truncated log tail, "
+        "a read timeout): their request charge is counted, their duration charge is added once "
+        "the control loop finds the REPORT in CloudWatch Logs. Not 0 means total_usd is a lower "
+        "bound."
+    )
 
     @staticmethod
     def fields(line: CostLine) -> dict[str, Any]:
@@ -76,6 +82,7 @@ class CostOut(BaseModel):
             "requests_usd": line.requests_usd,
             "gb_seconds": line.gb_seconds,
             "invocations": line.invocations,
+            "unreconciled_invocations": line.unreconciled_invocations,
         }
 
 

@@ -33,7 +33,7 @@ from service.spec import MAX_MEMORY_MB, MIN_MEMORY_MB, JobSpec
 from service.workflows.hpo import SHAPE_PARAMS
 
 # The static sizes every workload runs at: Lambda's old default-ish 512, 1 GB, one full vCPU
-# (1,769 MB, DESIGN.md §2) and 3,008 MB, the old maximum and a common "just make it fast" pick.
+# (1,769 MB, docs/platform.md) and 3,008 MB, the old maximum and a common "just make it fast" pick.
 STATIC_SIZES = (512, 1024, 1769, 3008)
 
 # static-safe: the size the largest trial shape needs — its peak memory with 10 % headroom,

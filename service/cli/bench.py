@@ -21,7 +21,7 @@ def bench(
     profiles: list[Path] = typer.Option(
         [],
         "--profile",
-        help="A measured profile (DESIGN.md §4); adds an HPO and a training workload built "
+        help="A measured profile (docs/platform.md); adds an HPO and a training workload built "
         "from it. Repeat for more.",
     ),
     seeds: int | None = typer.Option(

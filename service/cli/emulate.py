@@ -61,7 +61,7 @@ def emulate(
         load_profile(profile)  # fail early with the profile's own message
     except ProfileError as error:
         _fail(str(error))
-    results = _run(profile, memory, invocations, seed, cold)
+    results = _run(profile, memory, invocations, seed, cold, architecture)
     summary = summarise(results, memory, architecture)
     if as_json:
         typer.echo(json.dumps(summary))
@@ -70,14 +70,25 @@ def emulate(
 
 
 def _run(
-    profile: Path, memory: int, invocations: int, seed: int | None, cold: bool
+    profile: Path,
+    memory: int,
+    invocations: int,
+    seed: int | None,
+    cold: bool,
+    architecture: str = "x86_64",
 ) -> list[InvokeResult]:
     clock = VirtualClock()
     keep_alive = 0.0 if cold else DEFAULT_KEEP_ALIVE_S
     with EmulatorPlatform(clock, seed=seed, keep_alive_s=keep_alive) as platform:
         try:
             platform.ensure_function(
-                FunctionSpec(FUNCTION, memory_mb=memory, timeout_s=MAX_TIMEOUT_S, profile=profile)
+                FunctionSpec(
+                    FUNCTION,
+                    memory_mb=memory,
+                    timeout_s=MAX_TIMEOUT_S,
+                    architecture=architecture,  # type: ignore[arg-type]
+                    profile=profile,
+                )
             )
         except PlatformError as error:
             _fail(str(error))

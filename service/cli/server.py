@@ -24,12 +24,53 @@ def serve(
     port: int = typer.Option(8000, help="TCP port."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
-    """Start the API service (uvicorn)."""
+    """Start the API service (uvicorn) with the request limits of the settings."""
     import uvicorn
 
+    from service.api.connections import guarded_protocol
+
+    settings = get_settings()
+    max_connections = _connections_within_file_limit(settings.max_connections)
     uvicorn.run(
-        "service.api.app:create_app", factory=True, host=host, port=port, log_level=log_level
+        "service.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=guarded_protocol(settings.request_timeout_s, max_connections),
+        timeout_keep_alive=settings.keep_alive_s,
     )
+
+
+# Descriptors the process needs besides client connections: database pool, emulator workers,
+# log and store files.
+_RESERVED_FDS = 128
+
+
+def _connections_within_file_limit(wanted: int) -> int:
+    """Raise the open-file limit to its hard maximum if needed, so ``wanted`` client sockets
+    fit; if they still do not, serve fewer and say so (an exhausted limit fails accept())."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + _RESERVED_FDS
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        fitting = max(1, soft - _RESERVED_FDS)
+        typer.secho(
+            f"warning: the open-file limit is {soft}: serving {fitting} connections, not "
+            f"CESCALE_MAX_CONNECTIONS={wanted} (raise 'ulimit -n')",
+            fg="yellow",
+            err=True,
+        )
+        return fitting
+    return wanted
 
 
 def bootstrap(

@@ -5,6 +5,8 @@
    write *intents* — invocation rows and memory changes — for what must happen next. Commit once.
 3. After the commit, carry the intents out on the platform (ensure the memory variant, start the
    invocation). Their results are recorded by a later tick.
+4. At most every ``reconcile_interval_s``, complete from CloudWatch Logs the bills of invocations
+   recorded without a REPORT line (``service.control.reconcile``), in a transaction of its own.
 
 Because an intent is durable before its side effect, a controller that dies anywhere leaves rows
 a successor can finish: an intent with no result is simply sent again under the same
@@ -30,6 +32,7 @@ from sqlalchemy.exc import OperationalError
 from service import metrics
 from service.control import functions, leases
 from service.control.learning import Learner
+from service.control.reconcile import Reconciler
 from service.control.repository import LoopRepository
 from service.control.retry import RetryPolicy
 from service.control.stepper import JobStepper, StepContext
@@ -63,6 +66,7 @@ class TickReport:
     jobs: int = 0
     recorded: int = 0
     dispatched: int = 0
+    reconciled: int = 0  # bills completed from CloudWatch Logs this tick
     finished_jobs: list[uuid.UUID] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
 
@@ -108,6 +112,11 @@ class Controller:
         # False: no learn step (an ablation): nothing is learned or stored, and the policies
         # fit what they need from the raw runs at every decision, with a fixed margin.
         self.learn = learn
+        self.reconciler = Reconciler(
+            platform,
+            interval_s=settings.reconcile_interval_s,
+            horizon_s=settings.reconcile_horizon_s,
+        )
         self.in_flight: dict[uuid.UUID, InvocationHandle] = {}
         self.finished: dict[uuid.UUID, InvokeResult] = {}
         self._job_of: dict[uuid.UUID, uuid.UUID] = {}  # invocation -> job, for pruning
@@ -190,8 +199,18 @@ class Controller:
             with clock("dispatch"):
                 report.dispatched = self._dispatch()
             self._dispatch_due = bool(self.dispatch_failures)
+        if self.reconciler.due(now):
+            with clock("reconcile"):
+                report.reconciled = self._reconcile(now)
         metrics.record_tick(time.perf_counter() - started, report.timings, report.dispatched)
         return report
+
+    def _reconcile(self, now: datetime) -> int:
+        """Bills without a REPORT line: look their REPORT up in the logs (see reconcile.py)."""
+        with self.database.session() as session:
+            outcome = self.reconciler.run(session, now)
+            commit(session)
+        return outcome.reconciled
 
     def _collect(self) -> None:
         for invocation_id, handle in list(self.in_flight.items()):

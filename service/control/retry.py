@@ -1,4 +1,4 @@
-"""What to do after a failed invocation (DESIGN.md §6). Pure: outcome in, decision out.
+"""What to do after a failed invocation (docs/safety.md). Pure: outcome in, decision out.
 
 - out of memory → raise memory to at least ×1.5, and to the observed peak plus a margin, then
   retry (the VPA recommender's OOM bump, max(+margin, ×factor), with a larger factor: an

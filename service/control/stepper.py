@@ -16,13 +16,16 @@ from decimal import Decimal
 from statistics import fmean
 from typing import Any
 
-from service.control import leases
+from service.control import leases, responses
+from service.control.admission import Admission, CostModel
+from service.control.admission import Run as AdmissionRun
 from service.control.learning import Run, job_scope
 from service.control.repository import LoopRepository
 from service.control.retry import GiveUp, RetryPolicy, after_failure
 from service.models import (
     Allocation,
     AllocationState,
+    BillState,
     Invocation,
     InvocationOutcome,
     InvocationState,
@@ -40,6 +43,7 @@ from service.policies.base import MemoryDecision, Observations, Policy, PolicyCo
 from service.spec import JobSpec
 from service.workflows.plan import Finished, StagePlan, StageResult, TaskOutcome, TaskPlan
 from service.workflows.training import round_loss
+from service.workloads.contract import CONTRACT
 
 TERMINAL = (WorkStatus.SUCCEEDED.value, WorkStatus.FAILED.value, WorkStatus.CANCELLED.value)
 
@@ -204,7 +208,7 @@ class JobStepper:
             stages.append(stage)
             tasks.extend(new_tasks)
 
-        self._launch(current_tasks, len(open_invocations), ctx)
+        self._launch(current_tasks, open_invocations, spent, tasks, ctx)
         self.repo.flush()
 
     # -- results ------------------------------------------------------------------------
@@ -214,21 +218,22 @@ class JobStepper:
         invocation.finished_at = ctx.to_datetime(result.finished_at)
         invocation.request_id = result.request_id
         invocation.error = result.error_message
+        # Priced at the architecture the function really ran on; the spec's claim only when
+        # the platform could not tell.
+        invocation.architecture = result.architecture or invocation.architecture
         outcome = _OUTCOMES[result.error]
         if result.ambiguous:
-            # The call may have run: its bill is unknown until the logs are reconciled, so it
-            # is left out of the ledger, and the task is retried as a new attempt.
+            # The call may have run: the task is retried as a new attempt, and this one is
+            # billed its request now and its duration once the reconcile step finds its REPORT.
+            # It never counts as a success, so a retry cannot record the task twice.
             invocation.state = InvocationState.AMBIGUOUS.value
             outcome = InvocationOutcome.UNHANDLED
         else:
             invocation.state = InvocationState.DONE.value
-            arch = self.spec.workload.architecture
-            if outcome is InvocationOutcome.THROTTLED or report is None:
-                invocation.compute_cost_usd = Decimal(0)
-                invocation.request_cost_usd = Decimal(0)
-            else:
-                invocation.compute_cost_usd = pricing.compute_usd(report, arch)
-                invocation.request_cost_usd = pricing.request_usd(report)
+        bill = pricing.bill(result, invocation.architecture)
+        invocation.compute_cost_usd = bill.compute_usd
+        invocation.request_cost_usd = bill.request_usd
+        invocation.bill_state = (BillState.FINAL if bill.reported else BillState.PENDING).value
         invocation.outcome = outcome.value
         if report is not None:
             invocation.duration_ms = report.duration_ms
@@ -238,23 +243,32 @@ class JobStepper:
             invocation.cold_start = report.cold
             self._observe(task, invocation, report, ctx.now)
 
-        payload = result.payload if isinstance(result.payload, dict) else None
-        if outcome is InvocationOutcome.OK and payload is not None and "error" in payload:
-            error = payload["error"]
-            task.status = WorkStatus.FAILED.value
-            task.failure_reason = f"{error.get('type')}: {error.get('message')}"
-            invocation.outcome = InvocationOutcome.HANDLED.value
-            return
         if outcome is InvocationOutcome.OK:
-            metrics = (payload or {}).get("metrics", {})
+            problem = responses.problem(result.payload, invocation, task)
+            if problem is not None:
+                # A contract violation does not fix itself: the task fails at once.
+                reason = f"response from {invocation.function_name} does not follow {CONTRACT}: "
+                task.status = WorkStatus.FAILED.value
+                task.failure_reason = reason + problem
+                invocation.outcome = InvocationOutcome.HANDLED.value
+                invocation.error = task.failure_reason
+                return
+            payload = result.payload
+            if "error" in payload:
+                error = payload["error"]
+                task.status = WorkStatus.FAILED.value
+                task.failure_reason = f"{error['type']}: {error['message']}"
+                invocation.outcome = InvocationOutcome.HANDLED.value
+                return
+            metrics = payload["metrics"]
             task.status = WorkStatus.SUCCEEDED.value
-            task.checkpoint_out = (payload or {}).get("checkpoint")
+            task.checkpoint_out = payload["checkpoint"]
             task.result = {
                 "loss": metrics.get("loss"),
                 "score": metrics.get("score"),
-                "epochs_done": (payload or {}).get("epochs_done"),
+                "epochs_done": payload["epochs_done"],
                 "checkpoint": task.checkpoint_out,
-                "peak_memory_mb": (payload or {}).get("peak_memory_mb"),
+                "peak_memory_mb": payload["peak_memory_mb"],
             }
             return
         self._retry_or_fail(task, invocation, outcome, ctx)
@@ -548,8 +562,11 @@ class JobStepper:
         )
 
     # -- launching and ending -----------------------------------------------------------
-    def _launch(self, tasks: list[Task], open_count: int, ctx: StepContext) -> None:
-        budget = ctx.in_flight_limit - open_count
+    def _launch(
+        self, tasks: list[Task], open_invocations, spent: Decimal, every_task, ctx: StepContext
+    ) -> None:
+        budget = ctx.in_flight_limit - len(open_invocations)
+        admission = self._admission(open_invocations, spent, every_task)
         for task in tasks:
             if budget <= 0:
                 return
@@ -557,6 +574,9 @@ class JobStepper:
                 continue
             if task.not_before is not None and task.not_before > ctx.now:
                 continue
+            epochs = (task.epoch_to or 0) - (task.epoch_from or 0)
+            if admission is not None and not admission.admit(task.shape, task.memory_mb, epochs):
+                return  # the budget does not hold for it (now): a later tick may launch it
             task.attempts += 1
             task.status = WorkStatus.RUNNING.value
             self.intents += 1
@@ -573,6 +593,28 @@ class JobStepper:
                 )
             )
             budget -= 1
+
+    def _admission(self, open_invocations, spent: Decimal, tasks) -> Admission | None:
+        """Budget admission for a job with a cap (``admission.py``); None without one."""
+        if self.job.max_cost_usd is None:
+            return None
+        runs = [
+            AdmissionRun(row[0], row[2], row[3], row[4], (row[7] or 0) - (row[6] or 0))
+            for row in self.repo.samples(self.job.id)
+            if row[8] == InvocationOutcome.OK.value and row[3]
+        ]
+        admission = Admission(
+            float(self.job.max_cost_usd),
+            float(spent),
+            CostModel.of(runs, self.spec.workload.architecture),
+        )
+        by_id = {task.id: task for task in tasks}
+        for invocation in open_invocations:
+            task = by_id.get(invocation.task_id)
+            if task is not None:
+                epochs = (task.epoch_to or 0) - (task.epoch_from or 0)
+                admission.hold(task.shape, invocation.memory_mb, epochs)
+        return admission
 
     def _finish(self, end: Finished, stages, tasks, now: datetime) -> None:
         self.job.result = end.result

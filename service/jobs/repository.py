@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Select, and_, func, or_, select, type_coerce
+from sqlalchemy import Select, and_, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
-from service.models import Allocation, Invocation, Job, Observation, Stage
+from service.models import Allocation, BillState, Invocation, Job, Observation, Stage
 from service.models.base import Money
 
 
@@ -23,6 +23,7 @@ class CostRow:
     requests_usd: Decimal
     mb_ms: int  # sum of memory_mb * billed_ms, exact; GB-s = mb_ms / 1024 / 1000
     invocations: int
+    unreconciled: int = 0  # billed their request, duration charge not known (no REPORT yet)
 
 
 class JobRepository:
@@ -118,7 +119,12 @@ class JobRepository:
         ]
 
     def cost_by_stage(self, job_id: uuid.UUID) -> list[CostRow]:
-        """Ledger sums per stage, over every invocation that has a recorded bill."""
+        """Ledger sums per stage, over every invocation that has a recorded bill, and how many
+        of them still wait for their REPORT line (pending, or not found within the horizon)."""
+        unreconciled = case(
+            (Invocation.bill_state.in_([BillState.PENDING.value, BillState.MISSING.value]), 1),
+            else_=0,
+        )
         query = (
             select(
                 Invocation.stage_id,
@@ -126,11 +132,12 @@ class JobRepository:
                 type_coerce(func.coalesce(func.sum(Invocation.request_cost_usd), 0), Money),
                 func.coalesce(func.sum(Invocation.memory_mb * Invocation.billed_ms), 0),
                 func.count(Invocation.id),
+                func.coalesce(func.sum(unreconciled), 0),
             )
             .where(Invocation.job_id == job_id, Invocation.compute_cost_usd.is_not(None))
             .group_by(Invocation.stage_id)
         )
         return [
-            CostRow(stage_id, compute, requests, int(mb_ms), int(count))
-            for stage_id, compute, requests, mb_ms, count in self.session.execute(query)
+            CostRow(stage_id, compute, requests, int(mb_ms), int(count), int(pending))
+            for stage_id, compute, requests, mb_ms, count, pending in self.session.execute(query)
         ]

@@ -44,6 +44,9 @@ class CostLine:
     requests_usd: Decimal
     gb_seconds: Decimal
     invocations: int
+    # invocations billed their request but not yet their duration: their REPORT line has not
+    # been found in CloudWatch Logs yet (or not within the reconcile horizon)
+    unreconciled_invocations: int = 0
 
     @property
     def total_usd(self) -> Decimal:
@@ -180,6 +183,7 @@ class JobService:
                 sum((r.requests_usd for r in rows.values()), Decimal(0)),
                 sum(r.mb_ms for r in rows.values()),
                 sum(r.invocations for r in rows.values()),
+                sum(r.unreconciled for r in rows.values()),
             )
         )
         return JobCost(job, total, stages)
@@ -256,7 +260,11 @@ def _line(row: CostRow | None) -> CostLine:
     if row is None:
         return CostLine(Decimal(0), Decimal(0), Decimal(0), 0)
     return CostLine(
-        row.compute_usd, row.requests_usd, Decimal(row.mb_ms) / 1024 / 1000, row.invocations
+        row.compute_usd,
+        row.requests_usd,
+        Decimal(row.mb_ms) / 1024 / 1000,
+        row.invocations,
+        row.unreconciled,
     )
 
 

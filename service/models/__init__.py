@@ -4,6 +4,7 @@ from service.models.base import Base
 from service.models.dashboard import Dashboard
 from service.models.enums import (
     AllocationState,
+    BillState,
     IdempotencyState,
     InvocationOutcome,
     InvocationState,
@@ -24,6 +25,7 @@ __all__ = [
     "AllocationState",
     "ApiKey",
     "Base",
+    "BillState",
     "Dashboard",
     "IdempotencyKey",
     "IdempotencyState",

@@ -53,6 +53,14 @@ class InvocationOutcome(StrEnum):
     THROTTLED = "throttled"
 
 
+class BillState(StrEnum):
+    """Whether an invocation's bill is complete."""
+
+    FINAL = "final"  # REPORT line read (or never ran: throttled, free)
+    PENDING = "pending"  # reached Lambda, REPORT not seen yet: request billed, duration to come
+    MISSING = "missing"  # no REPORT found in the logs within the reconcile horizon
+
+
 class AllocationState(StrEnum):
     INTENT = "intent"
     APPLIED = "applied"

@@ -1,7 +1,7 @@
 """What the control loop did: invocations (the cost ledger), memory changes, metric samples.
 
 Each invocation and each memory change is written as an *intent* before the platform call and
-completed after it (DESIGN.md §6), so a restarted controller can tell what may have happened.
+completed after it (docs/safety.md), so a restarted controller can tell what may have happened.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.models.base import Base, Money, UtcDateTime, new_id, utcnow
-from service.models.enums import AllocationState, InvocationOutcome, InvocationState, check_in
+from service.models.enums import (
+    AllocationState,
+    BillState,
+    InvocationOutcome,
+    InvocationState,
+    check_in,
+)
 from service.models.job import JsonDoc
 
 
@@ -38,9 +44,11 @@ class Invocation(Base):
         CheckConstraint(f"outcome IS NULL OR {check_in('outcome', InvocationOutcome)}", "outcome"),
         CheckConstraint("memory_mb BETWEEN 128 AND 10240", name="memory_range"),
         CheckConstraint("architecture IN ('x86_64', 'arm64')", name="architecture"),
+        CheckConstraint(f"bill_state IS NULL OR {check_in('bill_state', BillState)}", "bill_state"),
         # One row per attempt: a re-run of the loop cannot record the same attempt twice.
         UniqueConstraint("task_id", "attempt"),
         Index("ix_invocations_job_state", "job_id", "state"),
+        Index("ix_invocations_bill_state", "bill_state"),
         # dashboard queries: a job's invocations in order, and a tenant's usage over time
         Index("ix_invocations_job_created", "job_id", "created_at", "id"),
         Index("ix_invocations_finished", "finished_at"),
@@ -64,6 +72,7 @@ class Invocation(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     function_name: Mapped[str] = mapped_column(String(200))
     memory_mb: Mapped[int] = mapped_column(Integer)
+    # the architecture the function really ran on (the spec's claim until the result is in)
     architecture: Mapped[str] = mapped_column(String(8), default="x86_64")
     state: Mapped[str] = mapped_column(String(16), default=InvocationState.INTENT.value)
     outcome: Mapped[str | None] = mapped_column(String(16))
@@ -75,6 +84,8 @@ class Invocation(Base):
     cold_start: Mapped[bool | None] = mapped_column(Boolean)
     compute_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
     request_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
+    # NULL for an intent; "pending" until the REPORT line is found (see BillState)
+    bill_state: Mapped[str | None] = mapped_column(String(8))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

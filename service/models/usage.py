@@ -1,4 +1,4 @@
-"""Hourly usage rollups, kept by database triggers on ``invocations`` (migration 0003).
+"""Hourly usage rollups, kept by database triggers on ``invocations`` (migration 0004).
 
 One row per (job, hour, memory size) with the sums of the billed invocations that finished in
 that hour. A trigger adds each invocation when it gets its bill (and moves it if its bill, size

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from service.platform.clock import Clock
 
-# DESIGN.md §2: memory 128-10,240 MB in 1 MB steps; max timeout 900 s.
+# docs/platform.md: memory 128-10,240 MB in 1 MB steps; max timeout 900 s.
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
 MAX_TIMEOUT_S = 900.0
@@ -33,7 +33,7 @@ class ErrorKind(StrEnum):
     NONE = "none"
     HANDLED = "handled"  # the function reported an error itself (X-Amz-Function-Error: Handled)
     UNHANDLED = "unhandled"  # the handler raised / the runtime failed
-    TIMEOUT = "timeout"  # ran past its timeout; not a memory signal (DESIGN.md §6)
+    TIMEOUT = "timeout"  # ran past its timeout; not a memory signal (docs/safety.md)
     OUT_OF_MEMORY = "out_of_memory"  # peak use exceeded memory size; raise memory and retry
     THROTTLED = "throttled"  # rejected before running (concurrency); not billed
 
@@ -55,7 +55,7 @@ class UpdateFailedError(PlatformError):
 
 
 def check_memory(memory_mb: int) -> int:
-    """Memory sizes are whole MB in Lambda's range (DESIGN.md §2)."""
+    """Memory sizes are whole MB in Lambda's range (docs/platform.md)."""
     if not isinstance(memory_mb, int) or isinstance(memory_mb, bool):
         raise ValueError(f"memory must be a whole number of MB, got {memory_mb!r}")
     if not MIN_MEMORY_MB <= memory_mb <= MAX_MEMORY_MB:
@@ -168,6 +168,8 @@ class InvokeResult:
     `ambiguous` means the outcome is unknown (read timeout, 5xx after the request was sent):
     the code may have run. Such a result has no report and error UNHANDLED; reconcile it with
     `find_reports` before acting on it. `started_at`/`finished_at` are clock seconds.
+    `architecture` is the one the function really ran on (read from its configuration), which
+    prices the run; None when the platform could not tell.
     """
 
     function: str
@@ -180,6 +182,7 @@ class InvokeResult:
     ambiguous: bool = False
     started_at: float = 0.0
     finished_at: float = 0.0
+    architecture: Architecture | None = None
 
     @property
     def ok(self) -> bool:

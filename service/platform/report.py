@@ -16,7 +16,7 @@ JSON format (function `LoggingConfig.LogFormat = JSON`), one object per line::
                             "maxMemoryUsedMB": 301, "initDurationMs": 265.72}}}
 
 Source: AWS Lambda developer guide, "Monitoring and troubleshooting" / "Telemetry API schema
-reference" (platform.report), and DESIGN.md §2.
+reference" (platform.report), and docs/platform.md.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ _TEXT = re.compile(
 
 
 def billed_ms(duration_ms: float, init_ms: float | None = None) -> int:
-    """Billed duration: duration plus init, rounded up to the next 1 ms (DESIGN.md §2).
+    """Billed duration: duration plus init, rounded up to the next 1 ms (docs/platform.md).
 
     The rounding is done on a value rounded to 1 µs first, so that float noise such as
     100.00000000001 does not bill an extra millisecond.

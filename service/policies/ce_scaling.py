@@ -2,7 +2,7 @@
 
 HPO (mechanism 1 of CE-scaling). Every stage, and every trial shape inside it, gets its own
 memory. A shape never runs below its observed peak plus a margin; above that, memory buys CPU
-(DESIGN.md §2), and the remaining deadline is split across the remaining stages by
+(docs/platform.md), and the remaining deadline is split across the remaining stages by
 ``DeadlineSplit`` so that the total predicted cost is lowest. The plan is made again when each
 stage opens, with the curves refitted on everything seen so far; durations are planned at the
 upper end of their prediction interval, so the deadline holds when the predictions are a little
@@ -36,7 +36,7 @@ from service.policies.shape_model import DurationModel, fit_all, floor_mb
 from service.prediction.loss_curve import LossCurve
 from service.spec import CeScalingPolicy
 
-# The pilot runs at one vCPU (DESIGN.md §2): the fastest a single-threaded task can go, so the
+# The pilot runs at one vCPU (docs/platform.md): the fastest a single-threaded task can go, so the
 # rest of the stage waits as little as possible and a tight deadline is not spent exploring,
 # while CPU-bound work costs about the same per task as at any smaller size. The sizes the rest
 # of the stage then runs at give the curve its further points.

@@ -6,7 +6,7 @@ import math
 
 from service.platform.pricing import GB_SECOND_USD, REQUEST_USD
 
-# Lambda takes any size in 1 MB steps (DESIGN.md §2); a policy searches this grid, dense where
+# Lambda takes any size in 1 MB steps (docs/platform.md); a policy searches this grid, dense where
 # the CPU share changes shape (below 1 vCPU at 1,769 MB) and coarser above.
 MEMORY_GRID = (
     128,

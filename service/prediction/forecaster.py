@@ -2,7 +2,7 @@
 
 A training job's rounds (or an HPO stage's trials) produce a duration series per function; the
 controller needs the next durations, and how far they may stray, before it picks memory for the
-next round (DESIGN.md §1, mechanism 2). A :class:`ForecasterBank` holds thousands of such series
+next round (docs/policies.md). A :class:`ForecasterBank` holds thousands of such series
 in NumPy arrays and splits the work in two:
 
 - **Slow path** — :meth:`ForecasterBank.refit`: statsmodels fits a small ARIMA(p, d, q),

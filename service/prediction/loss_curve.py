@@ -1,6 +1,6 @@
 """How many more training rounds a job needs to reach its target loss, with uncertainty.
 
-The controller sizes the remaining rounds against the deadline (DESIGN.md §1, mechanism 2), so it
+The controller sizes the remaining rounds against the deadline (docs/policies.md), so it
 needs the number of rounds still to run, not just the next loss. Training loss curves flatten
 towards a floor; two standard shapes describe them:
 

@@ -1,7 +1,7 @@
 """Duration as a function of memory on AWS Lambda, fitted from a few measured sizes.
 
 Lambda sells CPU through memory: the CPU share is proportional to memory, 1,769 MB buys one vCPU
-and 10,240 MB up to six; below 1,769 MB a function gets a fraction of one vCPU (DESIGN.md §2).
+and 10,240 MB up to six; below 1,769 MB a function gets a fraction of one vCPU (docs/platform.md).
 So a function's duration splits into three parts that respond differently to memory:
 
     d(m) = a + b / min(v(m), 1) + c / min(v(m), k),      v(m) = min(m / 1769, 6)
@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-MB_PER_VCPU = 1_769.0  # DESIGN.md §2: 1,769 MB = 1 vCPU
-MAX_VCPU = 6.0  # DESIGN.md §2: 6 vCPU at 10,240 MB
+MB_PER_VCPU = 1_769.0  # docs/platform.md: 1,769 MB = 1 vCPU
+MAX_VCPU = 6.0  # docs/platform.md: 6 vCPU at 10,240 MB
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
 

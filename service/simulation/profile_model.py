@@ -1,4 +1,4 @@
-"""A measured Lambda profile (DESIGN.md §4) as a simulated workload.
+"""A measured Lambda profile (docs/platform.md) as a simulated workload.
 
 The built-in analytic model is single-threaded CPU work with no I/O; real functions also scale
 with threads or wait on I/O, and a measured profile captures whichever shape they have. Here a

@@ -121,6 +121,11 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
         invocations = session.scalar(
             select(func.count()).select_from(Invocation).where(Invocation.job_id == job_id)
         )
+        costliest = session.scalar(
+            select(func.max(Invocation.compute_cost_usd + Invocation.request_cost_usd)).where(
+                Invocation.job_id == job_id
+            )
+        )
         cold = session.scalar(
             select(func.count())
             .select_from(Invocation)
@@ -161,6 +166,7 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
             "deadline_s": job.deadline_s,
             "deadline_met": jct <= job.deadline_s,
             "invocations": invocations,
+            "costliest_invocation_usd": float(costliest or 0),
             "cold_starts": cold,
             "stages": [
                 {

@@ -22,7 +22,7 @@ from service.simulation.workload_model import invocation_cost
 class Work:
     """One invocation's behaviour. Invocations with equal ``key`` behave identically and share
     an emulator function (and so its warm environments). Exactly one of ``traits`` (a code
-    profile's fixed work) and ``profile`` (a measured profile document, DESIGN.md §4) is set."""
+    profile's fixed work) and ``profile`` (a measured profile document, docs/platform.md) is set."""
 
     key: str
     traits: Traits | None = None

@@ -1,8 +1,9 @@
 """The built-in workloads: softmax logistic regression and a ReLU MLP, written with the SDK.
 
 Both are the dense network of ``nn.py`` (logistic regression has no hidden layer); this module
-only declares their hyperparameters and wires the network into the :class:`Workload` hooks, so
-the built-ins get checkpointing, resume and idempotency exactly as a user's function would.
+takes their parameter schemas from ``params.py`` (the job spec checks submissions against the
+same ones) and wires the network into the :class:`Workload` hooks, so the built-ins get
+checkpointing, resume and idempotency exactly as a user's function would.
 """
 
 from __future__ import annotations
@@ -13,20 +14,8 @@ import numpy as np
 
 from service.workloads import nn
 from service.workloads.datasets import Dataset
+from service.workloads.params import LOGREG_PARAMS, MLP_PARAMS, hidden_layers
 from service.workloads.sdk import Workload
-
-MAX_LAYERS = 8
-MAX_WIDTH = 16_384
-
-_SGD_PARAMS: dict[str, Any] = {
-    "batch_size": {"type": "integer", "minimum": 1, "maximum": 65_536, "default": 64},
-    "l2": {"type": "number", "minimum": 0, "maximum": 1, "default": 1e-4},
-    "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1, "default": 0},
-}
-
-
-def _lr(default: float) -> dict[str, Any]:
-    return {"type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": default}
 
 
 class DenseClassifier(Workload):
@@ -74,49 +63,17 @@ class LogisticRegression(DenseClassifier):
     """``builtin:logreg`` — multinomial logistic regression (softmax, L2, minibatch SGD)."""
 
     name = "builtin:logreg"
-    params_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {"lr": _lr(0.1), **_SGD_PARAMS},
-    }
+    params_schema: ClassVar[dict[str, Any]] = LOGREG_PARAMS
 
 
 class MultilayerPerceptron(DenseClassifier):
     """``builtin:mlp`` — ReLU hidden layers; ``hidden`` is 64, [64, 32] or "64,32"."""
 
     name = "builtin:mlp"
-    params_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "lr": _lr(0.05),
-            # A search space can only choose scalars, hence the "64,32" string form.
-            "hidden": {
-                "oneOf": [
-                    {"type": "integer", "minimum": 1, "maximum": MAX_WIDTH},
-                    {
-                        "type": "array",
-                        "items": {"type": "integer", "minimum": 1, "maximum": MAX_WIDTH},
-                        "minItems": 1,
-                        "maxItems": MAX_LAYERS,
-                    },
-                    {"type": "string", "pattern": r"^[1-9][0-9]{0,4}(,[1-9][0-9]{0,4}){0,7}$"},
-                ],
-                "default": [64],
-            },
-            **_SGD_PARAMS,
-        },
-    }
+    params_schema: ClassVar[dict[str, Any]] = MLP_PARAMS
 
     def prepare_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        hidden = params["hidden"]
-        if isinstance(hidden, str):
-            hidden = [int(part) for part in hidden.split(",")]
-        elif not isinstance(hidden, list):
-            hidden = [hidden]
-        hidden = [int(width) for width in hidden]
-        if max(hidden) > MAX_WIDTH:
-            raise ValueError(f"hidden layers are at most {MAX_WIDTH} wide, got {hidden}")
+        hidden = hidden_layers(params["hidden"])
         return {**params, "hidden": hidden}
 
     def hidden(self, params: dict[str, Any]) -> tuple[int, ...]:

@@ -1,6 +1,6 @@
 """``cescale profile``: measure a workload locally and write its emulator code profile.
 
-The emulator (DESIGN.md §4) predicts a function's duration at any memory size from a small
+The emulator (docs/platform.md) predicts a function's duration at any memory size from a small
 profile: CPU time at one thread, the parallel fraction (Amdahl), I/O that does not scale with
 CPU, init (cold start) time and peak memory. This module measures those numbers on this machine
 by running the real handler in fresh subprocesses, once with BLAS limited to one thread and once

@@ -169,11 +169,11 @@ def test_invalid_spec_is_422_problem_and_writes_nothing(client, alice, session, 
 def test_integral_numbers_are_accepted_where_a_float_is_expected(client, alice):
     created = client.post(
         "/v1/jobs",
-        json=spec(qos__deadline_s=900, hpo__search_space={"lr": {"uniform": [0, 1]}}),
+        json=spec(qos__deadline_s=900, hpo__search_space={"l2": {"uniform": [0, 1]}}),
         headers=alice.headers,
     )
     assert created.status_code == 201, created.text
-    assert created.json()["spec"]["hpo"]["search_space"]["lr"] == {"uniform": [0.0, 1.0]}
+    assert created.json()["spec"]["hpo"]["search_space"]["l2"] == {"uniform": [0.0, 1.0]}
 
 
 def test_malformed_json_is_422(client, alice, session):

@@ -130,7 +130,7 @@ def test_rollup_equals_the_ledger_on_sqlite(tmp_path):
 
 @pytest.mark.parametrize("dialect", ["postgres", "sqlite"])
 def test_migration_backfills_the_rollup(dialect, tmp_path, pg_url):
-    """Invocations billed before migration 0003 are in the rollup after it."""
+    """Invocations billed before migration 0004 are in the rollup after it."""
     from service.migrate import downgrade
     from tests import postgres
 
@@ -148,9 +148,9 @@ def test_migration_backfills_the_rollup(dialect, tmp_path, pg_url):
             session.add(tenant)
             commit(session)
             tenant_id = tenant.id
-        downgrade(url, "0002")
+        downgrade(url, "0003")
         with database.session() as session:
-            # the 0002 schema (no usage_hours yet): the ORM writes only the old tables
+            # the 0003 schema (no usage_hours yet): the ORM writes only the old tables
             seed_job(session, tenant_id, T0, [(512, [1000, 1100]), (1024, [500])])
             commit(session)
         upgrade(url)

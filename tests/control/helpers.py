@@ -1,4 +1,4 @@
-"""Submitting jobs and checking the loop's invariants (DESIGN.md §6), shared by loop tests."""
+"""Submitting jobs and checking the loop's invariants (docs/safety.md), shared by loop tests."""
 
 from __future__ import annotations
 

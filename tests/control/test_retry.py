@@ -1,4 +1,4 @@
-"""What a failed invocation leads to (DESIGN.md §6): pure decisions, no loop."""
+"""What a failed invocation leads to (docs/safety.md): pure decisions, no loop."""
 
 from __future__ import annotations
 

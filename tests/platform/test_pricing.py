@@ -1,4 +1,4 @@
-"""Pricing: Lambda's us-east-1 list prices (DESIGN.md §2), in exact decimals."""
+"""Pricing: Lambda's us-east-1 list prices (docs/platform.md), in exact decimals."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_billed_duration_rounds_up_to_the_millisecond_and_includes_init() -> Non
     assert billed_ms(395.99) == 396
     assert billed_ms(396.0) == 396
     assert billed_ms(100.0000000001) == 100  # float noise is not a millisecond
-    assert billed_ms(395.99, 265.72) == 662  # DESIGN.md §2's REPORT example
+    assert billed_ms(395.99, 265.72) == 662  # docs/platform.md's REPORT example
     assert billed_ms(0.2) == 1
 
 

@@ -159,7 +159,7 @@ def test_below_the_measured_range_duration_grows_as_one_over_memory() -> None:
     profile = parse_profile(DESIGN_PROFILE)
     assert isinstance(profile, MeasuredProfile)
     curve = profile.curve
-    # DESIGN.md's example halves exactly from 512 to 1024 MB: CPU-bound, so 1/m below.
+    # The documented example profile halves exactly from 512 to 1024 MB: CPU-bound, so 1/m below.
     assert curve.p50_ms(256) == pytest.approx(2 * 1877.0, rel=0.01)
     assert curve.p50_ms(128) == pytest.approx(4 * 1877.0, rel=0.01)
 

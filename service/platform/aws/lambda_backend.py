@@ -1,6 +1,6 @@
 """The AWS backend: the `Platform` interface over Lambda, CloudWatch and CloudWatch Logs.
 
-Two ways to run a function at a memory size (DESIGN.md §2):
+Two ways to run a function at a memory size (docs/platform.md):
 
 - **Variants**: `ensure_variant` publishes an immutable version at that memory and points alias
   ``mem-<MB>`` at it; invoking with `memory_mb` calls the alias. Sizes then run side by side and
@@ -19,6 +19,7 @@ could run the code twice.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import threading
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
@@ -50,6 +52,7 @@ from service.platform.aws.retry import (
 )
 from service.platform.clock import Clock, WallClock
 from service.platform.interface import (
+    Architecture,
     ErrorKind,
     FunctionMetrics,
     FunctionNotFoundError,
@@ -69,6 +72,9 @@ NOT_FOUND = "ResourceNotFoundException"
 PRECONDITION_FAILED = "PreconditionFailedException"
 # arn:aws:lambda:<region>:580247275435:layer:LambdaInsightsExtension[-Arm64]:<version>
 INSIGHTS_LAYER = ":layer:LambdaInsightsExtension"
+LATEST = "$LATEST"
+
+log = logging.getLogger(__name__)
 
 
 class AwsPlatform:
@@ -106,6 +112,8 @@ class AwsPlatform:
         self._variants: set[tuple[str, str]] = set()
         self._memory: dict[str, int] = {}  # last in-place memory seen, for reports-less results
         self._insights: set[str] = set()  # functions seen with the Lambda Insights extension
+        # (function, version) -> the architecture it runs on, which prices its invocations
+        self._architectures: dict[tuple[str, str], Architecture] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, **options: Any) -> AwsPlatform:
@@ -299,7 +307,7 @@ class AwsPlatform:
         if memory_mb is not None:
             request["Qualifier"] = self._known_variant(name, memory_mb)
         else:
-            self._wait_until_not_updating(name)  # never invoke mid-update (DESIGN.md §6)
+            self._wait_until_not_updating(name)  # never invoke mid-update (docs/safety.md)
         attempts = self.retrier.backoff.max_attempts
         for attempt in range(attempts):
             last = attempt == attempts - 1
@@ -353,6 +361,9 @@ class AwsPlatform:
         request_id = response.get("ResponseMetadata", {}).get("RequestId") or (
             report.request_id if report else None
         )
+        architecture = self._architecture(
+            name, response.get("ExecutedVersion") or self._qualifier(memory_mb)
+        )
         if memory_mb is None and report is None:
             with self._lock:
                 memory_mb = self._memory.get(name)
@@ -366,6 +377,7 @@ class AwsPlatform:
             error_message=message,
             started_at=started_at,
             finished_at=self.clock.now(),
+            architecture=architecture,
         )
 
     def _unrun(
@@ -405,7 +417,52 @@ class AwsPlatform:
             ambiguous=True,
             started_at=started_at,
             finished_at=self.clock.now(),
+            architecture=self._architecture(name, self._qualifier(memory_mb)),
         )
+
+    @staticmethod
+    def _qualifier(memory_mb: int | None) -> str:
+        return variant_alias(memory_mb) if memory_mb is not None else LATEST
+
+    def _architecture(self, name: str, qualifier: str) -> Architecture | None:
+        """The architecture `qualifier` (a version, alias or $LATEST) of the function really
+        runs on, which prices its invocations: read once per version from its configuration.
+        None, with a warning, if the configuration cannot be read."""
+        with self._lock:
+            known = self._architectures.get((name, qualifier))
+        if known is not None:
+            return known
+        try:
+            config = self._control(
+                lambda: self._lambda.get_function_configuration(
+                    FunctionName=name, Qualifier=qualifier
+                )
+            )
+        except (ClientError, BotoCoreError) as error:
+            log.warning(
+                "could not read the architecture of %s:%s (%s); its invocations are priced "
+                "at the architecture the job spec names",
+                name,
+                qualifier,
+                error,
+            )
+            return None
+        # A configuration without `Architectures` is on Lambda's default, x86_64.
+        return self._remember_architecture(name, config, qualifier) or "x86_64"
+
+    def _remember_architecture(
+        self, name: str, config: dict[str, Any], qualifier: str | None = None
+    ) -> Architecture | None:
+        """Cache a configuration's architecture under its version (immutable once published;
+        $LATEST is refreshed by every read), never under an alias, which can move."""
+        architectures = config.get("Architectures")
+        if not architectures:
+            return None
+        architecture: Architecture = "arm64" if architectures[0] == "arm64" else "x86_64"
+        version = str(config.get("Version") or qualifier or LATEST)
+        with self._lock:
+            self._architectures[(name, version)] = architecture
+        return architecture
 
     # -- internals: configuration -------------------------------------------------------------
 
@@ -426,6 +483,7 @@ class AwsPlatform:
                 raise FunctionNotFoundError(f"function {name!r} does not exist") from error
             raise self._error("read", name, error) from error
         self._remember_insights(name, config)
+        self._remember_architecture(name, config)
         return config
 
     def _remember_insights(self, name: str, config: dict[str, Any]) -> None:
@@ -450,6 +508,7 @@ class AwsPlatform:
                 raise UpdateFailedError(f"{name}: configuration update failed: {reason}")
             if state != "Pending" and update != "InProgress":
                 self._remember_insights(name, config)
+                self._remember_architecture(name, config)
                 if "MemorySize" in config:
                     with self._lock:
                         self._memory[name] = int(config["MemorySize"])

@@ -1,7 +1,7 @@
 """CloudWatch `GetMetricData` for a function's AWS/Lambda metrics (and Lambda Insights memory).
 
 Metrics arrive at 1-minute granularity and late; a period with no datapoint is left out of the
-series, never filled with zero (DESIGN.md §2: a missing datapoint is unknown). None of the
+series, never filled with zero (docs/platform.md: a missing datapoint is unknown). None of the
 AWS/Lambda metrics is memory used: that comes from Lambda Insights' `used_memory_max` when the
 extension is enabled on the function, otherwise from REPORT lines (`logs.py`).
 

@@ -3,7 +3,7 @@
 Lambda answers a failed run with HTTP 200 and `X-Amz-Function-Error` (`FunctionError`):
 "Handled" or "Unhandled". Timeouts and out-of-memory kills are both "Unhandled" and must be
 told apart from ordinary exceptions, because they mean different things to the controller
-(DESIGN.md §6: raise memory after OOM, never after a timeout). The signs, strongest first:
+(docs/safety.md: raise memory after OOM, never after a timeout). The signs, strongest first:
 
 - OOM: error type `Runtime.OutOfMemory` (payload or REPORT `Error Type`), or the log line
   "Error: Runtime exited with error: signal: killed";

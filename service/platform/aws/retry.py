@@ -1,7 +1,7 @@
 """Retrying AWS calls that were refused, never ones whose outcome is unknown.
 
 Throttles (`TooManyRequestsException`, HTTP 429) and `ResourceConflictException` (another
-update in progress, DESIGN.md §2) are refusals: nothing happened, so they are retried with
+update in progress, docs/platform.md) are refusals: nothing happened, so they are retried with
 capped exponential backoff and full jitter (AWS Architecture Blog, "Exponential Backoff And
 Jitter", 2015): attempt n waits uniform(0, min(cap, base * 2**n)) seconds, and at least the
 `retryAfterSeconds` the service asked for. Everything else is left to botocore's standard retry

@@ -1,4 +1,4 @@
-"""The emulator: a local stand-in for Lambda and CloudWatch (DESIGN.md §4).
+"""The emulator: a local stand-in for Lambda and CloudWatch (docs/platform.md).
 
 It runs real handler code in worker processes (`runner.py`) and reports Lambda-shaped results
 whose durations come from the performance model (`model.py`, `execution.py`) rather than from
@@ -7,7 +7,7 @@ this machine's wall clock. What the platform itself decides is modelled here:
 - Execution environments per (function, variant): an invocation reuses an idle environment
   that finished less than `keep_alive_s` ago (warm), otherwise it starts a new one (cold: init
   runs, is reported and billed). Changing a function's memory drops its environments, so every
-  memory change starts cold (DESIGN.md §2).
+  memory change starts cold (docs/platform.md).
 - Concurrency: at most `concurrency_limit` invocations in flight across the account; beyond
   that an invocation is throttled at once (not run, not billed).
 - Time: an invocation completes `init + duration` after it starts, on the injected clock.
@@ -448,6 +448,7 @@ class EmulatorPlatform:
             error_message=outcome.error_message,
             started_at=started,
             finished_at=finished,
+            architecture=invocation.spec.architecture,
         )
         if invocation.environment is not None:
             # A crashed or killed runtime is not reused (Lambda resets the environment).
@@ -468,6 +469,7 @@ class EmulatorPlatform:
             error_message="Rate Exceeded. (concurrency limit reached)",
             started_at=now,
             finished_at=now,
+            architecture=invocation.spec.architecture,
         )
         self._records[invocation.handle.function].append(
             _Record(invocation.qualifier, now, now, ErrorKind.THROTTLED, None)

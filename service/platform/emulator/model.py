@@ -3,7 +3,7 @@
 Formulas (memory m in MB):
 
 1. CPU share. Lambda allocates CPU in proportion to memory: 1,769 MB is one vCPU, 10,240 MB
-   gets 6 vCPUs, and below 1,769 MB a function gets a fraction of one vCPU (DESIGN.md §2; AWS
+   gets 6 vCPUs, and below 1,769 MB a function gets a fraction of one vCPU (docs/platform.md; AWS
    Lambda developer guide, "Configuring Lambda function memory")::
 
        v(m) = min(m / 1769, 6)
@@ -34,7 +34,7 @@ Formulas (memory m in MB):
    deviations either side of the median.
 
 4. Cold start: a new execution environment first runs init (runtime start plus the handler
-   module's imports), reported as `Init Duration` and billed (DESIGN.md §2). Without a measured
+   module's imports), reported as `Init Duration` and billed (docs/platform.md). Without a measured
    value the emulator uses RUNTIME_INIT_MS plus the measured import time of the handler.
 
 5. Out of memory when the peak footprint exceeds memory; a run longer than its timeout is cut
@@ -47,8 +47,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-MB_PER_VCPU = 1769.0  # DESIGN.md §2
-MAX_VCPUS = 6.0  # DESIGN.md §2: 6 vCPU at 10,240 MB
+MB_PER_VCPU = 1769.0  # docs/platform.md
+MAX_VCPUS = 6.0  # docs/platform.md: 6 vCPU at 10,240 MB
 DEFAULT_SIGMA = 0.05  # our assumption, see the module docstring
 Z_P90 = 1.2815515655446004  # standard normal quantile at 0.9
 RUNTIME_INIT_MS = 120.0  # illustrative: a python3.x zip function's runtime init without imports

@@ -6,7 +6,7 @@ Two file formats, told apart by their keys, both read by `load_profile`:
   code measured on this machine, e.g.
   ``{"name": "builtin:mlp", "cpu_ms": 1234.0, "parallel_fraction": 0.3, "max_threads": 2,
   "io_ms": 0.0, "peak_memory_mb": 210.0, "init_ms": 450.0}``;
-- a **measured profile** (DESIGN.md §4): per memory size, duration percentiles and memory used
+- a **measured profile** (docs/platform.md): per memory size, duration percentiles and memory used
   as measured on real Lambda, under the key ``"memory_mb"``, plus optional ``cold_start_ms``.
 
 A measured profile becomes a `ProfileCurve`, tabulated for every whole MB from 128 to 10,240
