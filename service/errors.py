@@ -39,3 +39,7 @@ class Conflict(ProblemError):
 
 class Unprocessable(ProblemError):
     status, slug, title = 422, "unprocessable", "Unprocessable request"
+
+
+class PreconditionFailed(ProblemError):
+    status, slug, title = 412, "precondition-failed", "Precondition failed"

@@ -70,6 +70,24 @@ class Settings(BaseSettings):
         description="Checkpoints and handler results: file:///path or s3://bucket/prefix "
         "(default: file://<state_dir>/store).",
     )
+    events_poll_s: float = Field(
+        1.0, gt=0, description="How often a job's event stream looks for new events."
+    )
+    webhook_interval_s: float = Field(
+        5.0, gt=0, description="How often ended jobs are sent to their tenant's webhook."
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook POST.")
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=30, description="Attempts before a delivery is marked failed."
+    )
+    webhook_backoff_s: float = Field(
+        10.0, gt=0, description="Wait after the first failed attempt; doubles each time (≤ 1 h)."
+    )
+    metrics_token: str | None = Field(
+        None,
+        description="Bearer token GET /metrics requires; unset, /metrics is open (as exporters "
+        "usually are).",
+    )
     aws_region: str = Field("us-east-1", description="AWS region for the aws backend.")
     aws_endpoint_url: str | None = Field(
         None, description="Override AWS endpoint (e.g. a moto server) for the aws backend."

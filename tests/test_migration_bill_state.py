@@ -104,13 +104,13 @@ def _bills(url: str) -> dict[str, tuple]:
 def test_existing_rows_get_their_bill_state_and_the_migration_round_trips(scratch_url):
     upgrade(scratch_url, "0002")
     _seed(scratch_url)
-    upgrade(scratch_url)
+    upgrade(scratch_url, "0003")
     assert current_revision(scratch_url) == "0003"
     assert _bills(scratch_url) == {
         "done": ("final", 8_000_000, 200_000),
         "ambiguous": ("pending", 0, 200_000),  # its request is counted, its duration to come
     }
-    downgrade(scratch_url, "-1")
+    downgrade(scratch_url, "0002")
     assert current_revision(scratch_url) == "0002"
     engine = make_engine(scratch_url)
     try:

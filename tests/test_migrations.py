@@ -25,6 +25,10 @@ TABLES = {
     "observations",
     "idempotency_keys",
     "predictor_states",
+    "dashboards",
+    "usage_hours",
+    "webhooks",
+    "webhook_deliveries",
 }
 
 

@@ -145,9 +145,16 @@ def bench_control(
         10.0, "--api-seconds", min=0.5, help="Load per API route, seconds."
     ),
     api_threads: int = typer.Option(8, "--api-threads", min=1, help="Load generator threads."),
+    dashboard_jobs: int = typer.Option(
+        10_000,
+        "--dashboard-jobs",
+        min=1,
+        help="Jobs (× 100 invocations) for the dashboard queries.",
+    ),
 ) -> None:
     """Measure the control plane on a private Postgres database (127.0.0.1:5432): reconcile
-    pass time (one replica, two), forecaster throughput, API rps and latency."""
+    pass time (one replica, two), forecaster throughput, API rps and latency, and the dashboard
+    queries (/v1/usage, a job's series, …) at --dashboard-jobs × 100 invocations."""
     from rich.console import Console
 
     from service.bench.control.postgres import PostgresUnavailable
@@ -161,6 +168,7 @@ def bench_control(
         series=series,
         api_seconds=api_seconds,
         api_threads=api_threads,
+        dashboard_jobs=dashboard_jobs,
     )
     try:
         with console.status("bench-control") as status:

@@ -30,6 +30,7 @@ from decimal import Decimal
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
+from service import metrics
 from service.control import functions, leases
 from service.control.learning import Learner
 from service.control.reconcile import Reconciler
@@ -151,6 +152,7 @@ class Controller:
         """One tick, as named steps: collect → claim → load → record → learn → advance →
         commit → dispatch (VPA's loop of timed steps; the step timings are on the report)."""
         report = TickReport()
+        started = time.perf_counter()
         clock = _Stopwatch(report.timings)
         with clock("collect"):
             self._collect()
@@ -216,6 +218,7 @@ class Controller:
         if self.reconciler.due(now):
             with clock("reconcile"):
                 report.reconciled = self._reconcile(now)
+        metrics.record_tick(time.perf_counter() - started, report.timings, report.dispatched)
         return report
 
     def _reconcile(self, now: datetime) -> int:
@@ -367,6 +370,7 @@ class Controller:
         """A platform call that failed after the commit: the intent stays and is tried again
         next tick; after ``MAX_DISPATCH_FAILURES`` in a row the job fails with the reason."""
         log.warning("job %s: %s failed on the platform: %s", job_id, what, error)
+        metrics.DISPATCH_ERRORS.inc()
         count, _ = self.dispatch_failures.get(job_id, (0, ""))
         self.dispatch_failures[job_id] = (count + 1, f"{what} failed on the platform: {error}")
 

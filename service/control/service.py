@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from service import metrics
 from service.control.loop import Controller, JobEnd
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class LoopService:
             for end in report.ended:
                 log_job_end(end)
         except Exception:
+            metrics.record_failed_tick(time.monotonic() - started)
             log.exception("control loop tick failed; the next tick will reconcile")
         finally:
             self._lock.release()

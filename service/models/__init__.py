@@ -1,6 +1,7 @@
 """ORM tables. Importing this package registers every table on ``Base.metadata``."""
 
 from service.models.base import Base
+from service.models.dashboard import Dashboard
 from service.models.enums import (
     AllocationState,
     BillState,
@@ -16,6 +17,8 @@ from service.models.idempotency import IdempotencyKey
 from service.models.job import Job, Stage, Task
 from service.models.ledger import Allocation, Invocation, Observation, PredictorState
 from service.models.tenant import ApiKey, Tenant
+from service.models.usage import UsageHour
+from service.models.webhook import Webhook, WebhookDelivery
 
 __all__ = [
     "Allocation",
@@ -23,6 +26,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "BillState",
+    "Dashboard",
     "IdempotencyKey",
     "IdempotencyState",
     "Invocation",
@@ -37,5 +41,8 @@ __all__ = [
     "StageKind",
     "Task",
     "Tenant",
+    "UsageHour",
+    "Webhook",
+    "WebhookDelivery",
     "WorkStatus",
 ]

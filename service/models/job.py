@@ -42,6 +42,7 @@ class Job(Base):
         CheckConstraint("deadline_s > 0", name="deadline_positive"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_tenant_finished", "tenant_id", "finished_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)

@@ -49,6 +49,20 @@ class Invocation(Base):
         UniqueConstraint("task_id", "attempt"),
         Index("ix_invocations_job_state", "job_id", "state"),
         Index("ix_invocations_bill_state", "bill_state"),
+        # dashboard queries: a job's invocations in order, and a tenant's usage over time
+        Index("ix_invocations_job_created", "job_id", "created_at", "id"),
+        Index("ix_invocations_finished", "finished_at"),
+        Index(
+            "ix_invocations_job_finished",
+            "job_id",
+            "finished_at",
+            postgresql_include=[
+                "memory_mb",
+                "billed_ms",
+                "compute_cost_usd",
+                "request_cost_usd",
+            ],
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)

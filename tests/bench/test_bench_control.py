@@ -12,7 +12,14 @@ from service.bench.control.suite import ControlConfig, run_control_bench
 
 def test_control_bench_measures_and_cleans_up(tmp_path) -> None:
     config = ControlConfig(
-        jobs=20, workers=10, passes=2, series=1_000, api_seconds=1.0, api_threads=2
+        jobs=20,
+        workers=10,
+        passes=2,
+        series=1_000,
+        api_seconds=1.0,
+        api_threads=2,
+        dashboard_jobs=30,
+        dashboard_repeat=2,
     )
     document = run_control_bench(config, tmp_path)
 
@@ -29,6 +36,11 @@ def test_control_bench_measures_and_cleans_up(tmp_path) -> None:
     for route in ("get_job", "post_job"):
         assert document["api"][route]["ok"] > 0
         assert document["api"][route]["p99_ms"] >= document["api"][route]["p50_ms"]
+    dash = document["dashboards"]
+    assert dash["state"] == {"jobs": 30, "invocations": 3000, "setup_s": dash["state"]["setup_s"]}
+    assert set(dash["queries"]) >= {"usage, 90 days by day", "series of one job"}
+    assert all(q["p95_ms"] >= q["p50_ms"] > 0 for q in dash["queries"].values())
+    assert "## Dashboard queries" in (tmp_path / "control.md").read_text()
     assert json.loads((tmp_path / "control.json").read_text())["targets"]
     assert "## Reconcile pass" in (tmp_path / "control.md").read_text()
     with psycopg.connect(ADMIN_DSN) as connection:

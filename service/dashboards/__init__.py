@@ -1,0 +1,1 @@
+"""Saved dashboards: named lists of panels whose queries the API resolves in one call."""
