@@ -27,7 +27,6 @@ from service.tenants.service import TenantService
 from tests import browser
 from tests.api.ledger_seed import add_state, seed_job
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
 
@@ -140,6 +139,7 @@ def live(tmp_path_factory) -> Iterator[dict]:
             "headers": headers,
             "job_id": str(seeded.job_id),
             "dashboard_id": dashboard["id"],
+            "state": state,
         }
     finally:
         server.terminate()
@@ -222,7 +222,9 @@ def test_sign_in_and_a_finished_jobs_page_renders_its_figures(chromium, live):
     change = page.inner_text("#timeline tr.allocation-changed")
     assert "512 → 1024 MB" in change and "needs 1024 MB to meet its deadline share" in change
     assert "deadline-split" in change
-    page.screenshot(path=str(DOCS / "ui-job.png"), full_page=True)
+    # a screenshot to look at (docs/ui-job.png is one, committed); a test never writes the tree
+    screenshot = page.screenshot(path=str(live["state"] / "ui-job.png"), full_page=True)
+    assert screenshot[:8] == b"\x89PNG\r\n\x1a\n"
 
     # the key is in this tab's session storage only
     assert page.evaluate("sessionStorage.getItem('cescale.apiKey')") == live["key"]
