@@ -24,10 +24,11 @@ PEAK_MARGIN = 1.1  # safety margin on observed peak use (VPA uses 15 % on noisie
 PEAK_MARGIN_MB = 16
 MAX_PLANNING_MARGIN = 0.3  # without a forecast: plan durations at most 30 % above the curve
 LEVEL = 0.9  # prediction intervals the plans use
-MIN_FORECAST_POINTS = 3  # rounds a duration forecast needs before it sets the margin
-# A forecast factor is trusted within these bounds: a run at a quarter of the curve, or 4× it,
-# says the curve is wrong (it is refitted from the same runs), not that the next round will be.
-FORECAST_FACTOR_BOUNDS = (0.5, 4.0)
+MIN_FORECAST_POINTS = 4  # rounds a duration forecast needs before it sets the margin
+RECENT_ROUNDS = 2  # the latest rounds, left out of the baseline a forecast is compared with
+# A round forecast at 4× its past says the curve is wrong (it is refitted from the same runs),
+# not that the next round will be: the drift factor is trusted up to this.
+MAX_DRIFT_FACTOR = 4.0
 
 
 class DurationModel(Protocol):
@@ -47,9 +48,10 @@ class ShapeModel:
     init_ms: float
     floor_mb: int
     level: float = 0.9
-    # Upper bound (at ``level``) of the next run's duration relative to the curve, from the
-    # ARIMA forecaster of this shape's runs; None until it has enough of them.
-    factor_upper: float | None = None
+    # How much slower than its past rounds the next round is forecast to run, relative to the
+    # curve (ARIMA, or EWMA before there are enough rounds to fit one, over this shape's
+    # rounds); None until there are enough rounds to tell (``duration_factor``).
+    drift_factor: float | None = None
     # The largest size this shape has run at: above it the curve is an extrapolation.
     measured_max_mb: int | None = None
     # How many different sizes it has run at: one size cannot tell CPU-bound work (slower
@@ -90,14 +92,15 @@ class ShapeModel:
         # against it would rule every size out. The margin is capped: the plan is made again
         # after every stage with more points, which is what narrows it.
         predicted = self._predict(memory_mb)
-        if self.factor_upper is not None:
-            # The duration forecast of this shape's recent runs relative to the curve: it
-            # follows drift the curve (fitted on every run so far) lags behind, so it replaces
-            # the fixed margin, either way.
-            low, high_factor = FORECAST_FACTOR_BOUNDS
-            return predicted * min(max(self.factor_upper, low), high_factor)
         high = self.curve.predict_interval(memory_mb, self.level)[1]
-        return min(high, predicted * (1 + MAX_PLANNING_MARGIN))
+        margin = min(high, predicted * (1 + MAX_PLANNING_MARGIN))
+        if self.drift_factor is None:
+            return margin
+        # The curve is fitted on every run so far, so it lags behind drift (a slower data
+        # source, a noisy neighbour): when the duration forecast says the next round is slower,
+        # relative to the curve, than the rounds before were, the margin grows by as much, past
+        # the fixed cap. A steady series leaves it as it is.
+        return margin * min(max(self.drift_factor, 1.0), MAX_DRIFT_FACTOR)
 
     def relative_error(self, memory_mb: int) -> float:
         return self.curve.relative_error(memory_mb)
@@ -132,7 +135,7 @@ def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> 
         fmean(inits) if inits else DEFAULT_INIT_MS,
         floor_mb(observations, shape),
         level=LEVEL,
-        factor_upper=duration_factor(observations, shape),
+        drift_factor=duration_factor(observations, shape),
         measured_max_mb=max(s.memory_mb for s in ok),
         measured_sizes=len({s.memory_mb for s in ok}),
     )
@@ -147,16 +150,22 @@ def learned_curve(observations: Observations, shape: str, runs: int) -> MemoryCu
 
 
 def duration_factor(observations: Observations, shape: str) -> float | None:
-    """Upper end (at ``LEVEL``) of the next run's duration relative to the curve, forecast by
-    the learn step from the series of this shape's past rounds (ARIMA, or its EWMA before
-    there are enough rounds to fit one); None without ``MIN_FORECAST_POINTS`` rounds."""
+    """The learn step's forecast of this shape's next round relative to the curve, divided by
+    the same ratio over its earlier rounds (their median, all but the ``RECENT_ROUNDS`` latest):
+    above 1 when rounds drift slower than the curve, which is fitted on all of them, keeps up
+    with. None before ``MIN_FORECAST_POINTS`` rounds."""
     stored = observations.predictors.get(f"duration:{shape}")
     if stored is None or stored["observations"] < MIN_FORECAST_POINTS:
         return None
+    history = stored["state"]["history"]  # log-ratios, oldest first
+    if len(history) < RECENT_ROUNDS + 2:
+        return None
     bank = ForecasterBank(1, ROUND_DURATIONS)
     bank.load_series_state(0, stored["state"])
-    upper = float(bank.forecast(np.array([0]), horizon=1, level=LEVEL).upper[0, 0])
-    return upper if math.isfinite(upper) else None
+    mean = float(bank.forecast(np.array([0]), horizon=1, level=LEVEL).mean[0, 0])
+    baseline = math.exp(float(np.median(history[:-RECENT_ROUNDS])))
+    factor = mean / baseline
+    return factor if math.isfinite(factor) else None
 
 
 def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeModel] | None:
@@ -177,7 +186,7 @@ def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeMod
             slowest.curve,
             slowest.init_ms,
             max(slowest.floor_mb, floor_mb(observations, shape)),
-            factor_upper=slowest.factor_upper,
+            drift_factor=slowest.drift_factor,
             measured_max_mb=slowest.measured_max_mb,
             measured_sizes=slowest.measured_sizes,
         )

@@ -21,18 +21,19 @@ def plan(result: dict) -> list[tuple[int, str]]:
 
 
 def test_a_drifting_jobs_plan_differs_with_and_without_the_learn_step():
+    # a cell of `cescale bench --ablate learning`: train-mlp-w4 at seed 0, its tight deadline
+    # under the trend (runs 60 % slower per static-1769 JCT into the job)
     workload = {w.id: w for w in builtin_workloads()}["train-mlp-w4"]
-    spec = workload.spec({"name": "ce-scaling"}, 95.0, 0)
-    drift = Drift("trend", pct_per_min=54.55)  # 60 % slower per static-1769 JCT
+    spec = workload.spec({"name": "ce-scaling"}, 103.9, 0)
+    drift = Drift("trend", pct_per_min=54.55)
     runs = {
         learn: simulate(spec, seed=0, workload=workload.model(), drift=drift, learn=learn)
         for learn in (True, False)
     }
     learned, fixed = plan(runs[True]), plan(runs[False])
     assert learned != fixed
-    first = next(i for i, (a, b) in enumerate(zip(learned, fixed, strict=False)) if a != b)
-    # where they part, the forecast of slower rounds asks for more memory than the fixed margin
-    assert learned[first][0] > fixed[first][0]
+    # the forecast saw rounds slowing down and planned for it; the fixed margin did not
+    assert runs[True]["deadline_met"] and not runs[False]["deadline_met"]
     assert all(r["status"] == "succeeded" for r in runs.values())
 
 
