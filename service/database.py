@@ -23,7 +23,10 @@ class StrayCommitError(RuntimeError):
     """A commit happened outside the unit of work's planned commit point."""
 
 
-def make_engine(url: str, **kwargs: object) -> Engine:
+def make_engine(url: str, *, statement_timeout_s: float | None = None, **kwargs: object) -> Engine:
+    """An engine for ``url``. ``statement_timeout_s``: on Postgres, no statement (nor wait for a
+    lock) of this engine's sessions runs longer — so no database call blocks a loop tick or a
+    request without bound (SQLite has its busy timeout of 30 s)."""
     if url in ("sqlite://", "sqlite:///:memory:"):
         # One in-memory database shared by every session (the simulation driver's).
         engine = create_engine(
@@ -35,6 +38,10 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if statement_timeout_s is not None:
+        ms = max(1, round(statement_timeout_s * 1000))
+        options = f"-c statement_timeout={ms} -c lock_timeout={ms}"
+        kwargs = {"connect_args": {"options": options}, **kwargs}
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
@@ -77,7 +84,13 @@ class Database:
 
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
-        self.engine = engine if engine is not None else make_engine(settings.database_url)
+        self.engine = (
+            engine
+            if engine is not None
+            else make_engine(
+                settings.database_url, statement_timeout_s=settings.db_statement_timeout_s
+            )
+        )
         self.sessionmaker = make_sessionmaker(self.engine)
 
     @contextmanager

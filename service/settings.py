@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         30.0, gt=0, description="A job whose controller stops renewing is taken over after this."
     )
     controller_batch: int = Field(200, ge=1, description="Jobs advanced per tick per replica.")
+    db_statement_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Postgres: no statement of the service or the loop, nor a wait for a lock, "
+        "runs longer than this (a tick or request fails and the next one retries).",
+    )
     max_attempts: int = Field(4, ge=1, le=20, description="Invocations per task before failing.")
     metrics_interval_s: float = Field(
         60.0, gt=0, description="How often the loop polls each running function's metrics."

@@ -67,3 +67,24 @@ def test_a_thousand_tiny_bills_sum_exactly(session):
         )
     )
     assert total == rounded * 1000
+
+
+def test_no_statement_of_the_service_runs_past_its_timeout(pg_url):
+    # The service's Database bounds every Postgres statement and lock wait, so a database call
+    # cannot block a loop tick or a request without end.
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from service.database import Database
+    from service.settings import Settings
+
+    settings = Settings(database_url=pg_url, db_statement_timeout_s=0.2, controller_enabled=False)
+    database = Database(settings)
+    try:
+        with database.session() as session:
+            assert session.scalar(text("SHOW statement_timeout")) == "200ms"
+            assert session.scalar(text("SHOW lock_timeout")) == "200ms"
+            with pytest.raises(OperationalError, match="statement timeout"):
+                session.execute(text("SELECT pg_sleep(30)"))
+    finally:
+        database.dispose()

@@ -57,6 +57,7 @@ class LoopService:
         if not self._lock.acquire(blocking=False):
             return
         started = time.monotonic()
+        report = None
         try:
             report = self.controller.run_once(datetime.now(UTC))
             for end in report.ended:
@@ -68,8 +69,21 @@ class LoopService:
             self._lock.release()
         took = time.monotonic() - started
         if took > self.interval_s:
+            # which step it was: an operator needs that to tell the database from the platform
+            steps = (
+                ", ".join(
+                    f"{step} {seconds:.2f}s"
+                    for step, seconds in sorted(report.timings.items(), key=lambda kv: -kv[1])
+                    if seconds >= 0.01
+                )
+                if report is not None
+                else "the tick failed"
+            )
             log.warning(
-                "control loop tick took %.2fs, over its %.2fs interval", took, self.interval_s
+                "control loop tick took %.2fs, over its %.2fs interval (%s)",
+                took,
+                self.interval_s,
+                steps,
             )
 
     def start(self, loops: int | None = None) -> None:
