@@ -17,6 +17,7 @@ LogFormat = Literal["text", "json"]
 LEVELS = ("critical", "error", "warning", "info", "debug")
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# In JSON, a line logged while a request is handled has its ``request_id`` field.
 # Libraries whose INFO lines are chatter (per request, or alembic's on every in-memory database
 # a simulation migrates); they speak up from WARNING on.
 QUIET = ("alembic", "botocore", "boto3", "urllib3", "s3transfer", "httpx", "httpcore", "matplotlib")
@@ -50,8 +51,10 @@ def logging_config(level: str = "info", fmt: LogFormat = "text") -> dict[str, An
         # uvicorn's loggers: no handlers of their own, so one line per event, in our format
         **{
             logger: {"level": name, "handlers": [], "propagate": True}
-            for logger in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+            for logger in ("uvicorn", "uvicorn.error", "uvicorn.asgi")
         },
+        # the service's own access log (service.api.requests) carries the request id instead
+        "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
         **{logger: {"level": max(name, "WARNING", key=_rank)} for logger in QUIET},
         **{logger: {"level": max(name, "ERROR", key=_rank)} for logger in SILENT},
     }
@@ -59,10 +62,12 @@ def logging_config(level: str = "info", fmt: LogFormat = "text") -> dict[str, An
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
+        "filters": {"request_id": {"()": "service.api.request_id.RequestIdFilter"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
+                "filters": ["request_id"],
                 "stream": "ext://sys.stderr",
             }
         },

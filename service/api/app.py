@@ -19,6 +19,7 @@ from service.api import (
     webhooks,
 )
 from service.api.limits import RequestLimits
+from service.api.request_id import RequestId
 from service.database import Database
 from service.metrics import registry_for
 from service.settings import Settings, get_settings
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         max_body_bytes=settings.max_body_bytes,
         timeout_s=settings.request_timeout_s,
     )
+    app.add_middleware(RequestId)  # outermost: limit responses carry the id too
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(jobs.router)

@@ -171,8 +171,13 @@ def bench_control(
         dashboard_jobs=dashboard_jobs,
     )
     try:
-        with console.status("bench-control") as status:
-            document = run_control_bench(config, out, say=lambda line: status.update(line))
+        if console.is_terminal:
+            with console.status("bench-control") as status:
+                document = run_control_bench(config, out, say=lambda line: status.update(line))
+        else:  # a log file: one line per measurement as it starts
+            document = run_control_bench(
+                config, out, say=lambda line: print(f"bench-control: {line}", flush=True)
+            )
     except PostgresUnavailable as error:
         typer.secho(f"error: {error}", fg="red", err=True)
         raise typer.Exit(2) from None

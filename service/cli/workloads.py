@@ -59,7 +59,8 @@ def profile_workload(
         _usage(f"--kind must be hpo or training, got {kind!r}")
     request = ProfileRequest(workload, dataset, parsed, epochs, kind, repeats)
     try:
-        result = profile(request)
+        # progress on stderr, one line per run batch: stdout stays the result (or JSON)
+        result = profile(request, on_step=lambda line: typer.echo(f"profiling: {line}", err=True))
     except ProfileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(USAGE_ERROR if exc.usage else 1) from None

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,12 +65,17 @@ class ProfileRequest:
             return self.workload
 
 
-def profile(request: ProfileRequest) -> dict[str, Any]:
-    """The code profile of ``request.workload``, in the emulator's format."""
+def profile(
+    request: ProfileRequest, on_step: Callable[[str], None] = lambda line: None
+) -> dict[str, Any]:
+    """The code profile of ``request.workload``, in the emulator's format. ``on_step`` hears of
+    each run as it starts (progress for the command)."""
     if request.threads < 2:
         raise ProfileError("the parallel fraction needs a run with >= 2 threads", usage=True)
     path = request.handler_path()
+    on_step(f"{request.repeats} run(s) at 1 thread")
     single = _run_child(request, path, threads=1)
+    on_step(f"{request.repeats} run(s) at {request.threads} threads")
     multi = _run_child(request, path, threads=request.threads)
     t1 = max(_median(single, "compute_ms"), 1e-3)
     tn = _median(multi, "compute_ms")

@@ -161,7 +161,10 @@ def test_serve_logs_each_event_as_one_json_line_with_time_level_and_logger(servi
         assert {"time", "level", "logger", "message"} <= set(record)
         assert record["time"].endswith("+00:00")
     loggers = {r["logger"] for r in records}
-    assert {"uvicorn.error", "uvicorn.access", "service.control.service"} <= loggers
+    assert {"uvicorn.error", "service.api.requests", "service.control.service"} <= loggers
+    # the access log: one line per request, with the id the response returned as X-Request-Id
+    requests = [r for r in records if r["logger"] == "service.api.requests"]
+    assert requests and all(len(r["request_id"]) == 32 for r in requests)
     (end,) = ends
     assert end["level"] == "INFO" and end["status"] == "succeeded"
     assert end["cost_usd"] > 0 and end["jct_s"] > 0 and end["deadline_missed"] is False

@@ -23,16 +23,17 @@ def restore_logging():
 def test_text_lines_carry_utc_time_level_and_logger_for_ours_and_uvicorns(restore_logging, capsys):
     logs.configure("info", "text")
     logging.getLogger("service.control.service").info("job %s succeeded", "abc")
-    logging.getLogger("uvicorn.access").info(
-        '%s - "%s %s HTTP/%s" %d', "ip", "GET", "/", "1.1", 200
-    )
+    logging.getLogger("uvicorn.access").info("left to the service's own access log")
+    logging.getLogger("service.api.requests").info("GET / 200 1.0ms request_id=abc")
     logging.getLogger("service.x").debug("below the level")
     logging.getLogger("apscheduler.scheduler").warning("skipped: maximum number of instances")
     logging.getLogger("httpx").info("HTTP Request: GET ...")
     lines = capsys.readouterr().err.splitlines()
     stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
     assert re.fullmatch(stamp + r" INFO    service\.control\.service: job abc succeeded", lines[0])
-    assert re.fullmatch(stamp + r' INFO    uvicorn\.access: ip - "GET / HTTP/1\.1" 200', lines[1])
+    assert re.fullmatch(
+        stamp + r" INFO    service\.api\.requests: GET / 200 1\.0ms request_id=abc", lines[1]
+    )
     assert len(lines) == 2  # debug below the level; APScheduler and httpx chatter quieted
 
 

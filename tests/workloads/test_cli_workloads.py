@@ -45,6 +45,11 @@ def test_profile_prints_the_emulator_code_profile(cli, tmp_path):
     assert 0.0 <= profile["parallel_fraction"] <= 1.0
     assert 20 < profile["peak_memory_mb"] < 1000
     assert json.loads(out.read_text()) == profile
+    # progress, one line per batch of runs, on stderr (stdout stays the JSON)
+    assert result.stderr.splitlines() == [
+        "profiling: 1 run(s) at 1 thread",
+        "profiling: 1 run(s) at 2 threads",
+    ]
 
 
 def test_profile_runs_a_training_worker_and_a_bring_your_own_handler(cli, monkeypatch):
@@ -95,8 +100,9 @@ def test_profile_unreachable_s3_is_one_clear_line_not_a_traceback(cli, monkeypat
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     result = cli("profile", "builtin:logreg", "--dataset", "s3://bucket/data.npz")
     assert result.exit_code == 1, result.output
-    assert result.stderr.startswith("error: EndpointConnectionError: ")
-    assert len(result.stderr.strip().splitlines()) == 1
+    *progress, error = result.stderr.strip().splitlines()
+    assert error.startswith("error: EndpointConnectionError: ")  # one line, after the progress
+    assert all(line.startswith("profiling: ") for line in progress)
     assert "Traceback" not in result.output
 
 
