@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, type_coerce
 
 from service.control.drive import drive
 from service.control.loop import Controller
@@ -13,6 +13,7 @@ from service.database import Database, commit, make_engine
 from service.jobs.service import JobService
 from service.migrate import upgrade_engine
 from service.models import Allocation, Invocation, Job, Stage, Task, Tenant
+from service.models.base import Money
 from service.platform.clock import VirtualClock
 from service.platform.emulator.backend import EmulatorPlatform
 from service.policies.oracle import Oracle, Truth
@@ -122,9 +123,11 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
             select(func.count()).select_from(Invocation).where(Invocation.job_id == job_id)
         )
         costliest = session.scalar(
-            select(func.max(Invocation.compute_cost_usd + Invocation.request_cost_usd)).where(
-                Invocation.job_id == job_id
-            )
+            select(
+                type_coerce(
+                    func.max(Invocation.compute_cost_usd + Invocation.request_cost_usd), Money
+                )
+            ).where(Invocation.job_id == job_id)
         )
         cold = session.scalar(
             select(func.count())
