@@ -26,6 +26,14 @@ divided by its duration), so a 300 ms point counts as much as a 3 s one.
 assumption the data must earn by a lower residual. Measurements that stop below ``k`` vCPUs
 cannot tell the caps apart; the spread between the models that fit equally well becomes part of
 the uncertainty, which therefore grows when predicting far from the measured sizes.
+
+Choosing a size by cost (``cheapest``, ``next_size``): in this form memory × duration never falls
+as memory grows, so the lowest *predicted* cost is always the smallest size, while real functions
+can be more than proportionally slower at small sizes (garbage collection under memory pressure).
+The curve therefore keeps its measurements and reads each size's cost through them, with an
+interval that is the noise at a measured size and widens away from it; it picks the size whose
+upper-bound cost is lowest, and measures next where the expected improvement on that bound is
+largest.
 """
 
 from __future__ import annotations
