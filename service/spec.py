@@ -402,8 +402,45 @@ class _PublishedJob(_Spec):
     policy: Policy = Field(default_factory=_default_policy)
 
 
+def _builtin_rules(section: str, field: str, with_values: bool) -> dict[str, Any]:
+    """JSON Schema saying what a built-in workload's ``section.field`` may name: its own
+    parameters (and, for ``training.params``, their values).
+
+    Either the function is not a built-in, or it is one and the field names only its
+    parameters. (The same as one ``if``/``then`` per built-in, written without negating a
+    whole object, which schema-driven generators handle far faster.)"""
+
+    def function(rule: dict[str, Any]) -> dict[str, Any]:
+        return {"workload": {"properties": {"function": rule}}}
+
+    others = {"properties": function({"not": {"enum": list(builtin_params.BUILTIN_PARAMS)}})}
+    rules = [others]
+    for name, schema in builtin_params.BUILTIN_PARAMS.items():
+        names: dict[str, Any] = {"propertyNames": {"enum": sorted(schema["properties"])}}
+        if with_values:
+            names["properties"] = schema["properties"]
+        rules.append(
+            {
+                "properties": {
+                    **function({"const": name}),
+                    section: {"properties": {field: names}},
+                }
+            }
+        )
+    return {
+        "allOf": [
+            {
+                "description": "A built-in workload takes only its own parameters.",
+                "anyOf": rules,
+            }
+        ]
+    }
+
+
 class HpoJobSpec(_PublishedJob):
     """A hyperparameter search (successive halving or Hyperband)."""
+
+    model_config = ConfigDict(json_schema_extra=_builtin_rules("hpo", "search_space", False))
 
     kind: Literal["hpo"]
     hpo: HpoSpec
@@ -411,6 +448,8 @@ class HpoJobSpec(_PublishedJob):
 
 class TrainingJobSpec(_PublishedJob):
     """Data-parallel training in rounds."""
+
+    model_config = ConfigDict(json_schema_extra=_builtin_rules("training", "params", True))
 
     kind: Literal["training"]
     training: TrainingSpec

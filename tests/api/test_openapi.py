@@ -6,9 +6,12 @@ spec's rules in the request schema.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from tests.api.helpers import HPO_SPEC, TRAINING_SPEC, spec
@@ -41,6 +44,7 @@ OPERATION_IDS = {
     ("get", "/v1/dashboards/{dashboard_id}/data"): "getDashboardData",
 }
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -183,3 +187,18 @@ def test_null_where_the_schema_says_no_null_is_a_422(client, alice, document):
     response = client.post("/v1/jobs", json=document, headers=alice.headers)
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_shipped_examples_are_valid_under_the_published_schema(document):
+    """The schema is no stricter than the service on the specs we ship (and the test specs)."""
+    body = document["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    validator = Draft202012Validator({**body["schema"], "components": document["components"]})
+    examples = sorted((ROOT / "examples").glob("*.json"))
+    assert examples
+    for example in [*(json.loads(path.read_text()) for path in examples), HPO_SPEC, TRAINING_SPEC]:
+        errors = [error.message for error in validator.iter_errors(example)]
+        assert not errors, (example["name"], errors)
+    broken = spec(
+        workload={"function": "builtin:logreg"}, hpo__search_space={"hidden": {"choice": [8]}}
+    )
+    assert not validator.is_valid(broken)  # logreg takes no `hidden`

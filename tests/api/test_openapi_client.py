@@ -78,6 +78,12 @@ def _run(command: list[str], what: str, **kwargs) -> subprocess.CompletedProcess
     return done
 
 
+def _works(python: Path) -> bool:
+    """A venv left by an earlier run still runs (its base interpreter may have gone)."""
+    check = [str(python), "-c", "import openapi_python_client"]
+    return python.exists() and subprocess.run(check, capture_output=True).returncode == 0
+
+
 @pytest.fixture(scope="module")
 def generator_python() -> Path:
     """The Python of a venv holding openapi-python-client (built once, then reused)."""
@@ -86,7 +92,7 @@ def generator_python() -> Path:
     ready = VENV / ".ready"
     with (CACHE / f"{VENV.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not ready.exists():
+        if not ready.exists() or not _works(python):
             _run([sys.executable, "-m", "venv", "--clear", str(VENV)], "making the venv")
             installed = subprocess.run(
                 [str(python), "-m", "pip", "install", "--quiet", GENERATOR],

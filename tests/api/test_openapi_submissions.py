@@ -13,12 +13,15 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis_jsonschema import from_schema
+from jsonschema import Draft202012Validator
 
-# Each example is one real POST through the app into Postgres (~10-30 ms); 120 keeps the test
-# near 10 s on a busy 2-core machine while still covering every kind, policy and distribution
-# form many times over. The share asked for is well under the share measured (about 0.8).
+# Each example is one real POST through the app into Postgres, and drawing it costs
+# hypothesis-jsonschema ~0.1 CPU s: 60 examples keep the test near 10 CPU s (well under a
+# minute on a busy 2-core machine) while covering every kind, policy and distribution form
+# many times over. The share asked for is under the share measured, 0.6-0.85 over random seeds.
 MAX_EXAMPLES = 60
-MIN_ACCEPTED_SHARE = 0.2
+MIN_ACCEPTED_SHARE = 0.5
+MIN_VALID = 20
 
 
 def inline(node: Any, document: dict[str, Any]) -> Any:
@@ -50,28 +53,40 @@ def request_schema(openapi: dict[str, Any]) -> dict[str, Any]:
     return inline(body["schema"], openapi)
 
 
+def without_builtin_rules(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` less the rule that a built-in workload takes only its own parameters (the
+    ``allOf`` of each kind): hypothesis-jsonschema draws from it by filtering, at several times
+    the cost. The documents drawn without it are still judged against the whole schema."""
+    return {**schema, "anyOf": [{**kind, "allOf": []} for kind in schema["anyOf"]]}
+
+
 def test_schema_generated_submissions_are_mostly_accepted_and_never_a_500(client, alice):
     schema = request_schema(client.get("/openapi.json").json())
-    statuses: Counter[int] = Counter()
+    published = Draft202012Validator(schema)
+    statuses: Counter[int] = Counter()  # of the documents the whole published schema accepts
     refusals: Counter[str] = Counter()
 
     @settings(
         max_examples=MAX_EXAMPLES,
         deadline=None,
         database=None,
+        derandomize=True,  # the same documents every run: the share asserted is reproducible
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(from_schema(schema))
+    @given(from_schema(without_builtin_rules(schema)))
     def submit(document: dict[str, Any]) -> None:
         response = client.post("/v1/jobs", json=document, headers=alice.headers)
         assert response.status_code in (201, 422), (response.status_code, response.text)
         assert response.headers["content-type"].startswith(
             "application/json" if response.status_code == 201 else "application/problem+json"
         )
+        if not published.is_valid(document):
+            return  # it breaks a built-in's parameter rule: only "no 500" applies
         statuses[response.status_code] += 1
         for error in response.json().get("errors", []) if response.status_code == 422 else ():
             refusals[error["msg"][:70]] += 1
 
     submit()
+    assert sum(statuses.values()) >= MIN_VALID, statuses
     share = statuses[201] / sum(statuses.values())
     assert share >= MIN_ACCEPTED_SHARE, (share, statuses, refusals.most_common(8))
