@@ -26,11 +26,9 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
+from service.domain.lambda_limits import MAX_MEMORY_MB, MAX_TIMEOUT_S, MIN_MEMORY_MB
 from service.workloads import params as builtin_params
 
-MIN_MEMORY_MB = 128  # Lambda's bounds (docs/platform.md)
-MAX_MEMORY_MB = 10_240
-MAX_TIMEOUT_S = 900
 MAX_DEADLINE_S = 30 * 24 * 3600
 
 BUILTIN_FUNCTIONS = tuple(builtin_params.BUILTIN_PARAMS)

@@ -7,8 +7,8 @@ import math
 
 import typer
 
-MIN_MEMORY_MB = 128  # docs/platform.md: Lambda memory is 128 … 10,240 MB
-MAX_MEMORY_MB = 10_240
+from service.domain.lambda_limits import MAX_MEMORY_MB, MIN_MEMORY_MB
+
 DEFAULT_SIZES = "128,256,512,1024,1536,1769,2048,3008,4096,10240"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
+from service.domain.lambda_limits import MAX_MEMORY_MB, MIN_MEMORY_MB
 from service.spec import CeScalingPolicy, JobSpec, PowerTuningPolicy, StaticPolicy
 
 
@@ -24,7 +25,11 @@ def simulate_command(
         "(simulation only: perfect knowledge, the lower bound on cost).",
     ),
     memory_mb: int | None = typer.Option(
-        None, "--memory-mb", min=128, max=10240, help="Memory for --policy static."
+        None,
+        "--memory-mb",
+        min=MIN_MEMORY_MB,
+        max=MAX_MEMORY_MB,
+        help="Memory for --policy static.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the emulator's noise and the loop."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),

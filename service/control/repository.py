@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import func, select, type_coerce
 from sqlalchemy.orm import Session
@@ -24,6 +25,24 @@ from service.models import (
 from service.models.base import Money
 
 PRELOAD_CHUNK = 500  # job ids per IN (...) list
+
+
+class SampleRow(NamedTuple):
+    """One finished, billed invocation with its task's shape and epochs."""
+
+    shape: str
+    stage_position: int
+    memory_mb: int
+    duration_ms: float
+    init_ms: float | None
+    peak_mb: float | None
+    epoch_from: int | None
+    epoch_to: int | None
+    outcome: str | None
+
+    @property
+    def epochs(self) -> int:
+        return (self.epoch_to or 0) - (self.epoch_from or 0)
 
 
 class LoopRepository:
@@ -125,28 +144,13 @@ class LoopRepository:
         if preloaded is not None:
             return preloaded
         compute, requests = _spend_columns()
-        row = self.session.execute(
+        spent_compute, spent_requests = self.session.execute(
             select(compute, requests).where(Invocation.job_id == job_id)
         ).one()
-        return row[0] + row[1]
+        return spent_compute + spent_requests
 
-    def last_allocation(self, job_id: uuid.UUID, function_name: str, shape: str) -> int | None:
-        """The memory most recently allocated to a shape (applied or about to be)."""
-        return self.session.scalar(
-            select(Allocation.to_mb)
-            .where(
-                Allocation.job_id == job_id,
-                Allocation.function_name == function_name,
-                Allocation.state.in_([AllocationState.INTENT.value, AllocationState.APPLIED.value]),
-                Allocation.detail["shape"].as_string() == shape,
-            )
-            .order_by(Allocation.created_at.desc(), Allocation.id.desc())
-            .limit(1)
-        )
-
-    def samples(self, job_id: uuid.UUID) -> list[tuple]:
-        """Finished, billed runs: (shape, stage position, memory, duration, init, peak, epochs,
-        outcome), oldest first."""
+    def samples(self, job_id: uuid.UUID) -> list[SampleRow]:
+        """Finished, billed runs, oldest first."""
         rows = self.session.execute(
             select(
                 Task.shape,
@@ -168,20 +172,7 @@ class LoopRepository:
             )
             .order_by(Invocation.finished_at, Invocation.id)
         )
-        return [tuple(row) for row in rows]
-
-    def current_allocations(self, job_id: uuid.UUID) -> list[tuple[str, int, uuid.UUID | None]]:
-        """(shape, memory, stage) of every change made, oldest first (vetoes excluded)."""
-        shape = Allocation.detail["shape"].as_string()
-        rows = self.session.execute(
-            select(shape, Allocation.to_mb, Allocation.stage_id)
-            .where(
-                Allocation.job_id == job_id,
-                Allocation.state != AllocationState.VETOED.value,
-            )
-            .order_by(Allocation.created_at, Allocation.id)
-        )
-        return [tuple(row) for row in rows]
+        return [SampleRow(*row) for row in rows]
 
     def oom_floors(self, job_id: uuid.UUID) -> dict[str, int]:
         """Per shape, the highest memory an out-of-memory retry raised it to."""
@@ -318,8 +309,8 @@ class LoopRepository:
 
     def pending_allocations(self, owner: str) -> list[tuple[Allocation, Job]]:
         return [
-            (row[0], row[1])
-            for row in self.session.execute(
+            (allocation, job)
+            for allocation, job in self.session.execute(
                 select(Allocation, Job)
                 .join(Job, Job.id == Allocation.job_id)
                 .where(Job.lease_owner == owner, Allocation.state == AllocationState.INTENT.value)

@@ -16,8 +16,8 @@ import math
 import random
 from dataclasses import dataclass
 
-from service.models.enums import InvocationOutcome
-from service.spec import MAX_MEMORY_MB
+from service.domain.enums import InvocationOutcome
+from service.domain.lambda_limits import MAX_MEMORY_MB
 
 OOM_FACTOR = 1.5
 OOM_MARGIN_MB = 64

@@ -480,17 +480,17 @@ class JobStepper:
     def _observations(self, stages, tasks, spent: Decimal, now: datetime) -> Observations:
         samples = tuple(
             Sample(
-                shape=row[0],
-                stage=row[1],
-                memory_mb=row[2],
-                duration_ms=row[3],
-                init_ms=row[4],
-                peak_mb=float(row[5]) if row[5] is not None else None,
-                epochs=(row[7] or 0) - (row[6] or 0),
-                ok=row[8] == InvocationOutcome.OK.value,
+                shape=row.shape,
+                stage=row.stage_position,
+                memory_mb=row.memory_mb,
+                duration_ms=row.duration_ms,
+                init_ms=row.init_ms,
+                peak_mb=float(row.peak_mb) if row.peak_mb is not None else None,
+                epochs=row.epochs,
+                ok=row.outcome == InvocationOutcome.OK.value,
             )
             for row in self.repo.samples(self.job.id)
-            if row[8] != InvocationOutcome.THROTTLED.value
+            if row.outcome != InvocationOutcome.THROTTLED.value
         )
         # A shape's current memory is what most of its tasks ran at in the latest stage that
         # had it (ties: the larger); rounds_since_change counts the stages since it changed.
@@ -599,9 +599,9 @@ class JobStepper:
         if self.job.max_cost_usd is None:
             return None
         runs = [
-            AdmissionRun(row[0], row[2], row[3], row[4], (row[7] or 0) - (row[6] or 0))
+            AdmissionRun(row.shape, row.memory_mb, row.duration_ms, row.init_ms, row.epochs)
             for row in self.repo.samples(self.job.id)
-            if row[8] == InvocationOutcome.OK.value and row[3]
+            if row.outcome == InvocationOutcome.OK.value and row.duration_ms
         ]
         admission = Admission(
             float(self.job.max_cost_usd),

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from service.domain.lambda_limits import MAX_MEMORY_MB, MIN_MEMORY_MB
 from service.models.base import Base, Money, UtcDateTime, new_id, utcnow
 from service.models.enums import (
     AllocationState,
@@ -42,7 +43,9 @@ class Invocation(Base):
     __table_args__ = (
         CheckConstraint(check_in("state", InvocationState), name="state"),
         CheckConstraint(f"outcome IS NULL OR {check_in('outcome', InvocationOutcome)}", "outcome"),
-        CheckConstraint("memory_mb BETWEEN 128 AND 10240", name="memory_range"),
+        CheckConstraint(
+            f"memory_mb BETWEEN {MIN_MEMORY_MB} AND {MAX_MEMORY_MB}", name="memory_range"
+        ),
         CheckConstraint("architecture IN ('x86_64', 'arm64')", name="architecture"),
         CheckConstraint(f"bill_state IS NULL OR {check_in('bill_state', BillState)}", "bill_state"),
         # One row per attempt: a re-run of the loop cannot record the same attempt twice.
@@ -98,7 +101,7 @@ class Allocation(Base):
     __tablename__ = "allocations"
     __table_args__ = (
         CheckConstraint(check_in("state", AllocationState), name="state"),
-        CheckConstraint("to_mb BETWEEN 128 AND 10240", name="to_range"),
+        CheckConstraint(f"to_mb BETWEEN {MIN_MEMORY_MB} AND {MAX_MEMORY_MB}", name="to_range"),
         Index("ix_allocations_job_created", "job_id", "created_at"),
     )
 

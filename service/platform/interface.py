@@ -16,12 +16,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from service.domain import lambda_limits
+from service.domain.lambda_limits import MAX_MEMORY_MB, MIN_MEMORY_MB
 from service.platform.clock import Clock
 
-# docs/platform.md: memory 128-10,240 MB in 1 MB steps; max timeout 900 s.
-MIN_MEMORY_MB = 128
-MAX_MEMORY_MB = 10_240
-MAX_TIMEOUT_S = 900.0
+MAX_TIMEOUT_S = float(lambda_limits.MAX_TIMEOUT_S)
 
 Architecture = Literal["x86_64", "arm64"]
 JSONValue = Any

@@ -23,13 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from service.domain.lambda_limits import GB_SECOND_USD, REQUEST_USD
 from service.platform.interface import Architecture, ErrorKind, InvokeResult, Report
 
-GB_SECOND_USD: dict[str, Decimal] = {
-    "x86_64": Decimal("0.0000166667"),
-    "arm64": Decimal("0.0000133334"),
-}
-REQUEST_USD = Decimal("0.20") / Decimal(1_000_000)
 _MB_PER_GB = Decimal(1024)
 _MS_PER_S = Decimal(1000)
 

@@ -28,6 +28,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+from service.domain.lambda_limits import MAX_MEMORY_MB, MB_PER_VCPU, MIN_MEMORY_MB
 from service.policies import guards
 from service.policies.base import MemoryDecision, PolicyContext
 from service.policies.costing import cold_start_usd, grid_between, invocation_usd
@@ -40,7 +41,7 @@ from service.spec import CeScalingPolicy
 # rest of the stage waits as little as possible and a tight deadline is not spent exploring,
 # while CPU-bound work costs about the same per task as at any smaller size. The sizes the rest
 # of the stage then runs at give the curve its further points.
-PROBE_MB = (1769,)
+PROBE_MB = (MB_PER_VCPU,)
 PILOT_SHARE = 2  # a shape with at least 2 tasks per probe size sends a pilot first
 SAFETY = 0.9  # plan to finish with 10 % of the remaining deadline to spare
 # A deadline that leaves at least this much per epoch still to run (one after another) is
@@ -55,15 +56,15 @@ CHEAP_PILOT_S_PER_EPOCH = 10.0
 # or the next round (training) to twice that size, to learn whether more memory is faster.
 PROBE_ABOVE_FACTOR = 2
 PROBE_SPEEDUP = 0.9  # probe further up only if the last doubling cut the time by ≥ 10 %
-ONE_VCPU_MB = 1769
+ONE_VCPU_MB = MB_PER_VCPU
 TIMEOUT_SHARE = 0.9  # plan invocations to end within 90 % of the function's timeout
 FASTEST_TOLERANCE = 1.03  # within 3 % (about the run-to-run noise) of the fastest is fastest
 
 
 @dataclass(frozen=True)
 class CeScaling:
-    min_memory_mb: int = 128
-    max_memory_mb: int = 10_240
+    min_memory_mb: int = MIN_MEMORY_MB
+    max_memory_mb: int = MAX_MEMORY_MB
     name: str = "ce-scaling"
     safety: float = SAFETY
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from statistics import fmean
 
-from service.models.enums import StageKind
+from service.domain.enums import StageKind
 from service.policies.base import MemoryDecision, PolicyContext, same_for_all
 from service.policies.costing import invocation_usd
 from service.spec import PowerTuningPolicy

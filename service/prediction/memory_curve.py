@@ -47,12 +47,13 @@ from typing import Any
 
 import numpy as np
 
+from service.domain import lambda_limits
+from service.domain.lambda_limits import MAX_MEMORY_MB, MIN_MEMORY_MB
+
 CostFunction = Callable[[float, float], float]  # (memory_mb, duration_ms) -> cost
 
-MB_PER_VCPU = 1_769.0  # docs/platform.md: 1,769 MB = 1 vCPU
-MAX_VCPU = 6.0  # docs/platform.md: 6 vCPU at 10,240 MB
-MIN_MEMORY_MB = 128
-MAX_MEMORY_MB = 10_240
+MB_PER_VCPU = float(lambda_limits.MB_PER_VCPU)
+MAX_VCPU = lambda_limits.MAX_VCPUS
 
 # Order of preference (simplest first) among the thread caps tried.
 THREAD_CAPS: tuple[int, ...] = (1, 6, 4, 2)

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from service.models.enums import StageKind
+from service.domain.enums import StageKind
 from service.spec import HpoSpec
 from service.workflows.plan import (
     Finished,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.models.enums import StageKind
+from service.domain.enums import StageKind
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from statistics import fmean
 
-from service.models.enums import StageKind
+from service.domain.enums import StageKind
 from service.spec import TrainingSpec
 from service.workflows.plan import Finished, StageOutline, StagePlan, StageResult, TaskPlan
 

@@ -47,8 +47,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-MB_PER_VCPU = 1769.0  # docs/platform.md
-MAX_VCPUS = 6.0  # docs/platform.md: 6 vCPU at 10,240 MB
+from service.domain import lambda_limits
+
+MB_PER_VCPU = float(lambda_limits.MB_PER_VCPU)
+MAX_VCPUS = lambda_limits.MAX_VCPUS
 DEFAULT_SIGMA = 0.05  # our assumption, see the module docstring
 Z_P90 = 1.2815515655446004  # standard normal quantile at 0.9
 RUNTIME_INIT_MS = 120.0  # illustrative: a python3.x zip function's runtime init without imports
