@@ -6,7 +6,7 @@ import hashlib
 import re
 from typing import Any
 
-from service.models import Invocation, Job, Stage, StageKind, Task
+from service.models import Invocation, Job, Stage, Task
 from service.platform.interface import FunctionSpec
 from service.spec import JobSpec
 from service.workloads import registry
@@ -91,10 +91,10 @@ def event(job: Job, stage: Stage, task: Task, invocation: Invocation, store: str
         "store": store,
     }
     if job.kind == "training":
-        profiling = stage.kind == StageKind.PROFILING.value  # power tuning runs worker 0
+        # power-tuning's profiling runs (no worker, no round of their own) run worker 0 of round 0
         payload |= {
-            "worker": 0 if profiling else int(task.key.rsplit("-", 1)[1]),
+            "worker": task.worker if task.worker is not None else 0,
             "workers": job.spec["training"]["workers"],
-            "round": 0 if profiling else int(stage.name.rsplit("-", 1)[1]),
+            "round": stage.round if stage.round is not None else 0,
         }
     return payload

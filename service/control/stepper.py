@@ -329,11 +329,9 @@ class JobStepper:
             plan = StagePlan(
                 stage.position,
                 stage.name,
-                stage.kind,
-                tuple(
-                    TaskPlan(t.key, t.params, t.epoch_from or 0, t.epoch_to or 0, shape=t.shape)
-                    for t in own
-                ),
+                StageKind(stage.kind),
+                tuple(_task_plan(t) for t in own),
+                round=stage.round,
             )
             outcomes = {
                 t.key: TaskOutcome(
@@ -362,6 +360,7 @@ class JobStepper:
             position=step.position,
             name=step.name,
             kind=step.kind.value,
+            round=step.round,
             status=WorkStatus.RUNNING.value,
             started_at=ctx.now,
         )
@@ -387,6 +386,7 @@ class JobStepper:
                 stage_id=stage.id,
                 key=plan.key,
                 shape=plan.shape,
+                worker=plan.worker,
                 status=WorkStatus.PENDING.value,
                 params=plan.params,
                 function_name=self.function_name,
@@ -408,10 +408,8 @@ class JobStepper:
             stage.position,
             stage.name,
             StageKind(stage.kind),
-            tuple(
-                TaskPlan(t.key, t.params, t.epoch_from or 0, t.epoch_to or 0, shape=t.shape)
-                for t in waiting
-            ),
+            tuple(_task_plan(t) for t in waiting),
+            round=stage.round,
         )
         memory = self._decide(stage, step, stages, tasks, spent, ctx, must_decide_all=True)
         for task in waiting:
@@ -636,6 +634,17 @@ class JobStepper:
                 if isinstance(row, Stage):
                     row.finished_at = now
         leases.release(job)
+
+
+def _task_plan(task: Task) -> TaskPlan:
+    return TaskPlan(
+        task.key,
+        task.params,
+        task.epoch_from or 0,
+        task.epoch_to or 0,
+        shape=task.shape,
+        worker=task.worker,
+    )
 
 
 def _with_causes(reason: str | None, stages: list[Stage], tasks: list[Task]) -> str:

@@ -83,6 +83,9 @@ class Stage(Base):
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
+    # The stage's number in its workflow: a training round's r, an HPO rung's index in its
+    # bracket; None for power-tuning's profiling stage. Set by the workflow, never parsed.
+    round: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=WorkStatus.PENDING.value)
     planned_memory_mb: Mapped[int | None] = mapped_column(Integer)
     planned_deadline_s: Mapped[float | None] = mapped_column(Float)
@@ -106,6 +109,7 @@ class Task(Base):
     # Tasks of one shape have the same footprint (a trial configuration's model size, or the
     # training workers); policies allocate memory per shape.
     shape: Mapped[str] = mapped_column(String(200), default="default")
+    worker: Mapped[int | None] = mapped_column(Integer)  # a training worker's index, else None
     status: Mapped[str] = mapped_column(String(16), default=WorkStatus.PENDING.value)
     params: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     function_name: Mapped[str] = mapped_column(String(200))

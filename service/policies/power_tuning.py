@@ -16,7 +16,7 @@ A size whose runs ran out of memory or failed is not a candidate.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import fmean
 
 from service.domain.enums import StageKind
@@ -125,19 +125,10 @@ class ProfiledWorkflow:
 
 def _shift_plan(plan: StagePlan, by: int) -> StagePlan:
     tasks = tuple(
-        TaskPlan(
-            t.key,
-            t.params,
-            t.epoch_from,
-            t.epoch_to,
-            resume=(t.resume[0] + by, t.resume[1]) if t.resume else None,
-            shape=t.shape,
-            extra=t.extra,
-        )
-        for t in plan.tasks
+        replace(t, resume=(t.resume[0] + by, t.resume[1]) if t.resume else None) for t in plan.tasks
     )
     resume_model = plan.resume_model + by if plan.resume_model is not None else None
-    return StagePlan(plan.position + by, plan.name, plan.kind, tasks, resume_model)
+    return replace(plan, position=plan.position + by, tasks=tasks, resume_model=resume_model)
 
 
 def _shift(result: StageResult, by: int) -> StageResult:

@@ -142,7 +142,7 @@ class HpoWorkflow:
                 )
                 for outcome in survivors
             )
-        return StagePlan(position, name, StageKind.RUNG, tasks)
+        return StagePlan(position, name, StageKind.RUNG, tasks, round=rung_index)
 
     def outline_after(self, position: int) -> tuple[StageOutline, ...]:
         """(tasks, epochs per task) of every stage after ``position``, as scheduled now."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from service.domain.enums import StageKind
 
@@ -24,6 +24,7 @@ class TaskPlan:
     resume: tuple[int, str] | None = None  # (stage position, task key)
     shape: str = "default"  # tasks of one shape have the same footprint (e.g. same "hidden")
     extra: dict[str, Any] = field(default_factory=dict)
+    worker: int | None = None  # a training worker's index (the handler event's "worker")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class StagePlan:
     kind: StageKind
     tasks: tuple[TaskPlan, ...]
     resume_model: int | None = None  # training: the round whose averaged model workers start from
+    # Its number in the workflow: a training round's r (the handler event's "round"), an HPO
+    # rung's index in its bracket; None for a stage outside the workflow's own (profiling).
+    round: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,3 +74,19 @@ class Finished:
     ok: bool
     result: dict[str, Any]
     reason: str | None = None
+
+
+class Workflow(Protocol):
+    """What runs next. Pure: the stages that ended in, the next stage (or the end) out.
+
+    ``workflow_for(spec)`` (``service.workflows``) builds one from a job spec; a policy may wrap
+    it with stages of its own through a ``workflow_under(workflow)`` hook (power-tuning puts
+    its profiling stage in front), so the loop never special-cases a policy."""
+
+    def next_stage(self, history: list[StageResult]) -> StagePlan | Finished:
+        """The stage after ``history`` (every ended stage, in order), or the job's end."""
+        ...
+
+    def outline_after(self, position: int) -> tuple[StageOutline, ...]:
+        """The stages after ``position`` as planned now, for the policies to plan against."""
+        ...

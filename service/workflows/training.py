@@ -51,10 +51,11 @@ class TrainingWorkflow:
                 epoch_from=epoch_from,
                 epoch_to=epoch_to,
                 shape="worker",
+                worker=w,
             )
             for w in range(spec.workers)
         )
-        return StagePlan(r, f"round-{r}", StageKind.ROUND, tasks, r - 1 if r else None)
+        return StagePlan(r, f"round-{r}", StageKind.ROUND, tasks, r - 1 if r else None, round=r)
 
     def outline_after(self, position: int) -> tuple[StageOutline, ...]:
         """The rounds after ``position`` that the epoch budget allows (the target may end the
