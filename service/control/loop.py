@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from service import metrics
-from service.control import functions, leases
+from service.control import functions, leases, lifecycle, rows
 from service.control.learning import Learner
 from service.control.reconcile import Reconciler
 from service.control.repository import LoopRepository
@@ -40,13 +40,12 @@ from service.control.stepper import JobStepper, StepContext
 from service.database import Database, commit
 from service.models import AllocationState, Job, JobStatus
 from service.platform.interface import InvocationHandle, InvokeResult, Platform, PlatformError
-from service.policies.base import Policy
-from service.policies.power_tuning import PowerTuning, ProfiledWorkflow
+from service.policies.base import Policy, workflow_under
 from service.policies.registry import UnavailablePolicy, policy_for
 from service.settings import Settings
 from service.spec import JobSpec
-from service.workflows.hpo import HpoWorkflow
-from service.workflows.training import TrainingWorkflow
+from service.workflows import workflow_for
+from service.workflows.plan import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,7 @@ class Controller:
         self.dispatch_failures: dict[uuid.UUID, tuple[int, str]] = {}
         self._functions: set[str] = set()
         self._variants: set[tuple[str, int]] = set()
-        self._workflows: dict[uuid.UUID, object] = {}
+        self._workflows: dict[uuid.UUID, Workflow] = {}
         self._specs: dict[uuid.UUID, JobSpec] = {}  # a job's spec never changes once submitted
         # Whether the dispatcher may find intents: after a start or restart (a dead replica's,
         # or our own from before), when this tick wrote some, when it took jobs over, or when
@@ -309,12 +308,18 @@ class Controller:
         return None
 
     def _fail(self, repo: LoopRepository, job: Job, now: datetime, reason: str) -> None:
+        """End a job the loop could not step, through the lifecycle's one ending rule: its
+        open stages and tasks are cancelled and ``deadline_missed`` is filled, as for any
+        other end."""
         repo.session.refresh(job)
-        job.status = JobStatus.FAILED.value
-        job.status_reason = reason
-        job.started_at = job.started_at or now
-        job.finished_at = now
-        leases.release(job)
+        if JobStatus(job.status).is_terminal:
+            return
+        stages, tasks = repo.stages(job.id), repo.tasks(job.id)
+        stage_views, task_views = rows.views(stages, tasks)
+        end = lifecycle.end_job(
+            rows.job_view(job), JobStatus.FAILED, reason, now, stage_views, task_views, started=True
+        )
+        rows.apply_job_end(job, end, stages, tasks)
 
     def _spec(self, job: Job) -> JobSpec:
         spec = self._specs.get(job.id)
@@ -322,17 +327,10 @@ class Controller:
             spec = self._specs[job.id] = JobSpec.model_validate(job.spec)
         return spec
 
-    def _workflow(self, job: Job, spec: JobSpec, policy: Policy):
+    def _workflow(self, job: Job, spec: JobSpec, policy: Policy) -> Workflow:
         workflow = self._workflows.get(job.id)
         if workflow is None:
-            if spec.hpo is not None:
-                workflow = HpoWorkflow(spec.hpo)
-            else:
-                assert spec.training is not None
-                workflow = TrainingWorkflow(spec.training)
-            if isinstance(policy, PowerTuning):
-                workflow = ProfiledWorkflow(workflow, policy)
-            self._workflows[job.id] = workflow
+            workflow = self._workflows[job.id] = workflow_under(policy, workflow_for(spec))
         return workflow
 
     # -- acting on the platform, after the commit --------------------------------------------

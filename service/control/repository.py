@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
 
 from sqlalchemy import func, select, type_coerce
 from sqlalchemy.orm import Session
 
+from service.control.lifecycle import SampleRow
 from service.models import (
     Allocation,
     AllocationState,
@@ -25,24 +25,6 @@ from service.models import (
 from service.models.base import Money
 
 PRELOAD_CHUNK = 500  # job ids per IN (...) list
-
-
-class SampleRow(NamedTuple):
-    """One finished, billed invocation with its task's shape and epochs."""
-
-    shape: str
-    stage_position: int
-    memory_mb: int
-    duration_ms: float
-    init_ms: float | None
-    peak_mb: float | None
-    epoch_from: int | None
-    epoch_to: int | None
-    outcome: str | None
-
-    @property
-    def epochs(self) -> int:
-        return (self.epoch_to or 0) - (self.epoch_from or 0)
 
 
 class LoopRepository:

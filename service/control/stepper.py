@@ -1,27 +1,43 @@
-"""Advance one job by one tick: record results, retry or fail tasks, move through stages, and
-write the intents (invocations, memory changes) that the dispatcher carries out after the commit.
+"""Advance one job by one tick, by applying ``lifecycle``'s changes to rows.
 
-Decisions come from pure code — the workflow (what runs next), the policy (how much memory),
-``retry.after_failure`` (what a failure means) — and this module only moves rows.
+The decisions are pure code — ``lifecycle`` (every status change, by its named transition
+rules), the workflow (what runs next), the policy (how much memory), ``retry.after_failure``
+(what a failure means). This module reads a job's rows into a snapshot, records the ledger
+figures of the invocations that finished (REPORT, bill, observations), and writes the changes
+back: stages, tasks, allocation and invocation intents, the job's end.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from statistics import fmean
 from typing import Any
 
-from service.control import leases, responses
-from service.control.admission import Admission, CostModel
-from service.control.admission import Run as AdmissionRun
+from service.control import lifecycle, responses
 from service.control.learning import Run, job_scope
+from service.control.lifecycle import (
+    Change,
+    Evidence,
+    JobEnded,
+    MemoryChange,
+    MemoryDecided,
+    OpenInvocation,
+    Snapshot,
+    StageClosed,
+    StageOpened,
+    StepSettings,
+    TaskFailed,
+    TaskLaunched,
+    TaskOpened,
+    TaskRecorded,
+    TaskRetried,
+)
 from service.control.repository import LoopRepository
-from service.control.retry import GiveUp, RetryPolicy, after_failure
+from service.control.retry import RetryPolicy
+from service.control.rows import apply_job_end, job_view, task_view, views
 from service.models import (
     Allocation,
     AllocationState,
@@ -37,15 +53,15 @@ from service.models import (
     Task,
     WorkStatus,
 )
+from service.models.base import new_id
 from service.platform import pricing
 from service.platform.interface import ErrorKind, InvokeResult
-from service.policies.base import MemoryDecision, Observations, Policy, PolicyContext, Sample
+from service.policies.base import MemoryDecision, Policy
 from service.spec import JobSpec
-from service.workflows.plan import Finished, StagePlan, StageResult, TaskOutcome, TaskPlan
-from service.workflows.training import round_loss
+from service.workflows.plan import Workflow
 from service.workloads.contract import CONTRACT
 
-TERMINAL = (WorkStatus.SUCCEEDED.value, WorkStatus.FAILED.value, WorkStatus.CANCELLED.value)
+TERMINAL = lifecycle.TERMINAL
 
 _OUTCOMES = {
     ErrorKind.NONE: InvocationOutcome.OK,
@@ -75,7 +91,7 @@ class JobStepper:
         repo: LoopRepository,
         job: Job,
         spec: JobSpec,
-        workflow,
+        workflow: Workflow,
         policy: Policy,
         function_name: str,
     ) -> None:
@@ -90,6 +106,17 @@ class JobStepper:
         self._tasks: list[Task] | None = None
         self._open: list[Invocation] | None = None
         self.intents = 0  # invocation and memory-change intents written this tick
+        self._now: datetime | None = None
+        self._written = 0
+
+    def _at(self) -> datetime:
+        """The loop's clock for a row written now (never the database's or the machine's, so
+        that a simulated job's timeline is in the order it ran), plus the row's rank in this
+        tick in microseconds: rows written in one tick keep the order they were written in,
+        which is the order the ledger and the dispatcher read them in."""
+        assert self._now is not None
+        self._written += 1
+        return self._now + timedelta(microseconds=self._written)
 
     def tasks(self) -> list[Task]:
         if self._tasks is None:
@@ -107,9 +134,11 @@ class JobStepper:
     def record(self, ctx: StepContext) -> tuple[list[Run], tuple[list[int], list[float]] | None]:
         """Record the results that arrived; return the runs for the learn step and, for a
         training job that completed rounds, their stage positions and every round's loss."""
-        if self.job.status == JobStatus.PENDING.value:
+        self._now = ctx.now
+        started = lifecycle.start_job(job_view(self.job), ctx.now)
+        if started is not None:
             self.job.status = JobStatus.RUNNING.value
-            self.job.started_at = ctx.now
+            self.job.started_at = started.at
         if not ctx.results:
             return [], None
         self.repo.forget_spend(self.job.id)  # bills recorded below change it
@@ -149,70 +178,160 @@ class JobStepper:
         ]
         if not completed:
             return runs, None
-        return runs, (completed, list(self._round_losses(stages, list(tasks.values()))))
-
-    def _round_losses(self, stages: list[Stage], tasks: list[Task]) -> tuple[float, ...]:
-        """The loss of every round so far (the mean of its workers'), up to the first one
-        that has not finished."""
-        rounds = []
-        for stage in stages:
-            if stage.kind != StageKind.ROUND.value:
-                continue
-            own = [t for t in tasks if t.stage_id == stage.id]
-            if not own or any(t.status != WorkStatus.SUCCEEDED.value for t in own):
-                break
-            rounds.append(fmean((t.result or {}).get("loss") or 0.0 for t in own))
-        return tuple(rounds)
+        return runs, (completed, list(_round_losses(stages, list(tasks.values()))))
 
     def advance(self, ctx: StepContext) -> None:
-        """Move the job on: cancellation, budget, stages, decisions, launches."""
-        job = self.job
-        stages = self.repo.stages(job.id)
+        """Move the job on: read its snapshot, let ``lifecycle.step`` decide, write the
+        changes."""
+        self._now = ctx.now
+        stages = self.repo.stages(self.job.id)
         tasks = self.tasks()
         open_invocations = self.open_invocations()
-
-        if job.cancel_requested_at is not None:
-            if not open_invocations:
-                self._end(JobStatus.CANCELLED, "cancelled by user", stages, tasks, ctx.now)
-            return
-        spent = self.repo.spent_usd(job.id)
-        if job.max_cost_usd is not None and spent >= job.max_cost_usd:
-            if not open_invocations:
-                self._end(
-                    JobStatus.FAILED,
-                    f"budget cap reached: spent ${spent:.6f} of ${job.max_cost_usd:.6f}",
-                    stages,
-                    tasks,
-                    ctx.now,
-                )
-            return
-
-        while True:
-            current = stages[-1] if stages else None
-            current_tasks = [t for t in tasks if current is not None and t.stage_id == current.id]
-            if current is not None and current.status not in TERMINAL:
-                if any(t.status not in TERMINAL for t in current_tasks):
-                    waiting = [t for t in current_tasks if t.memory_mb is None]
-                    decided = [t for t in current_tasks if t.memory_mb is not None]
-                    if waiting and all(t.status in TERMINAL for t in decided):
-                        self._decide_waiting(current, waiting, stages, tasks, spent, ctx)
-                    break
-                ok = any(t.status == WorkStatus.SUCCEEDED.value for t in current_tasks)
-                current.status = (WorkStatus.SUCCEEDED if ok else WorkStatus.FAILED).value
-                current.finished_at = ctx.now
-            step = self.workflow.next_stage(self._history(stages, tasks))
-            if isinstance(step, Finished):
-                self._finish(step, stages, tasks, ctx.now)
-                return
-            stage, new_tasks = self._open_stage(step, stages, tasks, spent, ctx)
-            stages.append(stage)
-            tasks.extend(new_tasks)
-
-        self._launch(current_tasks, open_invocations, spent, tasks, ctx)
+        stage_views, task_views = views(stages, tasks)
+        snapshot = Snapshot(
+            job_view(self.job),
+            tuple(stage_views),
+            tuple(task_views),
+            tuple(OpenInvocation(i.id, i.task_id, i.memory_mb) for i in open_invocations),
+            self.repo.spent_usd(self.job.id),
+            self._evidence,
+        )
+        settings = StepSettings(self.spec, ctx.in_flight_limit, ctx.stage_overhead_s)
+        changes = lifecycle.step(snapshot, self.workflow, self.policy, ctx.now, settings)
+        self._apply(changes, stages, tasks, ctx.now)
         self.repo.flush()
+
+    def _evidence(self) -> Evidence:
+        predictors = {
+            name: {"state": row.state, "observations": row.observations}
+            for (_, name), row in self.repo.predictor_states([job_scope(self.job.id)]).items()
+        }
+        samples = tuple(self.repo.samples(self.job.id))
+        return Evidence(samples, predictors, self.repo.oom_floors(self.job.id))
+
+    # -- writing the changes --------------------------------------------------------------
+    def _apply(
+        self, changes: list[Change], stages: list[Stage], tasks: list[Task], now: datetime
+    ) -> None:
+        by_position = {stage.position: stage for stage in stages}
+        positions = {stage.id: stage.position for stage in stages}
+        by_ref = {(positions[t.stage_id], t.key): t for t in tasks}
+        unflushed = False
+        for change in changes:
+            if isinstance(change, StageClosed):
+                stage = by_position[change.position]
+                stage.status = change.status.value
+                stage.finished_at = change.at
+            elif isinstance(change, StageOpened):
+                plan = change.plan
+                stage = Stage(
+                    id=new_id(),
+                    job_id=self.job.id,
+                    position=plan.position,
+                    name=plan.name,
+                    kind=plan.kind.value,
+                    round=plan.round,
+                    status=WorkStatus.RUNNING.value,
+                    planned_memory_mb=change.planned_memory_mb,
+                    started_at=change.at,
+                    created_at=self._at(),
+                )
+                self.repo.add(stage)
+                self.repo.flush()
+                by_position[plan.position] = stage
+                stages.append(stage)
+            elif isinstance(change, MemoryChange):
+                state = AllocationState.VETOED if change.vetoed else AllocationState.INTENT
+                stage_id = by_position[change.position].id
+                self._allocate(stage_id, change.shape, change.from_mb, change.decision, state=state)
+            elif isinstance(change, TaskOpened):
+                plan = change.plan
+                task = Task(
+                    id=new_id(),
+                    job_id=self.job.id,
+                    stage_id=by_position[change.position].id,
+                    key=plan.key,
+                    shape=plan.shape,
+                    worker=plan.worker,
+                    status=WorkStatus.PENDING.value,
+                    params=plan.params,
+                    function_name=self.function_name,
+                    memory_mb=change.memory_mb,
+                    epoch_from=plan.epoch_from,
+                    epoch_to=plan.epoch_to,
+                    checkpoint_in=change.checkpoint_in,
+                    attempts=0,
+                )
+                task.created_at = task.updated_at = self._at()
+                self.repo.add(task)
+                by_ref[(change.position, plan.key)] = task
+                unflushed = True
+            elif isinstance(change, MemoryDecided):
+                stage = by_position[change.position]
+                stage.planned_memory_mb = change.planned_memory_mb
+                for key, memory_mb in change.memory.items():
+                    by_ref[(change.position, key)].memory_mb = memory_mb
+            elif isinstance(change, TaskLaunched):
+                if unflushed:
+                    self.repo.flush()
+                    unflushed = False
+                self._launch(by_ref[change.ref], change)
+            elif isinstance(change, JobEnded):
+                apply_job_end(self.job, change, by_position.values(), by_ref.values())
+            else:  # pragma: no cover - a change type without a writer is a bug
+                raise TypeError(f"no writer for {change!r}")
+        if unflushed:
+            self.repo.flush()
+
+    def _launch(self, task: Task, change: TaskLaunched) -> None:
+        task.attempts = change.attempt
+        task.status = WorkStatus.RUNNING.value
+        task.updated_at = self._at()
+        self.intents += 1
+        self.repo.add(
+            Invocation(
+                job_id=self.job.id,
+                stage_id=task.stage_id,
+                task_id=task.id,
+                attempt=change.attempt,
+                function_name=self.function_name,
+                memory_mb=change.memory_mb,
+                architecture=self.spec.workload.architecture,
+                state=InvocationState.INTENT.value,
+                created_at=self._at(),
+            )
+        )
+
+    def _allocate(
+        self,
+        stage_id,
+        shape,
+        from_mb,
+        decision: MemoryDecision,
+        task_id=None,
+        state: AllocationState = AllocationState.INTENT,
+    ) -> None:
+        self.intents += state is AllocationState.INTENT
+        self.repo.add(
+            Allocation(
+                job_id=self.job.id,
+                stage_id=stage_id,
+                task_id=task_id,
+                function_name=self.function_name,
+                from_mb=from_mb,
+                to_mb=decision.memory_mb,
+                state=state.value,
+                rule=decision.rule,
+                reason=decision.reason,
+                predicted_gain_usd=decision.predicted_gain_usd,
+                detail={"shape": shape},
+                created_at=self._at(),
+            )
+        )
 
     # -- results ------------------------------------------------------------------------
     def _record(self, invocation: Invocation, task: Task, result: InvokeResult, ctx: StepContext):
+        """The invocation's ledger figures, then what it means for its task (lifecycle)."""
         report = result.report
         invocation.started_at = ctx.to_datetime(result.started_at)
         invocation.finished_at = ctx.to_datetime(result.finished_at)
@@ -243,63 +362,39 @@ class JobStepper:
             invocation.cold_start = report.cold
             self._observe(task, invocation, report, ctx.now)
 
-        if outcome is InvocationOutcome.OK:
-            problem = responses.problem(result.payload, invocation, task)
-            if problem is not None:
-                # A contract violation does not fix itself: the task fails at once.
-                reason = f"response from {invocation.function_name} does not follow {CONTRACT}: "
-                task.status = WorkStatus.FAILED.value
-                task.failure_reason = reason + problem
-                invocation.outcome = InvocationOutcome.HANDLED.value
-                invocation.error = task.failure_reason
-                return
-            payload = result.payload
-            if "error" in payload:
-                error = payload["error"]
-                task.status = WorkStatus.FAILED.value
-                task.failure_reason = f"{error['type']}: {error['message']}"
-                invocation.outcome = InvocationOutcome.HANDLED.value
-                return
-            metrics = payload["metrics"]
-            task.status = WorkStatus.SUCCEEDED.value
-            task.checkpoint_out = payload["checkpoint"]
-            task.result = {
-                "loss": metrics.get("loss"),
-                "score": metrics.get("score"),
-                "epochs_done": payload["epochs_done"],
-                "checkpoint": task.checkpoint_out,
-                "peak_memory_mb": payload["peak_memory_mb"],
-            }
-            return
-        self._retry_or_fail(task, invocation, outcome, ctx)
-
-    def _retry_or_fail(self, task, invocation, outcome: InvocationOutcome, ctx: StepContext):
-        history = self.repo.task_outcomes(task.id)
-        decision = after_failure(
+        ok = outcome is InvocationOutcome.OK
+        change = lifecycle.on_result(
+            task_view(task, 0),
             outcome,
-            attempts=task.attempts,
-            timeouts=history.count(InvocationOutcome.TIMEOUT.value),
-            throttles=history.count(InvocationOutcome.THROTTLED.value),
-            memory_mb=invocation.memory_mb,
+            payload=result.payload if ok else None,
+            problem=responses.problem(result.payload, invocation, task) if ok else None,
+            invocation_memory_mb=invocation.memory_mb,
             peak_mb=invocation.max_memory_used_mb,
-            policy=ctx.retry,
+            earlier_outcomes=[] if ok else self.repo.task_outcomes(task.id),
+            retry=ctx.retry,
             rng=ctx.rng,
+            now=ctx.now,
+            contract=CONTRACT,
+            function_name=invocation.function_name,
         )
-        if isinstance(decision, GiveUp):
-            task.status = WorkStatus.FAILED.value
-            task.failure_reason = decision.reason
-            return
-        task.status = WorkStatus.PENDING.value
-        task.not_before = ctx.now + timedelta(seconds=decision.delay_s)
-        if decision.memory_mb != task.memory_mb:
-            self._allocate(
-                task.stage_id,
-                task.shape,
-                task.memory_mb,
-                MemoryDecision(decision.memory_mb, "oom-floor", decision.reason),
-                task_id=task.id,
-            )
-            task.memory_mb = decision.memory_mb
+        task.status = lifecycle.task_status(change).value
+        task.updated_at = self._at()
+        if isinstance(change, TaskRecorded):
+            task.checkpoint_out = change.checkpoint_out
+            task.result = change.result
+        elif isinstance(change, TaskFailed):
+            task.failure_reason = change.reason
+            if change.handled:
+                invocation.outcome = InvocationOutcome.HANDLED.value
+            if change.contract:
+                invocation.error = change.reason
+        elif isinstance(change, TaskRetried):
+            task.not_before = change.not_before
+            if change.memory_change is not None:
+                self._allocate(
+                    task.stage_id, task.shape, task.memory_mb, change.memory_change, task_id=task.id
+                )
+            task.memory_mb = change.memory_mb
 
     def _observe(self, task: Task, invocation: Invocation, report, now: datetime) -> None:
         series = f"{self.job.id}/{task.shape}"
@@ -316,348 +411,20 @@ class JobStepper:
                     memory_mb=invocation.memory_mb,
                     source="report",
                     observed_at=invocation.finished_at or now,
+                    recorded_at=self._at(),
                 )
             )
 
-    # -- stages -------------------------------------------------------------------------
-    def _history(self, stages: list[Stage], tasks: list[Task]) -> list[StageResult]:
-        history = []
-        for stage in stages:
-            if stage.status not in TERMINAL:
-                break
-            own = [t for t in tasks if t.stage_id == stage.id]
-            plan = StagePlan(
-                stage.position,
-                stage.name,
-                StageKind(stage.kind),
-                tuple(_task_plan(t) for t in own),
-                round=stage.round,
-            )
-            outcomes = {
-                t.key: TaskOutcome(
-                    t.key,
-                    t.status == WorkStatus.SUCCEEDED.value,
-                    loss=(t.result or {}).get("loss"),
-                    score=(t.result or {}).get("score"),
-                    epochs_done=(t.result or {}).get("epochs_done"),
-                    checkpoint=t.checkpoint_out,
-                )
-                for t in own
-            }
-            history.append(StageResult(plan, outcomes))
-        return history
 
-    def _open_stage(
-        self,
-        step: StagePlan,
-        stages: list[Stage],
-        tasks: list[Task],
-        spent: Decimal,
-        ctx: StepContext,
-    ) -> tuple[Stage, list[Task]]:
-        stage = Stage(
-            job_id=self.job.id,
-            position=step.position,
-            name=step.name,
-            kind=step.kind.value,
-            round=step.round,
-            status=WorkStatus.RUNNING.value,
-            started_at=ctx.now,
-        )
-        self.repo.add(stage)
-        self.repo.flush()
-        memory = self._decide(stage, step, stages, tasks, spent, ctx, must_decide_all=False)
-        by_key = {(t.stage_id, t.key): t for t in tasks}
-        stage_ids = {s.position: s.id for s in stages}
-        new_tasks = []
-        for plan in step.tasks:
-            checkpoint_in: str | list[str] | None = None
-            if plan.resume is not None:
-                source = by_key[(stage_ids[plan.resume[0]], plan.resume[1])]
-                checkpoint_in = source.checkpoint_out
-            elif step.resume_model is not None:
-                checkpoint_in = [
-                    t.checkpoint_out
-                    for t in tasks
-                    if t.stage_id == stage_ids[step.resume_model] and t.checkpoint_out
-                ]
-            task = Task(
-                job_id=self.job.id,
-                stage_id=stage.id,
-                key=plan.key,
-                shape=plan.shape,
-                worker=plan.worker,
-                status=WorkStatus.PENDING.value,
-                params=plan.params,
-                function_name=self.function_name,
-                memory_mb=memory.get(plan.key),  # None: waits for a later decision
-                epoch_from=plan.epoch_from,
-                epoch_to=plan.epoch_to,
-                checkpoint_in=checkpoint_in,
-                attempts=0,
-            )
-            self.repo.add(task)
-            new_tasks.append(task)
-        self.repo.flush()
-        return stage, new_tasks
-
-    def _decide_waiting(self, stage: Stage, waiting: list[Task], stages, tasks, spent, ctx):
-        """Tasks the policy left undecided when the stage opened (e.g. behind a pilot): decide
-        them now that the decided ones have finished."""
-        step = StagePlan(
-            stage.position,
-            stage.name,
-            StageKind(stage.kind),
-            tuple(_task_plan(t) for t in waiting),
-            round=stage.round,
-        )
-        memory = self._decide(stage, step, stages, tasks, spent, ctx, must_decide_all=True)
-        for task in waiting:
-            task.memory_mb = memory[task.key]
-
-    def _decide(self, stage, step, stages, tasks, spent, ctx, *, must_decide_all: bool):
-        observations = self._observations(stages, tasks, spent, ctx.now)
-        decisions = self.policy.allocate(
-            PolicyContext(
-                spec=self.spec,
-                stage=step,
-                outline=self.workflow.outline_after(step.position),
-                observations=observations,
-                now=ctx.now.timestamp(),
-                stage_overhead_s=ctx.stage_overhead_s,
-                must_decide_all=must_decide_all,
-            )
-        )
-        if must_decide_all and set(decisions) != {t.key for t in step.tasks}:
-            raise RuntimeError(f"policy {self.policy.name} left tasks of {step.name} undecided")
-        memory = self._record_decisions(stage, step, decisions, observations)
-        planned = [m for m in (stage.planned_memory_mb, *memory.values()) if m is not None]
-        stage.planned_memory_mb = max(planned) if planned else None
-        return memory
-
-    def _record_decisions(
-        self,
-        stage: Stage,
-        step: StagePlan,
-        decisions: dict[str, MemoryDecision],
-        observations: Observations,
-    ) -> dict[str, int]:
-        """Each task's memory (never below its shape's out-of-memory floor), and one allocation
-        row per shape and size that changed — plus one per vetoed proposal."""
-        memory: dict[str, int] = {}
-        by_shape: dict[str, dict[int, MemoryDecision]] = {}
-        for plan in step.tasks:
-            decision = decisions.get(plan.key)
-            if decision is None:
-                continue
-            floor = observations.oom_floors.get(plan.shape)
-            if floor is not None and floor > decision.memory_mb:
-                decision = MemoryDecision(
-                    floor, "oom-floor", f"raised to the out-of-memory floor of {floor} MB"
-                )
-            memory[plan.key] = decision.memory_mb
-            by_shape.setdefault(plan.shape, {}).setdefault(decision.memory_mb, decision)
-        for shape, sizes in sorted(by_shape.items()):
-            previous = observations.current_mb.get(shape)
-            recorded_vetoes = set()
-            for size, decision in sorted(sizes.items()):
-                for veto in decision.vetoes:
-                    if (veto.rule, veto.proposed_mb) not in recorded_vetoes:
-                        recorded_vetoes.add((veto.rule, veto.proposed_mb))
-                        self._allocate(
-                            stage.id,
-                            shape,
-                            previous,
-                            MemoryDecision(veto.proposed_mb, veto.rule, veto.reason),
-                            state=AllocationState.VETOED,
-                        )
-                if size != previous or len(sizes) > 1:
-                    self._allocate(stage.id, shape, previous, decision)
-        return memory
-
-    def _observations(self, stages, tasks, spent: Decimal, now: datetime) -> Observations:
-        samples = tuple(
-            Sample(
-                shape=row.shape,
-                stage=row.stage_position,
-                memory_mb=row.memory_mb,
-                duration_ms=row.duration_ms,
-                init_ms=row.init_ms,
-                peak_mb=float(row.peak_mb) if row.peak_mb is not None else None,
-                epochs=row.epochs,
-                ok=row.outcome == InvocationOutcome.OK.value,
-            )
-            for row in self.repo.samples(self.job.id)
-            if row.outcome != InvocationOutcome.THROTTLED.value
-        )
-        # A shape's current memory is what most of its tasks ran at in the latest stage that
-        # had it (ties: the larger); rounds_since_change counts the stages since it changed.
-        current: dict[str, int] = {}
-        runs: dict[str, int] = {}
-        for stage in sorted(stages, key=lambda s: s.position):
-            sizes = Counter(
-                (t.shape, t.memory_mb) for t in tasks if t.stage_id == stage.id and t.memory_mb
-            )
-            for shape in {shape for shape, _ in sizes}:
-                majority = max(
-                    ((count, memory) for (s, memory), count in sizes.items() if s == shape)
-                )[1]
-                if current.get(shape) == majority and stage.status in TERMINAL:
-                    runs[shape] = runs.get(shape, 0) + 1
-                else:
-                    runs[shape] = 1 if stage.status in TERMINAL else 0
-                current[shape] = majority
-        done = [s for s in stages if s.status in TERMINAL]
-        rounds_since_change = runs.get("worker")
-        losses = tuple(
-            loss
-            for result in self._history(stages, tasks)
-            if result.plan.kind == StageKind.ROUND.value
-            and (loss := round_loss(result)) is not None
-        )
-        elapsed = (now - self.job.started_at).total_seconds() if self.job.started_at else 0.0
-        scope = job_scope(self.job.id)
-        predictors = {
-            name: {"state": row.state, "observations": row.observations}
-            for (_, name), row in self.repo.predictor_states([scope]).items()
-        }
-        return Observations(
-            elapsed_s=elapsed,
-            spent_usd=float(spent),
-            samples=samples,
-            predictors=predictors,
-            oom_floors=self.repo.oom_floors(self.job.id),
-            current_mb=current,
-            losses=losses,
-            stages_done=len(done),
-            rounds_since_change=rounds_since_change,
-        )
-
-    def _allocate(
-        self,
-        stage_id,
-        shape,
-        from_mb,
-        decision: MemoryDecision,
-        task_id=None,
-        state: AllocationState = AllocationState.INTENT,
-    ) -> None:
-        self.intents += state is AllocationState.INTENT
-        self.repo.add(
-            Allocation(
-                job_id=self.job.id,
-                stage_id=stage_id,
-                task_id=task_id,
-                function_name=self.function_name,
-                from_mb=from_mb,
-                to_mb=decision.memory_mb,
-                state=state.value,
-                rule=decision.rule,
-                reason=decision.reason,
-                predicted_gain_usd=decision.predicted_gain_usd,
-                detail={"shape": shape},
-            )
-        )
-
-    # -- launching and ending -----------------------------------------------------------
-    def _launch(
-        self, tasks: list[Task], open_invocations, spent: Decimal, every_task, ctx: StepContext
-    ) -> None:
-        budget = ctx.in_flight_limit - len(open_invocations)
-        admission = self._admission(open_invocations, spent, every_task)
-        for task in tasks:
-            if budget <= 0:
-                return
-            if task.status != WorkStatus.PENDING.value or task.memory_mb is None:
-                continue
-            if task.not_before is not None and task.not_before > ctx.now:
-                continue
-            epochs = (task.epoch_to or 0) - (task.epoch_from or 0)
-            if admission is not None and not admission.admit(task.shape, task.memory_mb, epochs):
-                return  # the budget does not hold for it (now): a later tick may launch it
-            task.attempts += 1
-            task.status = WorkStatus.RUNNING.value
-            self.intents += 1
-            self.repo.add(
-                Invocation(
-                    job_id=self.job.id,
-                    stage_id=task.stage_id,
-                    task_id=task.id,
-                    attempt=task.attempts,
-                    function_name=self.function_name,
-                    memory_mb=task.memory_mb,
-                    architecture=self.spec.workload.architecture,
-                    state=InvocationState.INTENT.value,
-                )
-            )
-            budget -= 1
-
-    def _admission(self, open_invocations, spent: Decimal, tasks) -> Admission | None:
-        """Budget admission for a job with a cap (``admission.py``); None without one."""
-        if self.job.max_cost_usd is None:
-            return None
-        runs = [
-            AdmissionRun(row.shape, row.memory_mb, row.duration_ms, row.init_ms, row.epochs)
-            for row in self.repo.samples(self.job.id)
-            if row.outcome == InvocationOutcome.OK.value and row.duration_ms
-        ]
-        admission = Admission(
-            float(self.job.max_cost_usd),
-            float(spent),
-            CostModel.of(runs, self.spec.workload.architecture),
-        )
-        by_id = {task.id: task for task in tasks}
-        for invocation in open_invocations:
-            task = by_id.get(invocation.task_id)
-            if task is not None:
-                epochs = (task.epoch_to or 0) - (task.epoch_from or 0)
-                admission.hold(task.shape, invocation.memory_mb, epochs)
-        return admission
-
-    def _finish(self, end: Finished, stages, tasks, now: datetime) -> None:
-        self.job.result = end.result
-        if end.ok:
-            self._end(JobStatus.SUCCEEDED, None, stages, tasks, now)
-        else:
-            self._end(JobStatus.FAILED, _with_causes(end.reason, stages, tasks), stages, tasks, now)
-
-    def _end(self, status: JobStatus, reason: str | None, stages, tasks, now: datetime) -> None:
-        job = self.job
-        job.status = status.value
-        job.status_reason = reason
-        job.finished_at = now
-        if job.started_at is not None:
-            job.deadline_missed = (now - job.started_at).total_seconds() > job.deadline_s
-        for row in [*stages, *tasks]:
-            if row.status not in TERMINAL:
-                row.status = WorkStatus.CANCELLED.value
-                if isinstance(row, Stage):
-                    row.finished_at = now
-        leases.release(job)
-
-
-def _task_plan(task: Task) -> TaskPlan:
-    return TaskPlan(
-        task.key,
-        task.params,
-        task.epoch_from or 0,
-        task.epoch_to or 0,
-        shape=task.shape,
-        worker=task.worker,
-    )
-
-
-def _with_causes(reason: str | None, stages: list[Stage], tasks: list[Task]) -> str:
-    """The workflow's reason, and why the tasks of the last stage failed (each distinct cause
-    once, with how many tasks it hit): "every trial of rung-0 failed: timed out 2 times (27)"."""
-    last = stages[-1].id if stages else None
-    causes = Counter(
-        t.failure_reason or "unknown"
-        for t in tasks
-        if t.stage_id == last and t.status == WorkStatus.FAILED.value
-    )
-    if not causes:
-        return reason or "the workflow could not go on"
-    listed = "; ".join(f"{cause} ({n})" for cause, n in causes.most_common(3))
-    more = f"; {len(causes) - 3} more causes" if len(causes) > 3 else ""
-    return f"{reason}: {listed}{more}"
+def _round_losses(stages: list[Stage], tasks: list[Task]) -> tuple[float, ...]:
+    """The loss of every round so far (the mean of its workers'), up to the first one that has
+    not finished."""
+    rounds = []
+    for stage in stages:
+        if stage.kind != StageKind.ROUND.value:
+            continue
+        own = [t for t in tasks if t.stage_id == stage.id]
+        if not own or any(t.status != WorkStatus.SUCCEEDED.value for t in own):
+            break
+        rounds.append(fmean((t.result or {}).get("loss") or 0.0 for t in own))
+    return tuple(rounds)

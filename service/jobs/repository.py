@@ -76,6 +76,9 @@ class JobRepository:
             )
         )
 
+    def tasks(self, job_id: uuid.UUID) -> list[Task]:
+        return list(self.session.scalars(select(Task).where(Task.job_id == job_id)))
+
     def task_counts(self, job_id: uuid.UUID) -> dict[uuid.UUID, dict[str, int]]:
         """Per stage: how many of its tasks are in each status."""
         rows = self.session.execute(

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.control import lifecycle, rows
 from service.errors import BadRequest, Conflict, NotFound
 from service.jobs.idempotency import IdempotencyKeys, Replay, check_key, request_hash
 from service.jobs.repository import CostRow, JobRepository
@@ -87,10 +88,13 @@ class JobService:
         spec: JobSpec,
         render: Render,
         idempotency_key: str | None = None,
+        *,
+        now: datetime | None = None,
     ) -> Submitted:
-        """Store a validated spec as a pending job. The caller commits."""
+        """Store a validated spec as a pending job. The caller commits. ``now``: the submitting
+        clock (a simulation's virtual one); the wall clock by default."""
         if idempotency_key is None:
-            job = self._create(tenant, spec)
+            job = self._create(tenant, spec, now)
             return Submitted(job.id, 201, render(job), replayed=False)
 
         key = check_key(idempotency_key)
@@ -99,7 +103,7 @@ class JobService:
         if isinstance(claim, Replay):
             return Submitted(uuid.UUID(claim.body["id"]), claim.status, claim.body, replayed=True)
         try:
-            job = self._create(tenant, spec)
+            job = self._create(tenant, spec, now)
             body = render(job)
             self.keys.complete(claim, job.id, 201, body)
             self.session.flush()
@@ -108,9 +112,12 @@ class JobService:
             raise
         return Submitted(job.id, 201, body, replayed=False)
 
-    def _create(self, tenant: Tenant, spec: JobSpec) -> Job:
+    def _create(self, tenant: Tenant, spec: JobSpec, now: datetime | None) -> Job:
+        now = now or utcnow()
         return self.jobs.add(
             Job(
+                created_at=now,
+                updated_at=now,
                 tenant_id=tenant.id,
                 name=spec.name,
                 kind=spec.kind,
@@ -162,12 +169,19 @@ class JobService:
         now = utcnow()
         job.cancel_requested_at = job.cancel_requested_at or now
         if job.status == JobStatus.PENDING.value:
-            job.status = JobStatus.CANCELLED.value
-            job.status_reason = "cancelled by user before it started"
-            job.finished_at = now
-            for stage in self.jobs.stages(job.id):
-                if stage.status in (WorkStatus.PENDING.value, WorkStatus.RUNNING.value):
-                    stage.status = WorkStatus.CANCELLED.value
+            # the lifecycle's one ending rule, as the loop ends a job; a running one is ended
+            # by the loop once its invocations have returned
+            stages, tasks = self.jobs.stages(job.id), self.jobs.tasks(job.id)
+            stage_views, task_views = rows.views(stages, tasks)
+            end = lifecycle.end_job(
+                rows.job_view(job),
+                JobStatus.CANCELLED,
+                "cancelled by user before it started",
+                now,
+                stage_views,
+                task_views,
+            )
+            rows.apply_job_end(job, end, stages, tasks)
         self.session.flush()
         return job
 

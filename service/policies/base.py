@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from service.spec import JobSpec
-from service.workflows.plan import StageOutline, StagePlan
+from service.workflows.plan import StageOutline, StagePlan, Workflow
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,20 @@ class Policy(Protocol):
         """Memory for the tasks of ``context.stage``, keyed by task key. A task left out waits
         (see ``PolicyContext.must_decide_all``)."""
         ...
+
+
+class StagesOfItsOwn(Protocol):
+    """A policy that runs stages of its own around the job's workflow (power-tuning's
+    profiling stage) registers them with this hook instead of being special-cased by the loop."""
+
+    def workflow_under(self, workflow: Workflow) -> Workflow: ...
+
+
+def workflow_under(policy: Policy, workflow: Workflow) -> Workflow:
+    """The workflow the loop runs for ``policy``: the job's own, or the policy's wrapping of it
+    (``StagesOfItsOwn``)."""
+    hook = getattr(policy, "workflow_under", None)
+    return hook(workflow) if hook is not None else workflow
 
 
 def same_for_all(stage: StagePlan, decision: MemoryDecision) -> dict[str, MemoryDecision]:

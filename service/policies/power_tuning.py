@@ -23,7 +23,7 @@ from service.domain.enums import StageKind
 from service.policies.base import MemoryDecision, PolicyContext, same_for_all
 from service.policies.costing import invocation_usd
 from service.spec import PowerTuningPolicy
-from service.workflows.plan import Finished, StagePlan, StageResult, TaskPlan
+from service.workflows.plan import Finished, StagePlan, StageResult, TaskPlan, Workflow
 
 PROFILE_PREFIX = "profile-"
 
@@ -56,6 +56,10 @@ class PowerTuning:
             }
         memory, reason = self.choose(context)
         return same_for_all(stage, MemoryDecision(memory, "power-tuning", reason))
+
+    def workflow_under(self, workflow: Workflow) -> ProfiledWorkflow:
+        """The job's workflow with the profiling stage in front."""
+        return ProfiledWorkflow(workflow, self)
 
     def choose(self, context: PolicyContext) -> tuple[int, str]:
         arch = context.spec.workload.architecture
@@ -91,7 +95,7 @@ class PowerTuning:
 class ProfiledWorkflow:
     """Another workflow with a profiling stage in front (stage 0); the rest is shifted by one."""
 
-    def __init__(self, inner, policy: PowerTuning) -> None:
+    def __init__(self, inner: Workflow, policy: PowerTuning) -> None:
         self.inner = inner
         self.policy = policy
 

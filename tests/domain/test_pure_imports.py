@@ -22,6 +22,8 @@ PURE = [
     "service.prediction.memory_curve",
     "service.prediction.loss_curve",
     "service.control.retry",
+    "service.control.lifecycle",
+    "service.workflows",
 ]
 
 
