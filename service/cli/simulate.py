@@ -45,6 +45,12 @@ def simulate_command(
         help="Slow runs down as the job goes on: jump:AT_S:FACTOR (FACTOR times slower from "
         "AT_S seconds in) or trend:PCT (PCT %% slower per minute).",
     ),
+    timeline: bool = typer.Option(
+        False,
+        "--timeline",
+        help="Also print the job's timeline (as GET /v1/jobs/{id}/timeline gives it), in "
+        "seconds since submission on the virtual clock.",
+    ),
 ) -> None:
     """Run SPEC_FILE on the emulator with a virtual clock and report time, cost and stages."""
     from service.simulation.drift import Drift
@@ -78,7 +84,12 @@ def simulate_command(
             "workloads only (builtin:logreg, builtin:mlp)"
         )
     result = simulate(
-        spec, seed=seed, oracle=policy == "oracle", learn=not no_learn, drift=drifting
+        spec,
+        seed=seed,
+        oracle=policy == "oracle",
+        learn=not no_learn,
+        drift=drifting,
+        timeline=timeline,
     )
     if policy == "oracle":
         result["policy"] = "oracle"
@@ -98,6 +109,8 @@ def simulate_command(
             f"  {stage['name']:<14} {stage['tasks']:>4} tasks  {stage['memory_mb'] or '-':>5} MB"
             f"  {stage['duration_s'] or 0:>9.1f} s  ${stage['cost_usd']:.6f}"
         )
+    for event in result.get("timeline", []):
+        typer.echo(f"  {event['at_s']:>9.3f} s  {event['type']:<20} {event['stage'] or ''}")
 
 
 def _policy(name: str | None, memory_mb: int | None, spec_policy: str) -> dict:

@@ -3,6 +3,7 @@ and a virtual clock, in a private in-memory database. Deterministic for a given 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, type_coerce
@@ -52,12 +53,13 @@ def simulate(
     workload: WorkloadModel | None = None,
     learn: bool = True,
     drift: Drift | None = None,
+    timeline: bool = False,
 ) -> dict[str, Any]:
     """Run ``spec`` to its end; with ``oracle`` the spec's policy is replaced by the oracle.
     ``workload`` stands in for the built-in's code (default: the analytic model); ``learn``
     False switches the loop's learn step off (the policies then fit what they need from raw
     runs at each decision, with a fixed planning margin); ``drift`` slows runs down as the job
-    goes on."""
+    goes on; ``timeline`` adds the job's timeline (seconds since submission, in order)."""
     model = workload or AnalyticWorkload()
     settings = Settings(
         database_url="sqlite://", controller_enabled=False, store_url="file:///simulated"
@@ -81,7 +83,11 @@ def simulate(
             tenant = Tenant(name="simulation")
             session.add(tenant)
             session.flush()
-            job_id = JobService(session).submit(tenant, spec, lambda job: {}).job_id
+            # submitted on the virtual clock, as everything after it is stamped
+            submitted = JobService(session).submit(
+                tenant, spec, lambda job: {}, now=datetime.fromtimestamp(START, UTC)
+            )
+            job_id = submitted.job_id
             commit(session)
         controller = Controller(
             database,
@@ -98,10 +104,27 @@ def simulate(
             learn=learn,
         )
         drive(controller, clock, [job_id], max_ticks=max_ticks, tick_s=TICK_S)
-        return summary(database, tenant, job_id)
+        result = summary(database, tenant, job_id)
+        if timeline:
+            result["timeline"] = _timeline(database, tenant, job_id)
+        return result
     finally:
         platform.close()
         engine.dispose()
+
+
+def _timeline(database: Database, tenant: Tenant, job_id) -> list[dict[str, Any]]:
+    with database.session() as session:
+        events = JobService(session).timeline(tenant, job_id)
+    origin = events[0].at
+    return [
+        {
+            "at_s": round((event.at - origin).total_seconds(), 6),
+            "type": event.type,
+            "stage": event.stage,
+        }
+        for event in events
+    ]
 
 
 def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
