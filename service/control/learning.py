@@ -85,9 +85,9 @@ class Learner:
         curves = {}
         for job_id, shape in sorted({(run.job_id, run.shape) for run in runs}):
             points = [
-                (row[2], row[3] / max(1, (row[7] or 0) - (row[6] or 0)))
+                (row.memory_mb, row.duration_ms / max(1, row.epochs))
                 for row in repo.samples(job_id)
-                if row[0] == shape and row[8] == "ok" and row[3]
+                if row.shape == shape and row.outcome == "ok" and row.duration_ms
             ]
             if not points:
                 continue
