@@ -46,7 +46,12 @@ def claim(session: Session, owner: str, now: datetime, ttl_s: float, limit: int)
             session.execute(
                 update(Job)
                 .where(Job.id.in_(ids))
-                .values(lease_owner=owner, lease_expires_at=expires, version=Job.version + 1)
+                .values(
+                    lease_owner=owner,
+                    lease_expires_at=expires,
+                    version=Job.version + 1,
+                    updated_at=now,  # the loop's clock, not the database's
+                )
                 .execution_options(synchronize_session=False)
             )
     else:
@@ -55,7 +60,12 @@ def claim(session: Session, owner: str, now: datetime, ttl_s: float, limit: int)
             taken = session.execute(
                 update(Job)
                 .where(Job.id == job_id, _claimable(owner, now))
-                .values(lease_owner=owner, lease_expires_at=expires, version=Job.version + 1)
+                .values(
+                    lease_owner=owner,
+                    lease_expires_at=expires,
+                    version=Job.version + 1,
+                    updated_at=now,  # the loop's clock, not the database's
+                )
                 .execution_options(synchronize_session=False)
             )
             if taken.rowcount == 1:

@@ -5,11 +5,22 @@ the user's cancel, so that every way a job ends writes the same columns."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy.orm.attributes import flag_modified
 
 from service.control import leases
 from service.control.lifecycle import JobEnded, JobView, StageView, TaskView
 from service.domain.enums import WorkStatus
 from service.models import Job, Stage, Task
+
+
+def stamp(row: Job | Task, at: datetime) -> None:
+    """Stamp a row's ``updated_at`` with the loop's clock. Flagged as modified even when the
+    value equals the loaded one (the lease claim stamps jobs with the same ``now``): otherwise
+    the column's wall-clock ``onupdate`` default would win."""
+    row.updated_at = at
+    flag_modified(row, "updated_at")
 
 
 def job_view(job: Job) -> JobView:
@@ -72,6 +83,7 @@ def apply_job_end(job: Job, end: JobEnded, stages: Iterable[Stage], tasks: Itera
     job.status_reason = end.reason
     job.started_at = end.started_at
     job.finished_at = end.at
+    stamp(job, end.at)
     job.deadline_missed = end.deadline_missed
     if end.result is not None:
         job.result = end.result
@@ -86,5 +98,5 @@ def apply_job_end(job: Job, end: JobEnded, stages: Iterable[Stage], tasks: Itera
     for task in tasks:
         if (positions.get(task.stage_id), task.key) in cancelled_tasks:
             task.status = WorkStatus.CANCELLED.value
-            task.updated_at = end.at
+            stamp(task, end.at)
     leases.release(job)

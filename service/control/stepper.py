@@ -37,7 +37,7 @@ from service.control.lifecycle import (
 )
 from service.control.repository import LoopRepository
 from service.control.retry import RetryPolicy
-from service.control.rows import apply_job_end, job_view, task_view, views
+from service.control.rows import apply_job_end, job_view, stamp, task_view, views
 from service.models import (
     Allocation,
     AllocationState,
@@ -139,6 +139,7 @@ class JobStepper:
         if started is not None:
             self.job.status = JobStatus.RUNNING.value
             self.job.started_at = started.at
+            stamp(self.job, started.at)
         if not ctx.results:
             return [], None
         self.repo.forget_spend(self.job.id)  # bills recorded below change it
@@ -270,7 +271,9 @@ class JobStepper:
                 stage = by_position[change.position]
                 stage.planned_memory_mb = change.planned_memory_mb
                 for key, memory_mb in change.memory.items():
-                    by_ref[(change.position, key)].memory_mb = memory_mb
+                    task = by_ref[(change.position, key)]
+                    task.memory_mb = memory_mb
+                    stamp(task, self._at())
             elif isinstance(change, TaskLaunched):
                 if unflushed:
                     self.repo.flush()
@@ -286,7 +289,7 @@ class JobStepper:
     def _launch(self, task: Task, change: TaskLaunched) -> None:
         task.attempts = change.attempt
         task.status = WorkStatus.RUNNING.value
-        task.updated_at = self._at()
+        stamp(task, self._at())
         self.intents += 1
         self.repo.add(
             Invocation(
@@ -378,7 +381,7 @@ class JobStepper:
             function_name=invocation.function_name,
         )
         task.status = lifecycle.task_status(change).value
-        task.updated_at = self._at()
+        stamp(task, self._at())
         if isinstance(change, TaskRecorded):
             task.checkpoint_out = change.checkpoint_out
             task.result = change.result
