@@ -123,7 +123,10 @@ class Controller:
             settings.controller_interval_s if stage_overhead_s is None else stage_overhead_s
         )
         self.retry = RetryPolicy(max_attempts=settings.max_attempts)
-        self.learner = Learner(metrics_interval_s=settings.metrics_interval_s)
+        self.learner = Learner(
+            refits_per_tick=settings.learn_refits_per_tick,
+            metrics_interval_s=settings.metrics_interval_s,
+        )
         # False: no learn step (an ablation): nothing is learned or stored, and the policies
         # fit what they need from the raw runs at every decision, with a fixed margin.
         self.learn = learn
@@ -204,6 +207,7 @@ class Controller:
         if claimed - self._held or any(s.intents for s in steppers.values()):
             self._dispatch_due = True
         self._held = claimed
+        self.learner.retain(claimed)
         for invocation_id in list(self.finished):
             # recorded, or of a job this replica no longer holds (its new owner sends the
             # attempt again; the handler replays it)

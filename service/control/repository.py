@@ -144,10 +144,10 @@ class LoopRepository:
             .limit(1)
         )
 
-    def samples(self, job_id: uuid.UUID) -> list[tuple]:
+    def samples(self, job_id: uuid.UUID, stages: Iterable[int] | None = None) -> list[tuple]:
         """Finished, billed runs: (shape, stage position, memory, duration, init, peak, epochs,
-        outcome), oldest first."""
-        rows = self.session.execute(
+        outcome), oldest first; of the stages at these positions only, if given."""
+        query = (
             select(
                 Task.shape,
                 Stage.position,
@@ -168,7 +168,9 @@ class LoopRepository:
             )
             .order_by(Invocation.finished_at, Invocation.id)
         )
-        return [tuple(row) for row in rows]
+        if stages is not None:
+            query = query.where(Stage.position.in_(list(stages)))
+        return [tuple(row) for row in self.session.execute(query)]
 
     def current_allocations(self, job_id: uuid.UUID) -> list[tuple[str, int, uuid.UUID | None]]:
         """(shape, memory, stage) of every change made, oldest first (vetoes excluded)."""
