@@ -97,8 +97,9 @@ class LoopRepository:
         over 1,000 jobs was mostly these round trips). Finished tasks are not read: a tick
         needs them only when a stage ends or a decision is made. Each preloaded value
         is handed out once, to the first read of it this tick; a later read asks the database
-        and sees what the tick has written since. ``forget_spend`` drops a job's spend when
-        the tick records a bill for it before reading it."""
+        and sees what the tick has written since. The spend is a running total: the bills the
+        tick records are added to it (``add_spend``) instead of summing the job's invoices
+        again; ``forget_spend`` drops it."""
         ids = list(job_ids)
         stages: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
         tasks: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
@@ -139,6 +140,13 @@ class LoopRepository:
 
     def forget_spend(self, job_id: uuid.UUID) -> None:
         self._take("spend", job_id)
+
+    def add_spend(self, job_id: uuid.UUID, *charges: Decimal | None) -> None:
+        """Add a bill recorded this tick to the job's preloaded spend, rounded as the ledger
+        stores it (so the total equals the ledger's sum); nothing if it was not preloaded."""
+        spend = self._preloaded.get("spend", {})
+        if job_id in spend:
+            spend[job_id] += sum((_as_stored(c) for c in charges if c is not None), Decimal(0))
 
     def stages(self, job_id: uuid.UUID) -> list[Stage]:
         preloaded = self._take("stages", job_id)
@@ -402,6 +410,14 @@ class LoopRepository:
         if not ids:
             return []
         return list(self.session.scalars(select(Allocation).where(Allocation.id.in_(ids))))
+
+
+_MONEY = Money()
+
+
+def _as_stored(usd: Decimal) -> Decimal:
+    """``usd`` as a Money column stores it (whole picodollars)."""
+    return _MONEY.process_result_value(_MONEY.process_bind_param(usd, None), None) or Decimal(0)
 
 
 def _spend_columns():

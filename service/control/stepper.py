@@ -130,7 +130,6 @@ class JobStepper:
             self.job.started_at = ctx.now
         if not ctx.results:
             return [], None
-        self.repo.forget_spend(self.job.id)  # bills recorded below change it
         tasks = {task.id: task for task in self.unfinished_tasks()}
         runs, touched = [], set()
         for invocation in self.open_invocations():
@@ -142,6 +141,10 @@ class JobStepper:
                 tasks = {task.id: task for task in self.tasks()}
                 task = tasks[invocation.task_id]
             self._record(invocation, task, result, ctx)
+            # the spend read at the tick's start, plus this bill: no second sum of the ledger
+            self.repo.add_spend(
+                self.job.id, invocation.compute_cost_usd, invocation.request_cost_usd
+            )
             touched.add(task.stage_id)
             if invocation.outcome == InvocationOutcome.OK.value and invocation.duration_ms:
                 runs.append(
