@@ -35,6 +35,23 @@ _BOOT = (
     "from service.platform.emulator.worker import main; main(int(sys.argv[2]), int(sys.argv[3]))"
 )
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# A worker measures CPU time on one reference vCPU (formula 2 in model.py): its BLAS and OpenMP
+# pools get one thread. Left at their default (one per host core), they spin while they wait
+# for work, and that spinning counts as CPU time: on a shared 2-core host an MLP trial on digits
+# measured 84-730 ms of CPU with the default pools against 6 ms with one thread, so the emulator
+# billed 14-100x the work. A function's parallel speed-up comes from its traits
+# (parallel_fraction, max_threads), not from the host's cores.
+SINGLE_THREAD_ENV = dict.fromkeys(
+    (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "BLIS_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+    ),
+    "1",
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,7 @@ class _Worker:
             [sys.executable, "-c", _BOOT, json.dumps(sys.path), str(task_read), str(reply_write)],
             pass_fds=(task_read, reply_write),
             close_fds=True,
+            env=os.environ | SINGLE_THREAD_ENV,
         )
         os.close(task_read)
         os.close(reply_write)
