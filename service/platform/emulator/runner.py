@@ -63,6 +63,12 @@ class Task:
     timeout_s: float
     request_id: str
     qualifier: str | None = None
+    # The modelled execution environment the task runs in, and whether that environment is
+    # new (a cold start): a cold task runs in a worker process that has run nothing yet, so its
+    # imports and whatever the handler loads on first use (a dataset) are measured, as on Lambda;
+    # a warm task goes to the worker that last ran its environment when that one is idle.
+    environment: int | None = None
+    cold: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,8 @@ class _Worker:
         self.replies = Connection(reply_read, writable=False)
         hello = self.replies.recv()
         self.baseline_mb: float = hello["peak_rss_mb"]
+        self.used = False  # has run a task: no longer a fresh environment
+        self.environment: int | None = None  # the modelled environment it last ran
 
     @property
     def pid(self) -> int:
@@ -159,7 +167,8 @@ class WorkerPool:
         return self._executor.submit(self.run, task)
 
     def run(self, task: Task) -> RunOutcome:
-        worker = self._acquire()
+        worker = self._acquire(task)
+        worker.used, worker.environment = True, task.environment
         try:
             outcome, healthy = self._run_on(worker, task)
         except BaseException:
@@ -186,29 +195,63 @@ class WorkerPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _acquire(self) -> _Worker:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            spawn = self._started < self.size
+    def _acquire(self, task: Task | None = None) -> _Worker:
+        worker = self._take_idle(task)
+        if worker is None:
+            with self._lock:
+                spawn = self._started < self.size
+                if spawn:
+                    self._started += 1
             if spawn:
+                return self._spawn()
+            worker = self._idle.get()
+        if task is not None and task.cold and worker.used:
+            # A new environment: replace the used process by a fresh one.
+            self._discard(worker, replaced=False)
+            with self._lock:
                 self._started += 1
-        if spawn:
-            try:
-                return _Worker()
-            except BaseException:
-                with self._lock:
-                    self._started -= 1
-                raise
-        return self._idle.get()
+            return self._spawn()
+        return worker
 
-    def _discard(self, worker: _Worker) -> None:
+    def _spawn(self) -> _Worker:
+        try:
+            return _Worker()
+        except BaseException:
+            with self._lock:
+                self._started -= 1
+            raise
+
+    def _take_idle(self, task: Task | None) -> _Worker | None:
+        """An idle worker: for a cold task one that has run nothing, for a warm one the worker
+        that last ran its environment, else any."""
+        idle: list[_Worker] = []
+        while True:
+            try:
+                idle.append(self._idle.get_nowait())
+            except queue.Empty:
+                break
+        if not idle:
+            return None
+        chosen = idle[0]
+        if task is not None:
+            for worker in idle:
+                if (task.cold and not worker.used) or (
+                    not task.cold
+                    and task.environment is not None
+                    and worker.environment == task.environment
+                ):
+                    chosen = worker
+                    break
+        for worker in idle:
+            if worker is not chosen:
+                self._idle.put(worker)
+        return chosen
+
+    def _discard(self, worker: _Worker, *, replaced: bool = True) -> None:
         worker.kill()
         with self._lock:
             self._started -= 1
-            self.replaced += 1
+            self.replaced += replaced
 
     def _run_on(self, worker: _Worker, task: Task) -> tuple[RunOutcome, bool]:
         limit = float(task.memory_mb)
