@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -66,8 +67,12 @@ class BenchWorkload:
 
     @property
     def family(self) -> str:
-        """Where the workload came from: ``builtin`` or ``profile:<name>``."""
-        return "builtin" if self.profile is None else f"profile:{self.profile.stem}"
+        """Where the workload came from: ``builtin`` or ``profile:<the profile's name>``."""
+        if self.profile is None:
+            return "builtin"
+        model = _model(str(self.profile))
+        assert isinstance(model, ProfileWorkload)
+        return f"profile:{profile_slug(model.name)}"
 
     def model(self) -> WorkloadModel:
         return _model(str(self.profile) if self.profile is not None else None)
@@ -227,10 +232,17 @@ def builtin_workloads() -> list[BenchWorkload]:
     ]
 
 
+def profile_slug(name: str) -> str:
+    """A profile's ``name`` as it appears in workload ids: lower case, runs of anything but
+    letters, digits, ``.`` and ``_`` as one ``-``."""
+    return re.sub(r"[^a-z0-9._]+", "-", name.lower()).strip("-") or "profile"
+
+
 def profile_workloads(path: Path) -> list[BenchWorkload]:
-    """An HPO and a training job whose tasks are the function measured in ``path``."""
+    """An HPO and a training job whose tasks are the function measured in ``path``, named by
+    the profile's own ``name`` (not the file's), so ids say which function was measured."""
     model = ProfileWorkload.load(path)  # fails early, with the file's name, on a bad profile
-    name = path.stem
+    name = profile_slug(model.name)
     shape = (
         f"{model.name}: {model.profile.points[0].memory_mb}–{model.profile.points[-1].memory_mb}"
         f" MB measured, uses {model.footprint_mb:.0f} MB, cold start {model.cold_start_ms:.0f} ms"
@@ -253,6 +265,40 @@ def profile_workloads(path: Path) -> list[BenchWorkload]:
             profile=path,
         ),
     ]
+
+
+def add_profiles(
+    chosen: list[BenchWorkload], every: list[BenchWorkload], paths: list[Path] | tuple[Path, ...]
+) -> list[BenchWorkload]:
+    """``chosen`` plus one HPO and one training workload per profile in ``paths``.
+
+    Workload ids must be unique across ``every`` workload the suite knows (the selected ones and
+    those ``--quick`` leaves out): a profile whose ``name`` gives the id of another workload is
+    refused with an error naming both, unless it is the same measurement (equal documents), which
+    then just joins the selection. So a file named like a built-in profile never shares results
+    under the built-in's id."""
+    chosen = list(chosen)
+    known = {w.id: w for w in every} | {w.id: w for w in chosen}
+    for path in paths:
+        for workload in profile_workloads(path):
+            other = known.get(workload.id)
+            if other is None:
+                known[workload.id] = workload
+                chosen.append(workload)
+                continue
+            if other.profile is None or _document(other.profile) != _document(path):
+                source = "a built-in workload" if other.profile is None else str(other.profile)
+                raise ValueError(
+                    f"{path}: its profile name gives workload id {workload.id!r}, which "
+                    f'{source} already has; give the profile a "name" of its own'
+                )
+            if all(w.id != other.id for w in chosen):
+                chosen.append(other)
+    return chosen
+
+
+def _document(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def default_profiles() -> list[Path]:
