@@ -174,7 +174,7 @@ def test_a_profile_that_would_share_a_built_in_id_is_refused(tmp_path, quick) ->
     builtin = json.loads((PROFILES_DIR / "image-recognition.json").read_text())
     path = tmp_path / "image-recognition.json"
     path.write_text(json.dumps(PROFILE | {"name": "image-recognition"}))
-    with pytest.raises(ValueError, match="'hpo-image-recognition'.*name\" of its own"):
+    with pytest.raises(ValueError, match=r"'hpo-image-recognition'.*name\" of its own"):
         select_workloads(SuiteConfig(quick=quick, profiles=(path,)))
     # the same measurement under another path is the built-in workload, not a second one
     copy = tmp_path / "copy.json"
