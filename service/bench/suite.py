@@ -26,6 +26,7 @@ from service.bench.workloads import (
     builtin_workloads,
     default_profiles,
     describe,
+    paper_workloads,
     profile_workloads,
 )
 
@@ -63,9 +64,10 @@ class SuiteResult:
 
 
 def select_workloads(config: SuiteConfig) -> list[BenchWorkload]:
-    """The built-in families and the default profiles' (``--quick``: a subset), then one HPO and
-    one training job per ``--profile``."""
-    every = builtin_workloads() + [w for p in default_profiles() for w in profile_workloads(p)]
+    """The built-in families, the paper-shaped ones and the default profiles' (``--quick``: a
+    subset), then one HPO and one training job per ``--profile``."""
+    every = builtin_workloads() + paper_workloads()
+    every += [w for p in default_profiles() for w in profile_workloads(p)]
     chosen = [w for w in every if w.id in QUICK_WORKLOADS] if config.quick else every
     chosen = add_profiles(chosen, every, config.profiles)
     if config.only:

@@ -28,6 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from service.simulation.families import FAMILY_OF_HIDDEN, ModelFamilies
 from service.simulation.profile_model import ProfileWorkload
 from service.simulation.work import AnalyticWorkload, WorkloadModel
 from service.spec import MAX_MEMORY_MB, MIN_MEMORY_MB, JobSpec
@@ -49,6 +50,7 @@ PROFILES_DIR = Path(__file__).resolve().parent.parent / "platform" / "profiles"
 DEFAULT_PROFILES = ("mlp-training", "s3-etl", "image-recognition")
 
 Kind = Literal["hpo", "training"]
+MODEL_FAMILIES = "model-families"
 
 
 def static_safe_mb(peak_mb: float) -> int:
@@ -64,10 +66,15 @@ class BenchWorkload:
     description: str
     document: dict[str, Any] = field(repr=False)  # a job spec without "qos" and "policy"
     profile: Path | None = None  # measured profile driving durations; None: the analytic model
+    # or a named simulation model: "model-families" (``service.simulation.families``)
+    simulated_by: str | None = None
 
     @property
     def family(self) -> str:
-        """Where the workload came from: ``builtin`` or ``profile:<the profile's name>``."""
+        """Where the workload came from: ``builtin``, ``model-families`` or
+        ``profile:<the profile's name>``."""
+        if self.simulated_by is not None:
+            return self.simulated_by
         if self.profile is None:
             return "builtin"
         model = _model(str(self.profile))
@@ -75,6 +82,8 @@ class BenchWorkload:
         return f"profile:{profile_slug(model.name)}"
 
     def model(self) -> WorkloadModel:
+        if self.simulated_by is not None:
+            return _named_model(self.simulated_by)
         return _model(str(self.profile) if self.profile is not None else None)
 
     def spec(self, policy: dict[str, Any], deadline_s: float, seed: int = 0) -> JobSpec:
@@ -116,6 +125,13 @@ class BenchWorkload:
 @cache
 def _model(profile: str | None) -> WorkloadModel:
     return ProfileWorkload.load(profile) if profile is not None else AnalyticWorkload()
+
+
+@cache
+def _named_model(name: str) -> WorkloadModel:
+    if name == MODEL_FAMILIES:
+        return ModelFamilies()
+    raise ValueError(f"unknown simulation model {name!r}")
 
 
 def _hpo(
@@ -228,6 +244,45 @@ def builtin_workloads() -> list[BenchWorkload]:
             "16 workers, mlp 2048×2048 on synthetic 400k×512 (~150 MB per worker), 3 epochs per "
             "round (~12 s at 1 vCPU), target loss 0.2, at most 10 rounds",
             _training(wide, {"lr": 0.05, "hidden": "2048,2048", "batch_size": 64}, 16, 30, 3, 0.2),
+        ),
+    ]
+
+
+def paper_workloads() -> list[BenchWorkload]:
+    """Jobs shaped like the paper's (``service.simulation.families``: published model sizes
+    and FLOPs, S3's published latency and throughput): an HPO over image-classifier families
+    whose footprints differ 14× (212 MB to 2,979 MB, so the largest trials cannot run below
+    ~3 GB) and whose convolutional trials are multi-threaded; and data-parallel training whose
+    rounds exchange updates through S3 (5.6 s and 21.6 s a round that no memory size shortens).
+    A trial's ``hidden`` width selects its family (``FAMILY_OF_HIDDEN``)."""
+    families = ", ".join(f"{name} ({width})" for width, name in FAMILY_OF_HIDDEN.items())
+    return [
+        BenchWorkload(
+            "hpo-families",
+            "hpo",
+            f"27 trials, eta 3, 1→9 epochs (3 rungs) of 1,000 CIFAR-10 images over model "
+            f"families (hidden width → family: {families}): 212 MB–2,979 MB, 0.05–24 s per "
+            "epoch at one vCPU, the convolutional ones 90 % parallel up to 6 threads",
+            _hpo("builtin:mlp", "builtin:digits", list(FAMILY_OF_HIDDEN), 27, 3, 9),
+            simulated_by=MODEL_FAMILIES,
+        ),
+        BenchWorkload(
+            "train-resnet18-s3-w8",
+            "training",
+            "8 workers, ResNet-18 on CIFAR-10 shards (~600 MB per worker), 1 epoch per round "
+            "(17 s at one vCPU, 90 % parallel) then the update exchange through S3 (8 × 47 MB, "
+            "5.6 s at every size), target loss 0.3, at most 12 rounds",
+            _training("builtin:digits", {"lr": 0.05, "hidden": 512}, 8, 12, 1, 0.3),
+            simulated_by=MODEL_FAMILIES,
+        ),
+        BenchWorkload(
+            "train-resnet50-s3-w16",
+            "training",
+            "16 workers, ResNet-50 on CIFAR-10 shards (~950 MB per worker), 1 epoch per round "
+            "(20 s at one vCPU, 90 % parallel) then the update exchange through S3 (16 × 102 MB, "
+            "21.6 s at every size: I/O-bound above ~1 vCPU), target loss 0.3, at most 10 rounds",
+            _training("builtin:digits", {"lr": 0.05, "hidden": 1024}, 16, 10, 1, 0.3),
+            simulated_by=MODEL_FAMILIES,
         ),
     ]
 
