@@ -10,7 +10,8 @@ The built-in families differ where allocation matters:
 - HPO by successive halving with eta 2, 3 and 4 and 64, 81 and 243 trials, whose trial shapes
   (the ``hidden`` layer sizes) need from ~60 MB to ~300 MB and take from milliseconds to seconds
   per epoch, so one size cannot fit every shape and every rung;
-- data-parallel training with 4, 8 and 16 workers and models of different weight.
+- data-parallel training with 4, 8 and 16 workers and models of different weight; every worker
+  holds the whole dataset (~830 MB) and generates it on a cold start (~3 s of CPU at one vCPU).
 
 Each measured profile adds an HPO (one trial shape: the profiled function; trials differ in
 learning rate) and a training job whose workers are the profiled function; a profile is read
@@ -227,21 +228,21 @@ def builtin_workloads() -> list[BenchWorkload]:
         BenchWorkload(
             "train-mlp-w4",
             "training",
-            "4 workers, mlp 512×512 on synthetic 400k×512 (~240 MB per worker), 4 epochs per "
+            "4 workers, mlp 512×512 on synthetic 400k×512 (~830 MB per worker, which holds the whole dataset), 4 epochs per "
             "round (~6.5 s at 1 vCPU), target loss 0.15, at most 10 rounds",
             _training(wide, {"lr": 0.05, "hidden": "512,512", "batch_size": 64}, 4, 40, 4, 0.15),
         ),
         BenchWorkload(
             "train-mlp-w8",
             "training",
-            "8 workers, mlp 1024 on synthetic 400k×512 (~145 MB per worker), 4 epochs per round "
+            "8 workers, mlp 1024 on synthetic 400k×512 (~830 MB per worker), 4 epochs per round "
             "(~3.3 s at 1 vCPU), target loss 0.15, at most 10 rounds",
             _training(wide, {"lr": 0.05, "hidden": 1024, "batch_size": 64}, 8, 40, 4, 0.15),
         ),
         BenchWorkload(
             "train-mlp-w16",
             "training",
-            "16 workers, mlp 2048×2048 on synthetic 400k×512 (~150 MB per worker), 3 epochs per "
+            "16 workers, mlp 2048×2048 on synthetic 400k×512 (~880 MB per worker), 3 epochs per "
             "round (~12 s at 1 vCPU), target loss 0.2, at most 10 rounds",
             _training(wide, {"lr": 0.05, "hidden": "2048,2048", "batch_size": 64}, 16, 30, 3, 0.2),
         ),
