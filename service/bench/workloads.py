@@ -228,8 +228,9 @@ def builtin_workloads() -> list[BenchWorkload]:
         BenchWorkload(
             "train-mlp-w4",
             "training",
-            "4 workers, mlp 512×512 on synthetic 400k×512 (~830 MB per worker, which holds the whole dataset), 4 epochs per "
-            "round (~6.5 s at 1 vCPU), target loss 0.15, at most 10 rounds",
+            "4 workers, mlp 512×512 on synthetic 400k×512 (~830 MB per worker, which holds the "
+            "whole dataset), 4 epochs per round (~6.5 s at 1 vCPU), target loss 0.15, at most "
+            "10 rounds",
             _training(wide, {"lr": 0.05, "hidden": "512,512", "batch_size": 64}, 4, 40, 4, 0.15),
         ),
         BenchWorkload(
