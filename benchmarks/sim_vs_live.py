@@ -11,7 +11,12 @@ For each example spec this runs
   run, so that no run starts with the previous one's warm environments.
 
 and prints, per example: cost, JCT and invocations (and cold starts) of each side (medians over
-the runs) and the live/sim ratio. The live controller ticks every ``--interval`` seconds, the
+the runs) and the live/sim ratio. The analytic model's CPU constants come from a quiet
+reference machine; a busy or slower host spends more CPU on the same work, which the live side
+bills. So the script also measures this host's CPU factor (the model's calibration point, an
+MLP epoch on synthetic 200,000×100, run as the emulator's workers run code, against the model)
+around the live runs, and simulates a second time with the model's CPU scaled by it
+("sim@host"). The live controller ticks every ``--interval`` seconds, the
 simulated one every 0.1 s; a live tick that overruns its interval (a loaded machine) lengthens
 the live JCT, so compare JCT on a quiet machine.
 
@@ -45,14 +50,58 @@ EXAMPLES = ("examples/hpo-digits.json", "examples/training-digits.json")
 JOB_TIMEOUT_S = 600.0
 
 
-def simulated(spec_path: Path, seeds: int) -> list[dict[str, Any]]:
+CALIBRATION = "builtin:synthetic?n=200000&d=100"
+_PROBE = """
+import json, sys, tempfile, time
+from service.workloads.contract import CONTRACT
+from service.workloads.handlers import mlp_trial
+def event(hidden, n):
+    root = "file://" + tempfile.mkdtemp()
+    return {"contract": CONTRACT, "job_id": "probe", "task_id": f"t{n}", "attempt": 1,
+            "kind": "hpo", "params": {"hidden": hidden}, "epoch_from": 0, "epoch_to": 1,
+            "checkpoint_in": None, "checkpoint_out": root + "/c", "dataset": sys.argv[1],
+            "store": root}
+mlp_trial(event(32, 0), None)  # imports, dataset
+runs = []
+for n, hidden in enumerate((32, 256, 32, 256), 1):
+    started = time.process_time()
+    mlp_trial(event(hidden, n), None)
+    runs.append([hidden, (time.process_time() - started) * 1000.0])
+print(json.dumps(runs))
+"""
+
+
+def host_cpu_factor() -> float:
+    """CPU this host spends on the model's calibration work, over what the model says (warm
+    1-epoch trials, hidden 32 and 256, BLAS on one thread as in the emulator's workers)."""
+    from service.platform.emulator.runner import SINGLE_THREAD_ENV
+    from service.simulation.workload_model import invocation_cost
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, CALIBRATION],
+        env=os.environ | SINGLE_THREAD_ENV,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    ratios = [
+        cpu_ms / invocation_cost("builtin:mlp", CALIBRATION, {"hidden": hidden}, 1).cpu_ms
+        for hidden, cpu_ms in json.loads(done.stdout.strip().splitlines()[-1])
+    ]
+    return median(ratios)
+
+
+def simulated(spec_path: Path, seeds: int, cpu_scale: float = 1.0) -> list[dict[str, Any]]:
     from service.simulation.run import simulate
+    from service.simulation.work import AnalyticWorkload
     from service.spec import JobSpec
 
     spec = JobSpec.model_validate_json(spec_path.read_text())
     runs = []
     for seed in range(seeds):
-        result = simulate(spec, seed=seed)
+        result = simulate(spec, seed=seed, workload=AnalyticWorkload(cpu_scale=cpu_scale))
         runs.append(
             {
                 "status": result["status"],
@@ -157,26 +206,29 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
 
 def report(rows: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'example':<22} {'':<6} {'cost $':>10} {'JCT s':>8} {'invocations':>12} {'cold':>6}"
+        f"{'example':<22} {'':<14} {'cost $':>10} {'JCT s':>8} {'invocations':>12} {'cold':>6}"
         f"  status"
     ]
     for row in rows:
-        for side in ("sim", "live"):
+        for side in ("sim", "sim@host", "live"):
             runs = row[side]
             lines.append(
-                f"{row['example']:<22} {side:<6} {_median(runs, 'cost_usd'):>10.6f}"
+                f"{row['example']:<22} {side:<14} {_median(runs, 'cost_usd'):>10.6f}"
                 f" {_median(runs, 'jct_s'):>8.2f} {_median(runs, 'invocations'):>12.0f}"
                 f" {_median(runs, 'cold_starts'):>6.0f}  "
                 + ",".join(sorted({run["status"] for run in runs}))
             )
-        ratios = {
-            key: _median(row["live"], key) / max(_median(row["sim"], key), 1e-12)
-            for key in ("cost_usd", "jct_s", "invocations", "cold_starts")
-        }
-        lines.append(
-            f"{row['example']:<22} {'live/sim':<6} {ratios['cost_usd']:>10.2f}"
-            f" {ratios['jct_s']:>8.2f} {ratios['invocations']:>12.2f} {ratios['cold_starts']:>6.2f}"
-        )
+        for side in ("sim", "sim@host"):
+            ratios = {
+                key: _median(row["live"], key) / max(_median(row[side], key), 1e-12)
+                for key in ("cost_usd", "jct_s", "invocations", "cold_starts")
+            }
+            lines.append(
+                f"{row['example']:<22} {'live/' + side:<14} {ratios['cost_usd']:>10.2f}"
+                f" {ratios['jct_s']:>8.2f} {ratios['invocations']:>12.2f}"
+                f" {ratios['cold_starts']:>6.2f}"
+            )
+        lines.append(f"{row['example']:<22} host CPU factor {row['cpu_factor']:.2f}")
     return "\n".join(lines)
 
 
@@ -194,11 +246,23 @@ def main() -> None:
     for example in args.examples:
         path = (ROOT / example) if not Path(example).is_absolute() else Path(example)
         sim = simulated(path, args.seeds)
+        factors = [host_cpu_factor()]
         runs = []
         for _ in range(args.runs):
             runs.append(live(path, args.interval))
             print(f"{path.name}: live run {len(runs)}: {runs[-1]}", file=sys.stderr, flush=True)
-        rows.append({"example": path.name, "sim": sim, "live": runs})
+        factors.append(host_cpu_factor())
+        factor = median(factors)
+        print(f"{path.name}: host CPU factor {factors}", file=sys.stderr, flush=True)
+        rows.append(
+            {
+                "example": path.name,
+                "sim": sim,
+                "sim@host": simulated(path, args.seeds, cpu_scale=factor),
+                "live": runs,
+                "cpu_factor": factor,
+            }
+        )
     print(
         f"sim: median of {args.seeds} seeds; live: median of {args.runs} runs on a fresh "
         f"embedded default, controller tick {args.interval} s; host load average "
