@@ -210,3 +210,43 @@ def test_the_bench_command_says_so_in_one_line(tmp_path) -> None:
     assert result.exit_code == 2
     assert "'hpo-s3-etl'" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_simulated_invocations_of_other_work_reuse_warm_environments() -> None:
+    """As in the live product: a rung's trials reuse the environments the rung before left warm
+    (the simulator once gave every work size its own function: 40 of 40 invocations cold)."""
+    from pathlib import Path
+
+    from service.simulation.run import simulate
+    from service.spec import JobSpec
+
+    root = Path(__file__).resolve().parents[2]
+    spec = JobSpec.model_validate_json((root / "examples/hpo-digits.json").read_text())
+    result = simulate(spec, seed=0)
+    assert result["status"] == "succeeded" and result["invocations"] == 40
+    assert result["cold_starts"] <= 27  # at most one per rung-0 trial, none after
+
+
+def test_the_analytic_model_bills_first_use_loading_and_holds_the_whole_dataset() -> None:
+    wide = "builtin:synthetic?n=100000&d=512"
+    one = invocation_cost("builtin:mlp", wide, {"hidden": 64}, 1, 1)
+    eighth = invocation_cost("builtin:mlp", wide, {"hidden": 64}, 1, 8)
+    assert eighth.peak_memory_mb == pytest.approx(one.peak_memory_mb)  # a worker holds it all
+    assert eighth.cpu_ms < one.cpu_ms  # and trains on its shard
+    assert one.cold_cpu_ms > 700  # generating 51 M values once per environment
+    model = AnalyticWorkload()
+    platform = SimulatedPlatform(EmulatorPlatform(VirtualClock(0.0), noise=False), model)
+    try:
+        platform.ensure_function(
+            FunctionSpec(name="f", handler=BUILTIN_HANDLERS["builtin:mlp"], memory_mb=442)
+        )
+        cold = platform.invoke("f", event(0, 1))
+        warm = platform.invoke("f", event(0, 1))
+        assert cold.report.cold and not warm.report.cold
+        cost = invocation_cost("builtin:mlp", "builtin:digits", event(0, 1)["params"], 1)
+        # at 442 MB (a quarter of a vCPU) the first-use CPU takes four times as long
+        extra = cold.report.duration_ms - warm.report.duration_ms
+        assert extra == pytest.approx(cost.cold_cpu_ms * 1769 / 442, rel=0.01)
+        assert cold.report.init_ms == pytest.approx(cost.init_ms)
+    finally:
+        platform.close()
