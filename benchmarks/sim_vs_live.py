@@ -13,12 +13,13 @@ For each example spec this runs
 and prints, per example: cost, JCT and invocations (and cold starts) of each side (medians over
 the runs) and the live/sim ratio. The analytic model's CPU constants come from a quiet
 reference machine; a busy or slower host spends more CPU on the same work, which the live side
-bills. So the script also measures this host's CPU factor (the model's calibration point, an
-MLP epoch on synthetic 200,000×100, run as the emulator's workers run code, against the model)
-around the live runs, and simulates a second time with the model's CPU scaled by it
-("sim@host"). The live controller ticks every ``--interval`` seconds, the
-simulated one every 0.1 s; a live tick that overruns its interval (a loaded machine) lengthens
-the live JCT, so compare JCT on a quiet machine.
+bills. So the script also measures this host's CPU factor on the sample's own work (a cold
+and nine warm digits trials in a fresh process, BLAS on one thread, as the emulator's workers
+run them, against the model) before and after the live runs, and simulates a second time with
+the model's CPU scaled by it ("sim@host"). The live controller ticks every ``--interval``
+seconds, the simulated one every 0.1 s. Live, the real code runs on this machine, at most one
+invocation per CPU at a time, and every cold start starts a process: the live JCT includes that
+work, so compare JCT on a quiet machine with cores to spare.
 
     python benchmarks/sim_vs_live.py [--runs 2] [--seeds 3] [--interval 0.1] [EXAMPLE ...]
 
@@ -50,30 +51,33 @@ EXAMPLES = ("examples/hpo-digits.json", "examples/training-digits.json")
 JOB_TIMEOUT_S = 600.0
 
 
-CALIBRATION = "builtin:synthetic?n=200000&d=100"
+CALIBRATION = "builtin:digits"
+# In a fresh process, as the emulator runs a cold start: import the handler (init, not counted),
+# then one first invocation (its lazy imports and the dataset load) and warm trials.
 _PROBE = """
 import json, sys, tempfile, time
 from service.workloads.contract import CONTRACT
 from service.workloads.handlers import mlp_trial
-def event(hidden, n):
+def event(hidden, epochs, n):
     root = "file://" + tempfile.mkdtemp()
     return {"contract": CONTRACT, "job_id": "probe", "task_id": f"t{n}", "attempt": 1,
-            "kind": "hpo", "params": {"hidden": hidden}, "epoch_from": 0, "epoch_to": 1,
+            "kind": "hpo", "params": {"hidden": hidden}, "epoch_from": 0, "epoch_to": epochs,
             "checkpoint_in": None, "checkpoint_out": root + "/c", "dataset": sys.argv[1],
             "store": root}
-mlp_trial(event(32, 0), None)  # imports, dataset
 runs = []
-for n, hidden in enumerate((32, 256, 32, 256), 1):
+calls = [(64, 1)] + [(h, e) for h in (32, 64, 256) for e in (1, 3, 9)]
+for n, (hidden, epochs) in enumerate(calls):
     started = time.process_time()
-    mlp_trial(event(hidden, n), None)
-    runs.append([hidden, (time.process_time() - started) * 1000.0])
+    mlp_trial(event(hidden, epochs, n), None)
+    runs.append([hidden, epochs, n == 0, (time.process_time() - started) * 1000.0])
 print(json.dumps(runs))
 """
 
 
 def host_cpu_factor() -> float:
-    """CPU this host spends on the model's calibration work, over what the model says (warm
-    1-epoch trials, hidden 32 and 256, BLAS on one thread as in the emulator's workers)."""
+    """CPU this host spends on the sample's own work over what the model says: a cold first
+    trial and warm trials on digits (hidden 32/64/256, 1/3/9 epochs), BLAS on one thread as in
+    the emulator's workers."""
     from service.platform.emulator.runner import SINGLE_THREAD_ENV
     from service.simulation.workload_model import invocation_cost
 
@@ -86,11 +90,12 @@ def host_cpu_factor() -> float:
         text=True,
         timeout=600,
     )
-    ratios = [
-        cpu_ms / invocation_cost("builtin:mlp", CALIBRATION, {"hidden": hidden}, 1).cpu_ms
-        for hidden, cpu_ms in json.loads(done.stdout.strip().splitlines()[-1])
-    ]
-    return median(ratios)
+    measured = modelled = 0.0
+    for hidden, epochs, first, cpu_ms in json.loads(done.stdout.strip().splitlines()[-1]):
+        cost = invocation_cost("builtin:mlp", CALIBRATION, {"hidden": hidden}, epochs)
+        measured += cpu_ms
+        modelled += cost.cpu_ms + (cost.cold_cpu_ms if first else 0.0)
+    return measured / modelled
 
 
 def simulated(spec_path: Path, seeds: int, cpu_scale: float = 1.0) -> list[dict[str, Any]]:
