@@ -206,10 +206,15 @@ class WorkerPool:
                 return self._spawn()
             worker = self._idle.get()
         if task is not None and task.cold and worker.used:
-            # A new environment: replace the used process by a fresh one.
-            self._discard(worker, replaced=False)
+            # A new environment needs a fresh process: start one beside the used worker if the
+            # pool has room (the used one stays warm for its environment), else replace it.
             with self._lock:
+                room = self._started < self.size
                 self._started += 1
+            if room:
+                self._idle.put(worker)
+            else:
+                self._discard(worker, replaced=False)
             return self._spawn()
         return worker
 
