@@ -389,7 +389,11 @@ class CeScaling:
             return m >= floor and rounds_left * round_time(m) <= remaining_s
 
         target = decision.memory_mb
-        cold_fits = rounds_left * round_time(target) + model.init_ms / 1000 <= remaining_s
+        # Does a cold start fit, with the rounds at their expected time (the upper bound would
+        # call most tight deadlines out of time, and then every round pay for a larger warm
+        # environment rather than a short cold start)?
+        expected_round_s = model.duration_ms(target, epochs) / 1000 + context.stage_overhead_s
+        cold_fits = rounds_left * expected_round_s + model.init_ms / 1000 <= remaining_s
         self.keep_warm(
             context,
             decisions,
