@@ -414,8 +414,13 @@ class CeScaling:
             else:
                 # One worker tries a smaller size; if the work is CPU-bound this round is
                 # slower (still within the deadline) at the same cost.
+                where = (
+                    f"{model.measured_max_mb} MB"
+                    if model.measured_sizes == 1
+                    else f"{int(model.curve.observed_min_mb)} MB and above"
+                )
                 why = (
-                    f"measured at {model.measured_max_mb} MB only: one worker probes {probe} MB "
+                    f"measured at {where} only: one worker probes {probe} MB "
                     "to learn whether less memory is as fast (the deadline holds if it is not)"
                 )
             decisions[context.stage.tasks[-1].key] = MemoryDecision(probe, probe_rule, why)
