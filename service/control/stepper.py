@@ -21,7 +21,7 @@ from service.control.admission import Admission, CostModel
 from service.control.admission import Run as AdmissionRun
 from service.control.learning import Run, job_scope
 from service.control.repository import LoopRepository
-from service.control.retry import GiveUp, RetryPolicy, after_failure
+from service.control.retry import GiveUp, RetryPolicy, ShapeMemory, after_failure, oom_floors
 from service.models import (
     Allocation,
     AllocationState,
@@ -328,6 +328,10 @@ class JobStepper:
             peak_mb=invocation.max_memory_used_mb,
             policy=ctx.retry,
             rng=ctx.rng,
+            ooms=history.count(InvocationOutcome.OUT_OF_MEMORY.value),
+            shape=ShapeMemory.of(task.shape, self._memory_runs())
+            if outcome is InvocationOutcome.OUT_OF_MEMORY
+            else None,
         )
         if isinstance(decision, GiveUp):
             task.status = WorkStatus.FAILED.value
@@ -344,6 +348,10 @@ class JobStepper:
                 task_id=task.id,
             )
             task.memory_mb = decision.memory_mb
+
+    def _memory_runs(self):
+        """(shape, memory, peak, outcome) of every finished run: what retry.py reads."""
+        return [(row[0], row[2], row[5], row[8]) for row in self.repo.samples(self.job.id)]
 
     def _observe(self, task: Task, invocation: Invocation, report, now: datetime) -> None:
         series = f"{self.job.id}/{task.shape}"
@@ -572,7 +580,7 @@ class JobStepper:
             spent_usd=float(self.spent() if spent is None else spent),
             samples=samples,
             predictors=predictors,
-            oom_floors=self.repo.oom_floors(self.job.id),
+            oom_floors=oom_floors(self._memory_runs()),
             current_mb=current,
             losses=losses,
             stages_done=len(done),
