@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 
 from service.domain.lambda_limits import MAX_MEMORY_MB, MIN_MEMORY_MB
-from service.spec import CeScalingPolicy, JobSpec, PowerTuningPolicy, StaticPolicy
 
 
 def register(app: typer.Typer) -> None:
@@ -53,8 +51,11 @@ def simulate_command(
     ),
 ) -> None:
     """Run SPEC_FILE on the emulator with a virtual clock and report time, cost and stages."""
+    from pydantic import ValidationError
+
     from service.simulation.drift import Drift
     from service.simulation.run import simulate
+    from service.spec import JobSpec
 
     try:
         drifting = Drift.parse(drift) if drift is not None else None
@@ -116,6 +117,8 @@ def simulate_command(
 def _policy(name: str | None, memory_mb: int | None, spec_policy: str) -> dict:
     """The policy document for ``--policy``/``--memory-mb``; ``--memory-mb`` alone resizes a
     spec that is already static."""
+    from service.spec import CeScalingPolicy, PowerTuningPolicy, StaticPolicy
+
     names = {
         "static": StaticPolicy,
         "ce-scaling": CeScalingPolicy,

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from service.control.admission import Admission, CostModel
 from service.control.admission import Run as AdmissionRun
-from service.control.retry import GiveUp, RetryPolicy, after_failure
+from service.control.retry import GiveUp, RetryPolicy, ShapeMemory, after_failure
 from service.domain.enums import InvocationOutcome, JobStatus, StageKind, WorkStatus
 from service.policies.base import MemoryDecision, Observations, Policy, PolicyContext, Sample
 from service.spec import JobSpec
@@ -342,6 +342,7 @@ def on_result(
     invocation_memory_mb: int,
     peak_mb: float | None,
     earlier_outcomes: list[str | None],
+    shape_memory: ShapeMemory | None = None,
     retry: RetryPolicy,
     rng: random.Random,
     now: datetime,
@@ -384,6 +385,8 @@ def on_result(
             peak_mb=peak_mb,
             policy=retry,
             rng=rng,
+            ooms=earlier_outcomes.count(InvocationOutcome.OUT_OF_MEMORY.value),
+            shape=shape_memory,
         )
         if isinstance(decision, GiveUp):
             change = TaskFailed(decision.reason)

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy import case, func, select, type_coerce
+from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.control.lifecycle import SampleRow
 from service.models import (
@@ -21,10 +22,15 @@ from service.models import (
     PredictorState,
     Stage,
     Task,
+    WorkStatus,
 )
 from service.models.base import Money
 
 PRELOAD_CHUNK = 500  # job ids per IN (...) list
+UNFINISHED = (WorkStatus.PENDING.value, WorkStatus.RUNNING.value)
+# A task's JSON columns, read only when a stage ends or a decision is made (then by the query of
+# every task, which fills them in on the objects already loaded)
+_TASK_JSON = (defer(Task.params), defer(Task.checkpoint_in), defer(Task.result))
 
 
 class LoopRepository:
@@ -40,18 +46,66 @@ class LoopRepository:
         self.session.flush()
 
     # -- a tick's first reads, for every claimed job at once --------------------------------
+    def waiting_jobs(self, job_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Of these jobs, those that can only wait: every unfinished task is running (none
+        pending a launch or a decision) and an intent is open. Two grouped counts for the
+        whole batch, no rows: a steady pass over thousands of running functions reads nothing
+        else for such a job (the loop decides, with what it knows itself, whether one that
+        waits may be skipped this tick)."""
+        ids = list(job_ids)
+        running: set[uuid.UUID] = set()
+        opened: set[uuid.UUID] = set()
+        pending = case((Task.status == WorkStatus.PENDING.value, 1), else_=0)
+        for start in range(0, len(ids), PRELOAD_CHUNK):
+            chunk = ids[start : start + PRELOAD_CHUNK]
+            for job_id, unfinished, launchable in self.session.execute(
+                select(Task.job_id, func.count(), func.sum(pending))
+                .where(
+                    Task.job_id.in_(chunk),
+                    Task.status.in_([WorkStatus.PENDING.value, WorkStatus.RUNNING.value]),
+                )
+                .group_by(Task.job_id)
+            ):
+                if unfinished and not launchable:
+                    running.add(job_id)
+            opened.update(
+                self.session.scalars(
+                    select(Invocation.job_id)
+                    .where(
+                        Invocation.job_id.in_(chunk),
+                        Invocation.state == InvocationState.INTENT.value,
+                    )
+                    .group_by(Invocation.job_id)
+                )
+            )
+        return running & opened
+
+    def load_specs(self, jobs: Iterable[Job]) -> None:
+        """Read the specs of these jobs (which ``leases.claim`` leaves unread) in one query
+        per chunk instead of one per job."""
+        by_id = {job.id: job for job in jobs}
+        ids = list(by_id)
+        for start in range(0, len(ids), PRELOAD_CHUNK):
+            for job_id, spec in self.session.execute(
+                select(Job.id, Job.spec).where(Job.id.in_(ids[start : start + PRELOAD_CHUNK]))
+            ):
+                set_committed_value(by_id[job_id], "spec", spec)
+
     def preload(self, job_ids: Iterable[uuid.UUID]) -> None:
-        """Read what each claimed job's first step needs — its stages, tasks, open
-        invocations and spend — in four queries for the whole batch instead of four per job
-        (a reconcile pass over 1,000 jobs was mostly these round trips). Each preloaded value
+        """Read what each claimed job's first step needs — its stages, unfinished tasks
+        (without their JSON columns), open invocations, and the spend of jobs with a budget
+        cap — in four queries for the whole batch instead of four per job (a reconcile pass
+        over 1,000 jobs was mostly these round trips). Finished tasks are not read: a tick
+        needs them only when a stage ends or a decision is made. Each preloaded value
         is handed out once, to the first read of it this tick; a later read asks the database
-        and sees what the tick has written since. ``forget_spend`` drops a job's spend when
-        the tick records a bill for it before reading it."""
+        and sees what the tick has written since. The spend is a running total: the bills the
+        tick records are added to it (``add_spend``) instead of summing the job's invoices
+        again; ``forget_spend`` drops it."""
         ids = list(job_ids)
         stages: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
         tasks: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
         opened: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
-        spend: dict[uuid.UUID, Decimal] = dict.fromkeys(ids, Decimal(0))
+        spend: dict[uuid.UUID, Decimal] = {}  # capped jobs only; others read it when needed
         compute, requests = _spend_columns()
         for start in range(0, len(ids), PRELOAD_CHUNK):
             chunk = ids[start : start + PRELOAD_CHUNK]
@@ -60,7 +114,10 @@ class LoopRepository:
             ):
                 stages[stage.job_id].append(stage)
             for task in self.session.scalars(
-                select(Task).where(Task.job_id.in_(chunk)).order_by(Task.key)
+                select(Task)
+                .where(Task.job_id.in_(chunk), Task.status.in_(UNFINISHED))
+                .order_by(Task.key)
+                .options(*_TASK_JSON)
             ):
                 tasks[task.job_id].append(task)
             for invocation in self.session.scalars(
@@ -72,17 +129,25 @@ class LoopRepository:
                 opened[invocation.job_id].append(invocation)
             for job_id, spent_compute, spent_requests in self.session.execute(
                 select(Invocation.job_id, compute, requests)
-                .where(Invocation.job_id.in_(chunk))
+                .join(Job, Job.id == Invocation.job_id)
+                .where(Invocation.job_id.in_(chunk), Job.max_cost_usd.is_not(None))
                 .group_by(Invocation.job_id)
             ):
                 spend[job_id] = spent_compute + spent_requests
-        self._preloaded = {"stages": stages, "tasks": tasks, "open": opened, "spend": spend}
+        self._preloaded = {"stages": stages, "unfinished": tasks, "open": opened, "spend": spend}
 
     def _take(self, kind: str, job_id: uuid.UUID):
         return self._preloaded.get(kind, {}).pop(job_id, None)
 
     def forget_spend(self, job_id: uuid.UUID) -> None:
         self._take("spend", job_id)
+
+    def add_spend(self, job_id: uuid.UUID, *charges: Decimal | None) -> None:
+        """Add a bill recorded this tick to the job's preloaded spend, rounded as the ledger
+        stores it (so the total equals the ledger's sum); nothing if it was not preloaded."""
+        spend = self._preloaded.get("spend", {})
+        if job_id in spend:
+            spend[job_id] += sum((_as_stored(c) for c in charges if c is not None), Decimal(0))
 
     def stages(self, job_id: uuid.UUID) -> list[Stage]:
         preloaded = self._take("stages", job_id)
@@ -94,10 +159,21 @@ class LoopRepository:
             )
         )
 
-    def tasks(self, job_id: uuid.UUID) -> list[Task]:
-        preloaded = self._take("tasks", job_id)
+    def unfinished_tasks(self, job_id: uuid.UUID) -> list[Task]:
+        """Tasks pending or running (the current stage's), without their JSON columns."""
+        preloaded = self._take("unfinished", job_id)
         if preloaded is not None:
             return preloaded
+        return list(
+            self.session.scalars(
+                select(Task)
+                .where(Task.job_id == job_id, Task.status.in_(UNFINISHED))
+                .order_by(Task.key)
+                .options(*_TASK_JSON)
+            )
+        )
+
+    def tasks(self, job_id: uuid.UUID) -> list[Task]:
         return list(
             self.session.scalars(select(Task).where(Task.job_id == job_id).order_by(Task.key))
         )
@@ -131,9 +207,24 @@ class LoopRepository:
         ).one()
         return spent_compute + spent_requests
 
-    def samples(self, job_id: uuid.UUID) -> list[SampleRow]:
-        """Finished, billed runs, oldest first."""
-        rows = self.session.execute(
+    def last_allocation(self, job_id: uuid.UUID, function_name: str, shape: str) -> int | None:
+        """The memory most recently allocated to a shape (applied or about to be)."""
+        return self.session.scalar(
+            select(Allocation.to_mb)
+            .where(
+                Allocation.job_id == job_id,
+                Allocation.function_name == function_name,
+                Allocation.state.in_([AllocationState.INTENT.value, AllocationState.APPLIED.value]),
+                Allocation.detail["shape"].as_string() == shape,
+            )
+            .order_by(Allocation.created_at.desc(), Allocation.id.desc())
+            .limit(1)
+        )
+
+    def samples(self, job_id: uuid.UUID, stages: Iterable[int] | None = None) -> list[SampleRow]:
+        """Finished, billed runs: (shape, stage position, memory, duration, init, peak, epochs,
+        outcome), oldest first; of the stages at these positions only, if given."""
+        query = (
             select(
                 Task.shape,
                 Stage.position,
@@ -154,7 +245,22 @@ class LoopRepository:
             )
             .order_by(Invocation.finished_at, Invocation.id)
         )
-        return [SampleRow(*row) for row in rows]
+        if stages is not None:
+            query = query.where(Stage.position.in_(list(stages)))
+        return [SampleRow(*row) for row in self.session.execute(query)]
+
+    def current_allocations(self, job_id: uuid.UUID) -> list[tuple[str, int, uuid.UUID | None]]:
+        """(shape, memory, stage) of every change made, oldest first (vetoes excluded)."""
+        shape = Allocation.detail["shape"].as_string()
+        rows = self.session.execute(
+            select(shape, Allocation.to_mb, Allocation.stage_id)
+            .where(
+                Allocation.job_id == job_id,
+                Allocation.state != AllocationState.VETOED.value,
+            )
+            .order_by(Allocation.created_at, Allocation.id)
+        )
+        return [tuple(row) for row in rows]
 
     def oom_floors(self, job_id: uuid.UUID) -> dict[str, int]:
         """Per shape, the highest memory an out-of-memory retry raised it to."""
@@ -305,6 +411,14 @@ class LoopRepository:
         if not ids:
             return []
         return list(self.session.scalars(select(Allocation).where(Allocation.id.in_(ids))))
+
+
+_MONEY = Money()
+
+
+def _as_stored(usd: Decimal) -> Decimal:
+    """``usd`` as a Money column stores it (whole picodollars)."""
+    return _MONEY.process_result_value(_MONEY.process_bind_param(usd, None), None) or Decimal(0)
 
 
 def _spend_columns():

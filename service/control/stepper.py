@@ -36,7 +36,7 @@ from service.control.lifecycle import (
     TaskRetried,
 )
 from service.control.repository import LoopRepository
-from service.control.retry import RetryPolicy
+from service.control.retry import RetryPolicy, ShapeMemory, oom_floors
 from service.control.rows import apply_job_end, job_view, stamp, task_view, views
 from service.models import (
     Allocation,
@@ -142,7 +142,6 @@ class JobStepper:
             stamp(self.job, started.at)
         if not ctx.results:
             return [], None
-        self.repo.forget_spend(self.job.id)  # bills recorded below change it
         tasks = {task.id: task for task in self.tasks()}
         runs, touched = [], set()
         for invocation in self.open_invocations():
@@ -151,6 +150,10 @@ class JobStepper:
                 continue
             task = tasks[invocation.task_id]
             self._record(invocation, task, result, ctx)
+            # the spend read at the tick's start, plus this bill: no second sum of the ledger
+            self.repo.add_spend(
+                self.job.id, invocation.compute_cost_usd, invocation.request_cost_usd
+            )
             touched.add(task.stage_id)
             if invocation.outcome == InvocationOutcome.OK.value and invocation.duration_ms:
                 runs.append(
@@ -208,7 +211,7 @@ class JobStepper:
             for (_, name), row in self.repo.predictor_states([job_scope(self.job.id)]).items()
         }
         samples = tuple(self.repo.samples(self.job.id))
-        return Evidence(samples, predictors, self.repo.oom_floors(self.job.id))
+        return Evidence(samples, predictors, oom_floors(_memory_runs(samples)))
 
     # -- writing the changes --------------------------------------------------------------
     def _apply(
@@ -374,6 +377,9 @@ class JobStepper:
             invocation_memory_mb=invocation.memory_mb,
             peak_mb=invocation.max_memory_used_mb,
             earlier_outcomes=[] if ok else self.repo.task_outcomes(task.id),
+            shape_memory=ShapeMemory.of(task.shape, _memory_runs(self.repo.samples(self.job.id)))
+            if outcome is InvocationOutcome.OUT_OF_MEMORY
+            else None,
             retry=ctx.retry,
             rng=ctx.rng,
             now=ctx.now,
@@ -417,6 +423,11 @@ class JobStepper:
                     recorded_at=self._at(),
                 )
             )
+
+
+def _memory_runs(samples):
+    """(shape, memory, peak, outcome) of every finished run: what retry.py reads."""
+    return [(row.shape, row.memory_mb, row.peak_mb, row.outcome) for row in samples]
 
 
 def _round_losses(stages: list[Stage], tasks: list[Task]) -> tuple[float, ...]:
