@@ -47,9 +47,12 @@ def test_a_policy_that_raises_mid_job_leaves_no_stage_or_task_open(pg_engine, se
                 select(Task).where(Task.job_id == job_id, Task.status == "running")
             ).all()
             assert running, "the first tick launched nothing"
-        for _ in range(2):
-            clock.advance(0.01)  # the trials are still running on the platform
+        for _ in range(200):  # until the policy is asked again (a tick with results) and raises
+            clock.advance(0.05)
             controller.run_once(to_datetime(clock.now()))
+            with database.session() as session:
+                if session.get(Job, job_id).status != "running":
+                    break
         with database.session() as session:
             job = session.get(Job, job_id)
             assert job.status == "failed"
