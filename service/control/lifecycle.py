@@ -161,8 +161,12 @@ class Snapshot:
     stages: tuple[StageView, ...]  # by position
     tasks: tuple[TaskView, ...]
     open_invocations: tuple[OpenInvocation, ...]
-    spent_usd: Decimal
+    spent_usd: Decimal | None  # None: read through ``read_spend`` if a decision needs it
     evidence: Callable[[], Evidence] = Evidence  # read only when a decision is due
+    # None: ``tasks`` is every task of the job; else ``tasks`` are the unfinished ones (the
+    # current stage's) and this reads every task, once a stage ends or a decision is due
+    every_task: Callable[[], tuple[TaskView, ...]] | None = None
+    read_spend: Callable[[], Decimal] | None = None
 
 
 @dataclass(frozen=True)
@@ -429,6 +433,21 @@ class _Step:
         self.tasks: list[TaskView] = list(snapshot.tasks)
         self.changes: list[Change] = []
         self._evidence: Evidence | None = None
+        self._every = snapshot.every_task is None
+        self._spent = snapshot.spent_usd
+
+    def load_all(self) -> None:
+        """Every task of the job, before a stage ends or a decision reads the stages before."""
+        if not self._every:
+            assert self.snapshot.every_task is not None
+            self.tasks = list(self.snapshot.every_task())
+            self._every = True
+
+    def spent(self) -> Decimal:
+        if self._spent is None:
+            assert self.snapshot.read_spend is not None
+            self._spent = self.snapshot.read_spend()
+        return self._spent
 
     def evidence(self) -> Evidence:
         if self._evidence is None:
@@ -444,8 +463,7 @@ class _Step:
             if not snapshot.open_invocations:
                 self.end(JobStatus.CANCELLED, "cancelled by user")
             return self.changes
-        spent = snapshot.spent_usd
-        if job.max_cost_usd is not None and spent >= job.max_cost_usd:
+        if job.max_cost_usd is not None and (spent := self.spent()) >= job.max_cost_usd:
             if not snapshot.open_invocations:
                 reason = f"budget cap reached: spent ${spent:.6f} of ${job.max_cost_usd:.6f}"
                 self.end(JobStatus.FAILED, reason)
@@ -454,13 +472,18 @@ class _Step:
         while True:
             current = self.stages[-1] if self.stages else None
             current_tasks = self.own(current.position) if current is not None else []
-            if current is not None and current.status not in TERMINAL:
-                if any(t.status not in TERMINAL for t in current_tasks):
-                    waiting = [t for t in current_tasks if t.memory_mb is None]
-                    decided = [t for t in current_tasks if t.memory_mb is not None]
-                    if waiting and all(t.status in TERMINAL for t in decided):
-                        self.decide_waiting(current, waiting)
-                    break
+            running = current is not None and current.status not in TERMINAL
+            if running and any(t.status not in TERMINAL for t in current_tasks):
+                waiting = [t for t in current_tasks if t.memory_mb is None]
+                decided = [t for t in current_tasks if t.memory_mb is not None]
+                if waiting and all(t.status in TERMINAL for t in decided):
+                    self.load_all()
+                    waiting = [t for t in self.own(current.position) if t.memory_mb is None]
+                    self.decide_waiting(current, waiting)
+                break
+            self.load_all()  # a stage ends, or none is open: the stages before are read
+            if running:
+                current_tasks = self.own(current.position)
                 closed = close_stage(current, current_tasks, self.now)
                 self.changes.append(closed)
                 self.stages[-1] = replace(current, status=closed.status.value)
@@ -603,7 +626,7 @@ class _Step:
         started = self.job.started_at
         return Observations(
             elapsed_s=(self.now - started).total_seconds() if started else 0.0,
-            spent_usd=float(self.snapshot.spent_usd),
+            spent_usd=float(self.spent()),
             samples=samples,
             predictors=evidence.predictors,
             oom_floors=evidence.oom_floors,
@@ -644,7 +667,7 @@ class _Step:
         ]
         admission = Admission(
             float(self.job.max_cost_usd),
-            float(self.snapshot.spent_usd),
+            float(self.spent()),
             CostModel.of(runs, self.settings.spec.workload.architecture),
         )
         by_id = {task.id: task for task in self.tasks if task.id is not None}

@@ -46,14 +46,16 @@ def stage_view(stage: Stage) -> StageView:
     )
 
 
-def task_view(task: Task, position: int) -> TaskView:
+def task_view(task: Task, position: int, *, light: bool = False) -> TaskView:
+    """``light``: without the JSON columns (params, result), which a tick reads only for the
+    tasks of stages that ended or a decision (``LoopRepository.unfinished_tasks`` defers them)."""
     return TaskView(
         task.id,
         position,
         task.key,
         task.shape,
         task.status,
-        task.params,
+        {} if light else task.params,
         task.memory_mb,
         task.epoch_from,
         task.epoch_to,
@@ -61,17 +63,19 @@ def task_view(task: Task, position: int) -> TaskView:
         task.attempts,
         task.not_before,
         task.checkpoint_out,
-        task.result,
+        None if light else task.result,
         task.failure_reason,
     )
 
 
-def views(stages: Iterable[Stage], tasks: Iterable[Task]) -> tuple[list[StageView], list[TaskView]]:
+def views(
+    stages: Iterable[Stage], tasks: Iterable[Task], *, light: bool = False
+) -> tuple[list[StageView], list[TaskView]]:
     stages = list(stages)
     positions = {stage.id: stage.position for stage in stages}
     return (
         [stage_view(stage) for stage in stages],
-        [task_view(task, positions[task.stage_id]) for task in tasks],
+        [task_view(task, positions[task.stage_id], light=light) for task in tasks],
     )
 
 

@@ -34,6 +34,7 @@ from service.control.lifecycle import (
     TaskOpened,
     TaskRecorded,
     TaskRetried,
+    TaskView,
 )
 from service.control.repository import LoopRepository
 from service.control.retry import RetryPolicy, ShapeMemory, oom_floors
@@ -104,6 +105,7 @@ class JobStepper:
         # Loaded once per tick and shared by record and advance: loading a job's tasks is most
         # of a tick's cost (an 81-trial rung is 81 rows with JSON columns).
         self._tasks: list[Task] | None = None
+        self._unfinished: list[Task] | None = None
         self._open: list[Invocation] | None = None
         self.intents = 0  # invocation and memory-change intents written this tick
         self._now: datetime | None = None
@@ -119,9 +121,17 @@ class JobStepper:
         return self._now + timedelta(microseconds=self._written)
 
     def tasks(self) -> list[Task]:
+        """Every task of the job (the same objects as ``unfinished_tasks``)."""
         if self._tasks is None:
             self._tasks = self.repo.tasks(self.job.id)
         return list(self._tasks)
+
+    def unfinished_tasks(self) -> list[Task]:
+        """The tasks that were not finished when the tick began (the current stage's), without
+        their JSON columns: all a tick reads until a stage ends or a decision is due."""
+        if self._unfinished is None:
+            self._unfinished = self.repo.unfinished_tasks(self.job.id)
+        return list(self._unfinished)
 
     def open_invocations(self) -> list[Invocation]:
         """Invocations without a recorded result (intents), as of now in this tick."""
@@ -142,13 +152,16 @@ class JobStepper:
             stamp(self.job, started.at)
         if not ctx.results:
             return [], None
-        tasks = {task.id: task for task in self.tasks()}
+        tasks = {task.id: task for task in self.unfinished_tasks()}
         runs, touched = [], set()
         for invocation in self.open_invocations():
             result = ctx.results.get(invocation.id)
             if result is None:
                 continue
-            task = tasks[invocation.task_id]
+            task = tasks.get(invocation.task_id)
+            if task is None:  # an intent of a finished task: not expected, but read them all
+                tasks = {task.id: task for task in self.tasks()}
+                task = tasks[invocation.task_id]
             self._record(invocation, task, result, ctx)
             # the spend read at the tick's start, plus this bill: no second sum of the ledger
             self.repo.add_spend(
@@ -169,6 +182,18 @@ class JobStepper:
         if self.spec.kind != "training":
             return runs, None
         stages = self.repo.stages(self.job.id)
+        if not any(
+            stage.id in touched
+            and all(
+                t.status == WorkStatus.SUCCEEDED.value
+                for t in tasks.values()
+                if t.stage_id == stage.id
+            )
+            for stage in stages
+            if stage.kind == StageKind.ROUND.value
+        ):
+            return runs, None  # no round can have completed: spare reading every task
+        tasks = {task.id: task for task in self.tasks()}
         completed = [
             stage.position
             for stage in stages
@@ -189,20 +214,27 @@ class JobStepper:
         changes."""
         self._now = ctx.now
         stages = self.repo.stages(self.job.id)
-        tasks = self.tasks()
         open_invocations = self.open_invocations()
-        stage_views, task_views = views(stages, tasks)
+        stage_views, task_views = views(stages, self.unfinished_tasks(), light=True)
+
+        def every_task() -> tuple[TaskView, ...]:
+            return tuple(views(stages, self.tasks())[1])
+
+        capped = self.job.max_cost_usd is not None
         snapshot = Snapshot(
             job_view(self.job),
             tuple(stage_views),
             tuple(task_views),
             tuple(OpenInvocation(i.id, i.task_id, i.memory_mb) for i in open_invocations),
-            self.repo.spent_usd(self.job.id),
+            self.repo.spent_usd(self.job.id) if capped else None,
             self._evidence,
+            every_task,
+            lambda: self.repo.spent_usd(self.job.id),
         )
         settings = StepSettings(self.spec, ctx.in_flight_limit, ctx.stage_overhead_s)
         changes = lifecycle.step(snapshot, self.workflow, self.policy, ctx.now, settings)
-        self._apply(changes, stages, tasks, ctx.now)
+        rows = self.tasks() if self._tasks is not None else self.unfinished_tasks()
+        self._apply(changes, stages, rows, ctx.now)
         self.repo.flush()
 
     def _evidence(self) -> Evidence:
