@@ -51,6 +51,7 @@ def execute(task: RunTask) -> dict[str, Any]:
             workload=task.workload.model(),
             learn=task.learn,
             drift=task.drift,
+            policy=peer_policy(task.policy.peer) if task.policy.peer else None,
         )
     except Exception as error:  # reported per run; the suite goes on
         result = {
@@ -60,6 +61,17 @@ def execute(task: RunTask) -> dict[str, Any]:
         }
     result["wall_s"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def peer_policy(name: str):
+    """The published peer ``name`` (policies/peers), for every spec."""
+    from service.policies.peers.jolteon import Jolteon
+    from service.policies.peers.parrotfish import Parrotfish
+
+    peers = {"parrotfish": Parrotfish, "jolteon": Jolteon}
+    if name not in peers:
+        raise ValueError(f"unknown peer {name!r}; peers: {', '.join(peers)}")
+    return lambda _spec: peers[name]()
 
 
 def default_jobs() -> int:

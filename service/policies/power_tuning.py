@@ -57,6 +57,22 @@ class PowerTuning:
         memory, reason = self.choose(context)
         return same_for_all(stage, MemoryDecision(memory, "power-tuning", reason))
 
+    def profile_tasks(self, first: StagePlan) -> tuple[TaskPlan, ...]:
+        """The profiling stage: the job's first task at every candidate size,
+        ``invocations_per_size`` times each."""
+        task = first.tasks[0]
+        return tuple(
+            TaskPlan(
+                key=f"{PROFILE_PREFIX}{m}-{i}",
+                params=task.params,
+                epoch_from=task.epoch_from,
+                epoch_to=task.epoch_to,
+                shape=profile_shape(m),
+            )
+            for m in self.candidates
+            for i in range(self.invocations_per_size)
+        )
+
     def choose(self, context: PolicyContext) -> tuple[int, str]:
         arch = context.spec.workload.architecture
         runs: dict[int, list[float]] = defaultdict(list)
@@ -89,7 +105,8 @@ class PowerTuning:
 
 
 class ProfiledWorkflow:
-    """Another workflow with a profiling stage in front (stage 0); the rest is shifted by one."""
+    """Another workflow with a profiling stage in front (stage 0, the policy's
+    ``profile_tasks``); the rest is shifted by one."""
 
     def __init__(self, inner, policy: PowerTuning) -> None:
         self.inner = inner
@@ -100,19 +117,9 @@ class ProfiledWorkflow:
             first = self.inner.next_stage([])
             if isinstance(first, Finished):
                 return first
-            task = first.tasks[0]
-            tasks = tuple(
-                TaskPlan(
-                    key=f"{PROFILE_PREFIX}{m}-{i}",
-                    params=task.params,
-                    epoch_from=task.epoch_from,
-                    epoch_to=task.epoch_to,
-                    shape=profile_shape(m),
-                )
-                for m in self.policy.candidates
-                for i in range(self.policy.invocations_per_size)
+            return StagePlan(
+                0, self.policy.name, StageKind.PROFILING, self.policy.profile_tasks(first)
             )
-            return StagePlan(0, "power-tuning", StageKind.PROFILING, tasks)
         inner_history = [_shift(result, -1) for result in history[1:]]
         step = self.inner.next_stage(inner_history)
         if isinstance(step, Finished):
