@@ -295,6 +295,7 @@ def _tasks(
             cell.workload.id,
             json.dumps(cell.policy.document, sort_keys=True),
             cell.policy.oracle,
+            cell.policy.peer,
             cell.seed,
             cell.deadline,
         )

@@ -57,7 +57,12 @@ class PowerTuning:
         memory, reason = self.choose(context)
         return same_for_all(stage, MemoryDecision(memory, "power-tuning", reason))
 
-    def profile_tasks(self, first: StagePlan) -> tuple[TaskPlan, ...]:
+    @property
+    def profiling_rounds(self) -> int:
+        """Profiling stages before the job's own (``ProfiledWorkflow``)."""
+        return 1
+
+    def profile_tasks(self, first: StagePlan, round_: int = 0) -> tuple[TaskPlan, ...]:
         """The profiling stage: the job's first task at every candidate size,
         ``invocations_per_size`` times each."""
         task = first.tasks[0]
@@ -105,29 +110,34 @@ class PowerTuning:
 
 
 class ProfiledWorkflow:
-    """Another workflow with a profiling stage in front (stage 0, the policy's
-    ``profile_tasks``); the rest is shifted by one."""
+    """Another workflow with profiling stages in front (the policy's ``profiling_rounds``,
+    each of the policy's ``profile_tasks``); the rest is shifted by that many."""
 
     def __init__(self, inner, policy: PowerTuning) -> None:
         self.inner = inner
         self.policy = policy
+        self.rounds = policy.profiling_rounds
 
     def next_stage(self, history: list[StageResult]) -> StagePlan | Finished:
-        if not history:
+        if len(history) < self.rounds:
             first = self.inner.next_stage([])
             if isinstance(first, Finished):
                 return first
+            round_ = len(history)
             return StagePlan(
-                0, self.policy.name, StageKind.PROFILING, self.policy.profile_tasks(first)
+                round_,
+                self.policy.name if round_ == 0 else f"{self.policy.name}-{round_}",
+                StageKind.PROFILING,
+                self.policy.profile_tasks(first, round_),
             )
-        inner_history = [_shift(result, -1) for result in history[1:]]
+        inner_history = [_shift(result, -self.rounds) for result in history[self.rounds :]]
         step = self.inner.next_stage(inner_history)
         if isinstance(step, Finished):
             return step
-        return _shift_plan(step, +1)
+        return _shift_plan(step, +self.rounds)
 
     def outline_after(self, position: int):
-        return self.inner.outline_after(position - 1)
+        return self.inner.outline_after(max(position - self.rounds, -1))
 
 
 def _shift_plan(plan: StagePlan, by: int) -> StagePlan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from service.bench.static_qos import STEP_MB, QosSearch, best_static, grid, meets
@@ -35,7 +36,7 @@ def search(deadline_s: float, known: dict[int, dict[str, Any]] | None = None, **
 def test_the_grid_starts_above_the_peak_and_ends_at_the_largest_size() -> None:
     sizes = grid(150.0)
     assert sizes[0] == 192 and sizes[-1] == 10_240
-    assert all(b - a == STEP_MB for a, b in zip(sizes, sizes[1:], strict=False))
+    assert all(b - a == STEP_MB for a, b in itertools.pairwise(sizes))
     assert grid(10.0)[0] == 128
 
 

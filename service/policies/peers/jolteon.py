@@ -16,13 +16,16 @@ which this follows, not copies:
   ``a/k + b·log(k)/k + c/k² + d`` (the compute term; read and write are ``a/k + b`` terms
   folded into it), fitted by non-linear least squares with the covariance of its parameters.
 - *Bound* (§4.2): the parameters are uncertain; Jolteon draws samples of them and requires the
-  workflow to meet the deadline with probability at least ``1 − ε``. Here ``SAMPLES`` draws of
-  the parameters (and of the measured run-to-run scatter) give each stage's time at quantile
-  ``1 − ε/S`` for S stages, so by the union bound the whole job meets the deadline with
-  probability ≥ 1 − ε (ε = ``EPSILON``).
-- *Solver* (§4.2): per-stage memory minimising the expected cost subject to the bound (the
-  tool solves it with a numerical optimiser over the configurations); here the exact dynamic
-  programme over the stages' Pareto options (``deadline_split.split``) on the memory grid.
+  workflow to meet the deadline with probability at least ``1 − ε`` (the tool's ``risk``,
+  0.05), taking the ``1 − ε`` percentile of the sampled latency. Here ``SAMPLES`` draws of the
+  parameters (and of the measured run-to-run scatter) give each stage's time at that
+  percentile; a draw holds for every stage of a shape, so stage times move together and their
+  percentiles add up to the percentile of the job's time.
+- *Solver* (§4.2): per-stage sizes minimising the expected cost subject to the bound, over the
+  tool's configuration space of ``k`` ∈ {0.5, 1, 1.5, 2, 2.5, 3, 4} vCPUs (896–7,168 MB; the
+  tool solves the relaxation with SLSQP, then probes neighbouring configurations); here the
+  exact dynamic programme over the stages' Pareto options (``deadline_split.split``) on that
+  space, above the memory the profiling runs used.
 
 It never measures the job's own runs: the sizes come from the offline profile only. They are
 re-solved when each stage opens with the time then left (the tool schedules once before the
@@ -41,7 +44,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 from service.models.enums import StageKind
 from service.policies.base import MemoryDecision, PolicyContext
-from service.policies.costing import grid_between, invocation_usd
+from service.policies.costing import invocation_usd
 from service.policies.deadline_split import fastest, split, stage_options
 from service.policies.peers.profiling import (
     Profile,
@@ -54,6 +57,7 @@ from service.spec import MAX_MEMORY_MB
 from service.workflows.plan import StagePlan, TaskPlan
 
 SIZES = (1024, 1792, 3584, 5120, 7168)
+SPACE = tuple(int(k * 1792) for k in (0.5, 1, 1.5, 2, 2.5, 3, 4))  # the solver's k_configs
 RUNS = 3
 VCPU_MB = 1792  # the tool's equivalent-vCPU unit
 EPSILON = 0.05
@@ -133,7 +137,7 @@ class Jolteon(PowerTuning):
     name: str = "jolteon"
     epsilon: float = EPSILON
 
-    def profile_tasks(self, first: StagePlan) -> tuple[TaskPlan, ...]:
+    def profile_tasks(self, first: StagePlan, round_: int = 0) -> tuple[TaskPlan, ...]:
         return profile_every_shape(first, self.candidates, self.invocations_per_size)
 
     def allocate(self, context: PolicyContext) -> dict[str, MemoryDecision]:
@@ -150,9 +154,8 @@ class Jolteon(PowerTuning):
             return {task.key: decision for task in context.stage.tasks}
         models = {s: StageModel.fit(measured[s]) for s in counts}
         floors = {s: measured[s].floor_mb() for s in counts}
-        grids = {s: grid_between(floors[s], MAX_MEMORY_MB) for s in counts}
-        stages_left = 1 + len(context.outline)
-        quantile = 1 - self.epsilon / stages_left
+        grids = {s: [m for m in SPACE if m >= floors[s]] or [MAX_MEMORY_MB] for s in counts}
+        quantile = 1 - self.epsilon
         training = spec.kind == "training"
         current = obs.current_mb.get("worker") if training else None
 

@@ -11,8 +11,10 @@ parrotfish), which this follows, not copies:
   that runs out of memory moves up (the tool retries at +128 MB; here the loop's out-of-memory
   retry raises it, and the run counts at the size it ran at).
 - *Model* (§3): billed cost ``c(m) = a0·m + a1·m·exp(−m/a2)``, with non-negative parameters
-  fitted by non-linear least squares (``scipy.optimize.curve_fit``). Per-invocation duration is
-  ``c(m)/(m·price)``, so the same family is fitted on durations: ``d(m) = a0 + a1·exp(−m/a2)``.
+  fitted by non-linear least squares (the tool uses ``scipy.optimize.curve_fit``; here a scan
+  of ``a2`` with exact non-negative least squares for the rest, ``Curve.fit``). Per-invocation
+  duration is ``c(m)/(m·price)``, so the same family is fitted on durations:
+  ``d(m) = a0 + a1·exp(−m/a2)``.
 - *Several payloads* (§4.3): one curve per payload, and the size that minimises the weighted
   sum of their predicted costs. Here the payloads are the job's trial shapes (one task of each
   shape of the first stage), weighted by their share of the stage's tasks.
@@ -23,19 +25,22 @@ parrotfish), which this follows, not copies:
 - *One size per function*: the size is chosen once, when the first stage of the job proper
   opens, and kept for every later stage (an out-of-memory retry may still raise it).
 
-Left out: the tool's adaptive sampling after the initial three sizes (further sizes picked by a
-cost-times-knowledge objective until the minimum is explored) and its dynamic re-sampling of
-noisy sizes; both add billed profiling runs, so leaving them out can only lower its cost.
+- *Adaptive sampling* (§4.1): after the initial sizes, further sizes one at a time, each the
+  unexplored size minimising predicted cost × (1 + knowledge) (a Gaussian bump of σ = 200 MB
+  around every explored size), refitting after each, up to the tool's 20 data points: two
+  more sizes × 4 invocations, each in a profiling stage of its own.
+
+Left out: the tool's early stop of adaptive sampling (it always takes both sizes here) and its
+dynamic re-sampling of sizes whose runs vary by more than 5 % (more billed runs).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit
+from scipy.optimize import nnls
 
 from service.models.enums import StageKind
 from service.policies.base import MemoryDecision, PolicyContext, same_for_all
@@ -43,6 +48,7 @@ from service.policies.costing import invocation_usd
 from service.policies.peers.profiling import (
     Profile,
     is_profile,
+    measured_shape,
     profile_every_shape,
     profiles,
     profiling_decisions,
@@ -55,6 +61,10 @@ STEP_MB = 64
 SPACE = tuple(range(MIN_MEMORY_MB, MAX_MEMORY_MB + 1, STEP_MB))
 INITIAL = (SPACE[0], SPACE[math.ceil(len(SPACE) / 3)], SPACE[-1])
 INVOCATIONS = 4
+# The tool stops sampling at 20 data points (MAX_TOTAL_SAMPLE_COUNT): the three initial sizes
+# × 4 invocations, then two adaptive sizes × 4.
+ADAPTIVE_ROUNDS = 2
+KNOWLEDGE_MB = 200.0  # the knowledge bump's standard deviation (FitToRealCostObjective)
 
 
 def duration_curve(m: np.ndarray, a0: float, a1: float, a2: float) -> np.ndarray:
@@ -73,21 +83,23 @@ class Curve:
 
     @classmethod
     def fit(cls, profile: Profile) -> Curve:
+        """Least squares with non-negative parameters. For a fixed ``a2`` the model is linear
+        in ``a0, a1``, so the fit scans ``a2`` on a log grid and solves the rest exactly
+        (non-negative least squares): the same minimum ``curve_fit`` looks for, without its
+        convergence failures on three sizes."""
         sizes = [m for m in profile.sizes for _ in profile.per_epoch_ms[m]]
         durations = [d for m in profile.sizes for d in profile.per_epoch_ms[m]]
         x, y = np.asarray(sizes, float), np.asarray(durations, float)
         if len(set(sizes)) < 2:  # nothing to fit a curve on: flat at what was measured
             return cls(float(np.mean(y)), 0.0, 1.0)
-        p0 = [float(y.min()), float(max(y.max() - y.min(), 1e-3)), 1000.0]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OptimizeWarning)
-            try:
-                params, _ = curve_fit(
-                    duration_curve, x, y, p0=p0, bounds=([0, 0, 1e-6], [np.inf] * 3), maxfev=20000
-                )
-            except RuntimeError:  # no convergence: flat at the mean
-                return cls(float(np.mean(y)), 0.0, 1.0)
-        return cls(*(float(p) for p in params))
+        best: tuple[float, Curve] | None = None
+        for a2 in np.geomspace(16.0, 20_000.0, 200):
+            design = np.column_stack([np.ones_like(x), np.exp(-x / a2)])
+            (a0, a1), residual = nnls(design, y)
+            if best is None or residual < best[0] - 1e-12:
+                best = (residual, cls(float(a0), float(a1), float(a2)))
+        assert best is not None
+        return best[1]
 
 
 @dataclass(frozen=True)
@@ -96,12 +108,23 @@ class Parrotfish(PowerTuning):
     invocations_per_size: int = INVOCATIONS
     name: str = "parrotfish"
 
-    def profile_tasks(self, first: StagePlan) -> tuple[TaskPlan, ...]:
-        return profile_every_shape(first, self.candidates, self.invocations_per_size)
+    adaptive_rounds: int = ADAPTIVE_ROUNDS
+
+    @property
+    def profiling_rounds(self) -> int:
+        return 1 + self.adaptive_rounds
+
+    def profile_tasks(self, first: StagePlan, round_: int = 0) -> tuple[TaskPlan, ...]:
+        if round_ == 0:
+            return profile_every_shape(first, self.candidates, self.invocations_per_size)
+        # adaptive sampling: the size is chosen when the stage opens, from the runs so far
+        return profile_every_shape(first, (f"next{round_}",), self.invocations_per_size)
 
     def allocate(self, context: PolicyContext) -> dict[str, MemoryDecision]:
         if context.stage.kind is StageKind.PROFILING:
-            return profiling_decisions(context.stage, "parrotfish-profile")
+            if context.stage.position == 0:
+                return profiling_decisions(context.stage, "parrotfish-profile")
+            return self.sample_next(context)
         chosen = [
             m for shape, m in context.observations.current_mb.items() if not is_profile(shape)
         ]
@@ -111,6 +134,37 @@ class Parrotfish(PowerTuning):
         else:
             memory, reason = self.recommend(context)
         return same_for_all(context.stage, MemoryDecision(memory, "parrotfish", reason))
+
+    def sample_next(self, context: PolicyContext) -> dict[str, MemoryDecision]:
+        """Adaptive sampling (§4.1): per shape, the unexplored size that minimises predicted
+        cost × (1 + knowledge), knowledge being a Gaussian (σ = 200 MB) bump around every
+        size explored — the cheap region, away from what is already known."""
+        measured = profiles(context.observations)
+        arch = context.spec.workload.architecture
+        decisions = {}
+        for task in context.stage.tasks:
+            shape = measured_shape(task.shape)
+            profile = measured.get(shape)
+            if profile is None:
+                memory, why = MAX_MEMORY_MB, "nothing measured"
+            else:
+                curve = Curve.fit(profile)
+                explored = profile.sizes + list(profile.oom_mb)
+                floor = profile.floor_mb(STEP_MB)
+                left = [m for m in SPACE if m >= floor and m not in explored] or [MAX_MEMORY_MB]
+
+                def value(m: int, curve=curve, explored=explored) -> float:
+                    knowledge = sum(
+                        math.exp(-((m - e) ** 2) / (2 * KNOWLEDGE_MB**2)) for e in explored
+                    )
+                    return invocation_usd(m, curve(m), 0.0, arch) * (1 + knowledge)
+
+                memory = min(left, key=lambda m: (value(m), m))
+                why = "lowest cost × knowledge of the unexplored sizes"
+            decisions[task.key] = MemoryDecision(
+                memory, "parrotfish-profile", f"parrotfish adaptive sample of {shape}: {why}"
+            )
+        return decisions
 
     def recommend(self, context: PolicyContext) -> tuple[int, str]:
         measured = profiles(context.observations)

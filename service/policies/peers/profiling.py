@@ -19,21 +19,31 @@ from service.workflows.plan import StagePlan, TaskPlan
 SEPARATOR = "@"
 
 
-def profile_shape(memory_mb: int, shape: str) -> str:
+def profile_shape(memory_mb: int | str, shape: str) -> str:
     return f"{PROFILE_PREFIX}{memory_mb}{SEPARATOR}{shape}"
+
+
+def measured_shape(profile_task_shape: str) -> str:
+    """The job shape a profiling task measures."""
+    return profile_task_shape.split(SEPARATOR, 1)[-1]
 
 
 def is_profile(shape: str) -> bool:
     return shape.startswith(PROFILE_PREFIX)
 
 
-def profile_every_shape(
-    first: StagePlan, sizes: tuple[int, ...], runs: int
-) -> tuple[TaskPlan, ...]:
-    """The first task of every shape of the first stage, ``runs`` times at every size."""
+def first_of_each_shape(first: StagePlan) -> list[tuple[str, TaskPlan]]:
     firsts: dict[str, TaskPlan] = {}
     for task in first.tasks:
         firsts.setdefault(task.shape, task)
+    return sorted(firsts.items())
+
+
+def profile_every_shape(
+    first: StagePlan, sizes: tuple[int, ...] | tuple[str, ...], runs: int
+) -> tuple[TaskPlan, ...]:
+    """The first task of every shape of the first stage, ``runs`` times at every size (or
+    under every label: a size the policy decides when the stage opens)."""
     return tuple(
         TaskPlan(
             key=f"{PROFILE_PREFIX}{m}-{n}-{i}",
@@ -42,7 +52,7 @@ def profile_every_shape(
             epoch_to=task.epoch_to,
             shape=profile_shape(m, shape),
         )
-        for n, (shape, task) in enumerate(sorted(firsts.items()))
+        for n, (shape, task) in enumerate(first_of_each_shape(first))
         for m in sizes
         for i in range(runs)
     )
