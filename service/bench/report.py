@@ -96,7 +96,6 @@ DEFINITIONS = {
         "size is at or below static-safe this is ~1: static-safe is already the floor and no "
         "policy can cut its cost, only its time"
     ),
-    "best static": "the cheapest static size (median cost) with ≥ 99 % attainment in the cell",
     "shared runs": (
         "static and power-tuning never read the deadline, so each of their runs is judged "
         "against both deadlines of its workload (run_shared_across_deadlines)"

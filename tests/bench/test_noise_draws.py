@@ -37,9 +37,10 @@ def test_a_tasks_draw_does_not_depend_on_the_order_or_on_other_tasks() -> None:
     for task in ("small-a", "big-b", "small-c"):
         assert first[task] == second[task]
     # the old single stream gives a task whatever draw its turn brings
-    assert durations(["small-a", "big-b"], keyed=False)["small-a"] != durations(
-        ["big-b", "small-a"], keyed=False
-    )["small-a"]
+    assert (
+        durations(["small-a", "big-b"], keyed=False)["small-a"]
+        != durations(["big-b", "small-a"], keyed=False)["small-a"]
+    )
 
 
 def test_repeated_runs_of_one_task_draw_afresh() -> None:
