@@ -33,25 +33,28 @@ DEFINITIONS = {
         "runs are not billed to it (qos MB: its median size in the cell)"
     ),
     "parrotfish": (
-        "Parrotfish (Moghimi et al., SoCC 2023), policies/peers/parrotfish.py: a billed "
-        "profiling stage runs one task of every trial shape 4× at 128, 3,520 and 10,240 MB, "
-        "fits d(m) = a0 + a1·exp(−m/a2) per shape (its cost model ÷ m), then one size for the "
-        "whole job: the lowest weighted predicted cost whose predicted job time fits the "
-        "deadline. Its adaptive sampling after the first three sizes is left out"
+        "Parrotfish (Moghimi et al., SoCC 2023), policies/peers/parrotfish.py: billed profiling "
+        "(offline: its time is not in the JCT, reported as profiling_s) runs one task of every "
+        "trial shape 4× at 128, 3,520 and 10,240 MB, then at two adaptive sizes (lowest "
+        "predicted cost × knowledge), fits d(m) = a0 + a1·exp(−m/a2) per shape (its cost model "
+        "÷ m), then one size for the whole job: the lowest weighted predicted cost whose "
+        "predicted job time fits the deadline"
     ),
     "jolteon": (
-        "Jolteon (Zhang et al., NSDI 2024), policies/peers/jolteon.py: a billed profiling stage "
-        "runs one task of every trial shape 3× at 1,024, 1,792, 3,584, 5,120 and 7,168 MB, "
-        "fits a/k + b·log(k)/k + c/k² + d (k = MB/1,792) with the parameters' covariance, then "
-        "per-stage sizes at least expected cost whose sampled times meet the deadline with "
-        "probability ≥ 95 % (union bound over stages); never measures the job's own runs"
+        "Jolteon (Zhang et al., NSDI 2024), policies/peers/jolteon.py: billed profiling "
+        "(offline: its time is not in the JCT) runs one task of every trial shape 3× at 1,024, "
+        "1,792, 3,584, 5,120 and 7,168 MB, fits a/k + b·log(k)/k + c/k² + d (k = MB/1,792) with "
+        "the parameters' covariance, then per-stage sizes on its space of 0.5–4 vCPUs "
+        "(896–7,168 MB) at least expected cost whose 95th-percentile sampled time meets the "
+        "deadline; it never measures the job's own runs"
     ),
     "capture": (
         "(static-qos − ce-scaling) / (static-qos − oracle) on the cell's costs summed over the "
         "seeds where all three succeeded: the share of the saving below the best static size "
         "that ce-scaling takes (1 = all of it, 0 = none, < 0 = dearer than static-qos). "
-        "'no room' where the oracle saves < 2 % of static-qos's cost: there is nothing to take, "
-        "and the cell is judged on cost/qos"
+        "'no room' where the oracle saves < 2 % of static-qos's cost ('oracle ≥ qos': it costs "
+        "more than the hindsight static size, whose choice knew every noise draw): there is "
+        "nothing to take, and the cell is judged on cost/qos"
     ),
     "power-tuning": (
         "the product's default power tuning: a billed profiling stage runs the first task 3× at "

@@ -11,7 +11,8 @@ which this follows, not copies:
   (the tool's sizes 1,024, 1,792, 3,584, 5,120 and 7,168 MB), ``RUNS`` times each. Here a
   stage's work is a trial shape's per-epoch work (every stage of a job runs the same shapes for
   more or fewer epochs), so one task of every shape of the first stage is profiled. The runs are
-  billed to the job and their time counts in its JCT.
+  billed to the job; being offline, their time is not the job's: the deadline counts from the
+  end of profiling (the bench reports the JCT without it, and the profiling time apart).
 - *Model* (§4.1): a stage's time at ``k = memory / 1,792`` vCPUs is
   ``a/k + b·log(k)/k + c/k² + d`` (the compute term; read and write are ``a/k + b`` terms
   folded into it), fitted by non-linear least squares with the covariance of its parameters.
@@ -51,6 +52,7 @@ from service.policies.peers.profiling import (
     profile_every_shape,
     profiles,
     profiling_decisions,
+    profiling_s,
 )
 from service.policies.power_tuning import PowerTuning
 from service.spec import MAX_MEMORY_MB
@@ -180,7 +182,9 @@ class Jolteon(PowerTuning):
         for outline in context.outline:
             future = {s: max(1, math.ceil(outline.tasks * share)) for s, share in mix.items()}
             stages.append(options(future, outline.epochs, False))
-        budget = spec.qos.deadline_s - obs.elapsed_s
+        budget = spec.qos.deadline_s - max(
+            0.0, obs.elapsed_s - profiling_s(obs, context.stage_overhead_s)
+        )
         plan = split(stages, budget)
         if plan is None:
             chosen = fastest(stages)[0]

@@ -22,6 +22,9 @@ parrotfish), which this follows, not copies:
   deadline rather than a per-invocation threshold, so a size qualifies when the job's predicted
   time at it — every stage still to run, one after another, at the slowest shape's predicted
   duration plus a cold start — fits the time left. When none does, the fastest predicted size.
+- *Offline*: the tool explores before the function is used, so its runs are billed to the job
+  but their time is not the job's: the deadline counts from the end of profiling (the bench
+  reports the JCT without it, and the profiling time apart).
 - *One size per function*: the size is chosen once, when the first stage of the job proper
   opens, and kept for every later stage (an out-of-memory retry may still raise it).
 
@@ -52,6 +55,7 @@ from service.policies.peers.profiling import (
     profile_every_shape,
     profiles,
     profiling_decisions,
+    profiling_s,
 )
 from service.policies.power_tuning import PowerTuning
 from service.spec import MAX_MEMORY_MB, MIN_MEMORY_MB
@@ -194,7 +198,8 @@ class Parrotfish(PowerTuning):
             ]
             return sum(per_stage)
 
-        left = context.spec.qos.deadline_s - context.observations.elapsed_s
+        offline = profiling_s(context.observations, context.stage_overhead_s)
+        left = context.spec.qos.deadline_s - max(0.0, context.observations.elapsed_s - offline)
         fitting = [m for m in space if job_s(m) <= left]
         if fitting:
             best = min(fitting, key=lambda m: (cost(m), m))

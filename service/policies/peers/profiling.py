@@ -120,3 +120,15 @@ def profiling_decisions(stage: StagePlan, rule: str) -> dict[str, MemoryDecision
         )
         for task in stage.tasks
     }
+
+
+def profiling_s(observations: Observations, overhead_s: float) -> float:
+    """How long the profiling stages took: each as long as its slowest run (cold start
+    included), plus the loop's overhead between stages. The peers profile *offline*: this
+    time is not the job's, so their deadline budget starts after it."""
+    slowest: dict[int, float] = defaultdict(float)
+    for sample in observations.samples:
+        if is_profile(sample.shape):
+            took = sample.duration_ms + (sample.init_ms or 0.0)
+            slowest[sample.stage] = max(slowest[sample.stage], took)
+    return sum(ms / 1000 + overhead_s for ms in slowest.values())
