@@ -27,6 +27,8 @@ class RunTask:
     deadline_s: float  # the spec's; a policy that does not read it is judged on others too
     learn: bool = True  # False: the loop's learn step is off (the learning ablation)
     drift: Drift | None = None  # runs slow down as the job goes on (the learning ablation)
+    # noise keyed by the task, so every policy at a seed sees the same draws (the comparison)
+    common_draws: bool = False
 
     def weight(self) -> float:
         """Rough simulation cost (invocations the job makes), to schedule the heavy ones first."""
@@ -52,6 +54,7 @@ def execute(task: RunTask) -> dict[str, Any]:
             learn=task.learn,
             drift=task.drift,
             policy=peer_policy(task.policy.peer) if task.policy.peer else None,
+            common_draws=task.common_draws,
         )
     except Exception as error:  # reported per run; the suite goes on
         result = {

@@ -239,7 +239,10 @@ def _static_qos(
         if not wanted:
             break
         round_ += 1
-        tasks = [RunTask(by_key[w], static_at(m), seed, UNREAD_S) for w, seed, m in wanted]
+        tasks = [
+            RunTask(by_key[w], static_at(m), seed, UNREAD_S, common_draws=True)
+            for w, seed, m in wanted
+        ]
         on_phase(f"static-qos search, round {round_}", len(tasks))
         for (w, seed, m), result in zip(wanted, pool.run(tasks, on_done), strict=True):
             evaluated[(w, seed)][m] = result
@@ -301,7 +304,9 @@ def _tasks(
         )
         if key not in index_of:
             index_of[key] = len(tasks)
-            tasks.append(RunTask(cell.workload, cell.policy, cell.seed, deadline_of(cell)))
+            tasks.append(
+                RunTask(cell.workload, cell.policy, cell.seed, deadline_of(cell), common_draws=True)
+            )
         task_of.append(index_of[key])
     return tasks, task_of
 

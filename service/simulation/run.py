@@ -55,9 +55,14 @@ def simulate(
     learn: bool = True,
     drift: Drift | None = None,
     policy: Callable[[JobSpec], Policy] | None = None,
+    common_draws: bool = False,
 ) -> dict[str, Any]:
     """Run ``spec`` to its end; with ``oracle`` the spec's policy is replaced by the oracle,
     with ``policy`` by what it makes of the spec (the benchmark's published peers).
+    ``common_draws`` keys each invocation's noise by its task (``platform.noise_key``) instead
+    of drawing it from one stream in invocation order, so that runs of one spec under
+    different policies at one seed see the same draw for the same task (the benchmark's
+    comparison does this).
     ``workload`` stands in for the built-in's code (default: the analytic model); ``learn``
     False switches the loop's learn step off (the policies then fit what they need from raw
     runs at each decision, with a fixed planning margin); ``drift`` slows runs down as the job
@@ -76,7 +81,7 @@ def simulate(
             clock,
             seed=seed,
             slowdown=(lambda now: drift.factor_at(now - START)) if drift is not None else None,
-            noise_key=noise_key,
+            noise_key=noise_key if common_draws else None,
         ),
         model,
         loss_salt=f"seed-{seed}",

@@ -242,6 +242,7 @@ def test_the_size_below_static_qos_misses_the_deadline(bench_out: Path) -> None:
         workload.spec({"name": "static", "memory_mb": below}, 1e6, qos["seed"]),
         seed=qos["seed"],
         workload=workload.model(),
+        common_draws=True,  # the bench's draws
     )
     assert qos["memory_mb"] - below <= STEP_MB or qos["memory_mb"] == 1769
     assert not meets(run, below, qos["deadline_s"])
