@@ -1,9 +1,11 @@
 """What the peers share: a billed profiling stage that runs one task of every trial shape at a
 few sizes, and reading its runs back per shape and size.
 
-The stage runs in front of the job (``ProfiledWorkflow``, as power-tuning's does); its runs are
-billed to the job and its time counts in the job's JCT. A profiling run that runs out of memory
-is retried by the loop at a larger size, and its measurement counts at the size it ran at.
+The stages run in front of the job (``ProfiledWorkflow``, as power-tuning's does); their runs
+are billed to the job. The peers profile offline, so their time is not the job's: a peer's
+deadline budget starts after it (``profiling_s``) and the bench reports it apart from the JCT. A
+profiling run that runs out of memory is retried by the loop at a larger size, and its
+measurement counts at the size it ran at.
 """
 
 from __future__ import annotations
