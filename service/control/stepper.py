@@ -16,7 +16,7 @@ from decimal import Decimal
 from statistics import fmean
 from typing import Any
 
-from service.control import leases, responses
+from service.control import leases, priors, responses
 from service.control.admission import Admission, CostModel
 from service.control.admission import Run as AdmissionRun
 from service.control.learning import Run, job_scope
@@ -523,6 +523,10 @@ class JobStepper:
             name: {"state": row.state, "observations": row.observations}
             for (_, name), row in self.repo.predictor_states([scope]).items()
         }
+        # what the tenant's earlier jobs measured of the same work ("prior:<shape>")
+        predictors |= priors.lookup(
+            self.repo.session, self.job.tenant_id, self.spec, self.job.id, now
+        )
         return Observations(
             elapsed_s=elapsed,
             spent_usd=float(spent),

@@ -1,0 +1,142 @@
+"""What a tenant's earlier job measured of a task shape, as a starting point for its next job on
+the same work (a *prior*): the memory sizes it ran at and the mean duration per epoch at each,
+its cold start and its peak memory.
+
+A job whose shapes all have priors starts from their curves instead of a pilot. The loop hands
+the priors to the policy as observations (``Observations.predictors["prior:<shape>"]``); this
+module, pure, says what they are worth:
+
+- confidence decays with age: the prior's relative error starts at ``PRIOR_ERROR`` (two jobs'
+  runs differ by more than one job's: other hosts, another hour) and grows by as much again
+  every ``ERROR_DOUBLING_DAYS``; a prior older than ``MAX_AGE_DAYS`` is not used at all;
+- a prior the job's own runs contradict is dropped at once: when the mean duration this job
+  measured at any size lies outside the prior's ``CHECK_LEVEL`` interval there, the shape is
+  planned from this job's runs alone, as if there were no prior (``agrees``);
+- while they agree, the shape's curve is fitted on both: this job's runs, and one point per
+  size the prior measured that this job has not (``fit_points``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from statistics import NormalDist
+from typing import Any
+
+from service.prediction.memory_curve import MemoryCurve
+
+PREFIX = "prior:"
+PRIOR_ERROR = 0.05  # relative error of a fresh prior's curve, at least
+ERROR_DOUBLING_DAYS = 7.0
+MAX_AGE_DAYS = 30.0
+# The own-runs check: a size's mean outside the prior's 99 % interval there drops the prior.
+# Means, not single runs: one noisy run out of a hundred must not throw a good prior away.
+CHECK_LEVEL = 0.99
+_DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class Prior:
+    points: tuple[tuple[int, float, int], ...]  # (memory_mb, mean ms per epoch, runs)
+    init_ms: float | None = None
+    peak_mb: float | None = None
+    age_s: float = 0.0  # since the job that measured it stopped learning it
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.points) and self.age_s <= MAX_AGE_DAYS * _DAY_S
+
+    @property
+    def error(self) -> float:
+        """The relative error a plan gives the prior's curve: grows with its age."""
+        return PRIOR_ERROR * (1.0 + max(0.0, self.age_s) / _DAY_S / ERROR_DOUBLING_DAYS)
+
+    @property
+    def sizes(self) -> set[int]:
+        return {m for m, _, _ in self.points}
+
+    def curve(self) -> MemoryCurve:
+        """The prior's own curve, its interval widened to at least ``error``."""
+        curve = MemoryCurve.fit([m for m, _, _ in self.points], [d for _, d, _ in self.points])
+        return widened(curve, self.error)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "points": [[m, d, n] for m, d, n in self.points],
+            "init_ms": self.init_ms,
+            "peak_mb": self.peak_mb,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], age_s: float = 0.0) -> Prior:
+        return cls(
+            points=tuple((int(m), float(d), int(n)) for m, d, n in state["points"]),
+            init_ms=state.get("init_ms"),
+            peak_mb=state.get("peak_mb"),
+            age_s=float(state.get("age_s", age_s)),
+        )
+
+
+def widened(curve: MemoryCurve, error: float) -> MemoryCurve:
+    return replace(curve, residual_error=max(curve.residual_error, error))
+
+
+def points_of(runs: Iterable[tuple[int, float]]) -> tuple[tuple[int, float, int], ...]:
+    """(memory_mb, ms per epoch) runs → one (memory_mb, mean, runs) point per size."""
+    by_size: dict[int, list[float]] = defaultdict(list)
+    for memory, per_epoch in runs:
+        by_size[int(memory)].append(float(per_epoch))
+    return tuple((m, sum(ds) / len(ds), len(ds)) for m, ds in sorted(by_size.items()))
+
+
+def agrees(prior: Prior, points: Iterable[tuple[int, float, int]]) -> bool:
+    """Whether every size's mean measured by this job lies inside the prior's ``CHECK_LEVEL``
+    interval at that size (no points: nothing contradicts it)."""
+    curve = prior.curve()
+    z = NormalDist().inv_cdf(0.5 + CHECK_LEVEL / 2.0)
+    for memory, mean, _ in points:
+        centre = curve.predict(memory)
+        spread = z * curve.relative_error(memory)
+        if abs(math.log(mean / centre)) > spread:
+            return False
+    return True
+
+
+def fit_points(prior: Prior, runs: list[tuple[int, float]]) -> tuple[list[int], list[float]] | None:
+    """The (memory, ms per epoch) pairs to fit a shape's curve on: this job's ``runs`` and one
+    point per size only the prior measured; None when the prior is not usable or the runs
+    contradict it (plan from the runs alone)."""
+    if not prior.usable:
+        return None
+    own = points_of(runs)
+    if not agrees(prior, own):
+        return None
+    measured = {m for m, _, _ in own}
+    memory = [m for m, _ in runs] + [m for m, _, _ in prior.points if m not in measured]
+    durations = [d for _, d in runs] + [d for m, d, _ in prior.points if m not in measured]
+    return memory, durations
+
+
+def merged(previous: Prior | None, job: Prior) -> Prior:
+    """What to keep after a job measured ``job``: its points, plus the previous prior's points
+    at sizes the job did not run when the job's runs agree with it (a prior the job
+    contradicted is replaced, not merged)."""
+    if previous is None or not previous.points or not agrees(previous, job.points):
+        return job
+    kept = [p for p in previous.points if p[0] not in job.sizes]
+    return Prior(
+        points=tuple(sorted([*job.points, *kept])),
+        init_ms=job.init_ms if job.init_ms is not None else previous.init_ms,
+        peak_mb=max((p for p in (job.peak_mb, previous.peak_mb) if p is not None), default=None),
+    )
+
+
+def prior_of(predictors: dict[str, dict], shape: str) -> Prior | None:
+    """The prior the loop handed over for ``shape``, if any and usable."""
+    stored = predictors.get(PREFIX + shape)
+    if stored is None:
+        return None
+    prior = Prior.from_state(stored["state"])
+    return prior if prior.usable else None
