@@ -27,6 +27,7 @@ class RunTask:
     deadline_s: float  # the spec's; a policy that does not read it is judged on others too
     learn: bool = True  # False: the loop's learn step is off (the learning ablation)
     drift: Drift | None = None  # runs slow down as the job goes on (the learning ablation)
+    repeat: int = 1  # the same job this many times by one tenant (bench --repeat)
 
     def weight(self) -> float:
         """Rough simulation cost (invocations the job makes), to schedule the heavy ones first."""
@@ -34,9 +35,9 @@ class RunTask:
         if self.workload.kind == "training":
             training = document["training"]
             rounds = -(-training["max_epochs"] // training["epochs_per_round"])
-            return float(training["workers"] * rounds)
+            return float(training["workers"] * rounds * self.repeat)
         hpo = document["hpo"]
-        return float(hpo["trials"] * 1.5)
+        return float(hpo["trials"] * 1.5 * self.repeat)
 
 
 def execute(task: RunTask) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def execute(task: RunTask) -> dict[str, Any]:
             workload=task.workload.model(),
             learn=task.learn,
             drift=task.drift,
+            repeat=task.repeat,
         )
     except Exception as error:  # reported per run; the suite goes on
         result = {

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 import service
 from service.models import CurvePrior, Job
-from service.policies.priors import PREFIX, Prior, merged, points_of
+from service.policies.priors import PREFIX, Prior, merged, noise_of, points_of
 from service.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ def remember(session: Session, job: Job, spec: JobSpec, samples: list[tuple], no
             points_of(shape_runs),
             init_ms=sum(inits[shape]) / len(inits[shape]) if inits.get(shape) else None,
             peak_mb=peaks.get(shape),
+            noise=noise_of(shape_runs),
         )
         row = existing.get(shape)
         previous = None

@@ -34,6 +34,7 @@ MAX_AGE_DAYS = 30.0
 # The own-runs check: a size's mean outside the prior's 99 % interval there drops the prior.
 # Means, not single runs: one noisy run out of a hundred must not throw a good prior away.
 CHECK_LEVEL = 0.99
+DEFAULT_NOISE = 0.05  # run-to-run noise assumed when the prior's job never repeated a size
 _DAY_S = 86_400.0
 
 
@@ -42,6 +43,8 @@ class Prior:
     points: tuple[tuple[int, float, int], ...]  # (memory_mb, mean ms per epoch, runs)
     init_ms: float | None = None
     peak_mb: float | None = None
+    # run-to-run noise (log-scale sigma) the job saw around each size's mean; None: unknown
+    noise: float | None = None
     age_s: float = 0.0  # since the job that measured it stopped learning it
 
     @property
@@ -67,6 +70,7 @@ class Prior:
             "points": [[m, d, n] for m, d, n in self.points],
             "init_ms": self.init_ms,
             "peak_mb": self.peak_mb,
+            "noise": self.noise,
         }
 
     @classmethod
@@ -75,6 +79,7 @@ class Prior:
             points=tuple((int(m), float(d), int(n)) for m, d, n in state["points"]),
             init_ms=state.get("init_ms"),
             peak_mb=state.get("peak_mb"),
+            noise=state.get("noise"),
             age_s=float(state.get("age_s", age_s)),
         )
 
@@ -91,14 +96,29 @@ def points_of(runs: Iterable[tuple[int, float]]) -> tuple[tuple[int, float, int]
     return tuple((m, sum(ds) / len(ds), len(ds)) for m, ds in sorted(by_size.items()))
 
 
+def noise_of(runs: Iterable[tuple[int, float]]) -> float | None:
+    """The pooled log-scale spread of runs around their size's mean; None with no repeats."""
+    by_size: dict[int, list[float]] = defaultdict(list)
+    for memory, per_epoch in runs:
+        by_size[int(memory)].append(math.log(per_epoch))
+    squares, dof = 0.0, 0
+    for logs in by_size.values():
+        centre = sum(logs) / len(logs)
+        squares += sum((x - centre) ** 2 for x in logs)
+        dof += len(logs) - 1
+    return math.sqrt(squares / dof) if dof else None
+
+
 def agrees(prior: Prior, points: Iterable[tuple[int, float, int]]) -> bool:
     """Whether every size's mean measured by this job lies inside the prior's ``CHECK_LEVEL``
-    interval at that size (no points: nothing contradicts it)."""
+    interval at that size — the curve's error there, and the noise of a mean of that many
+    runs (no points: nothing contradicts it)."""
     curve = prior.curve()
     z = NormalDist().inv_cdf(0.5 + CHECK_LEVEL / 2.0)
-    for memory, mean, _ in points:
+    noise = prior.noise if prior.noise is not None else DEFAULT_NOISE
+    for memory, mean, runs in points:
         centre = curve.predict(memory)
-        spread = z * curve.relative_error(memory)
+        spread = z * math.hypot(curve.relative_error(memory), noise / math.sqrt(max(1, runs)))
         if abs(math.log(mean / centre)) > spread:
             return False
     return True
@@ -130,6 +150,7 @@ def merged(previous: Prior | None, job: Prior) -> Prior:
         points=tuple(sorted([*job.points, *kept])),
         init_ms=job.init_ms if job.init_ms is not None else previous.init_ms,
         peak_mb=max((p for p in (job.peak_mb, previous.peak_mb) if p is not None), default=None),
+        noise=job.noise if job.noise is not None else previous.noise,
     )
 
 

@@ -58,6 +58,9 @@ class ShapeModel:
     # How many different sizes it has run at: one size cannot tell CPU-bound work (slower
     # below it) from I/O-bound work (as fast below it, and cheaper).
     measured_sizes: int | None = None
+    # Where the curve comes from: "runs" (this job's), "prior" (an earlier job's of the
+    # tenant), "prior+runs" (both, agreeing) — said in the decision's reason.
+    source: str = "runs"
 
     def duration_ms(self, memory_mb: int, epochs: int) -> float:
         return self._predict(memory_mb) * max(1, epochs)
@@ -179,7 +182,18 @@ def _from_prior(
         drift_factor=duration_factor(observations, shape),
         measured_max_mb=max(pairs[0]),
         measured_sizes=len(set(pairs[0])),
+        source="prior+runs" if ok else "prior",
     )
+
+
+def provenance(model: DurationModel) -> str:
+    """What a decision's reason says of a curve that is not only this job's."""
+    source = getattr(model, "source", "runs")
+    if source == "prior":
+        return " (curve measured by an earlier job of the tenant)"
+    if source == "prior+runs":
+        return " (curve from this job's runs and an earlier job's, which they agree with)"
+    return ""
 
 
 def learned_curve(observations: Observations, shape: str, runs: int) -> MemoryCurve | None:
@@ -234,6 +248,7 @@ def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeMod
             drift_factor=slowest.drift_factor,
             measured_max_mb=slowest.measured_max_mb,
             measured_sizes=slowest.measured_sizes,
+            source=slowest.source,
         )
         for shape in shapes
     }
