@@ -12,8 +12,9 @@ module, pure, says what they are worth:
 - a prior the job's own runs contradict is dropped at once: when the mean duration this job
   measured at any size lies outside the prior's ``CHECK_LEVEL`` interval there, the shape is
   planned from this job's runs alone, as if there were no prior (``agrees``);
-- while they agree, the shape's curve is fitted on both: this job's runs, and one point per
-  size the prior measured that this job has not (``fit_points``).
+- while they agree, the shape's curve is fitted on both: this job's runs, and the prior's
+  mean at each size this job has not run, weighted by the runs behind it (``fit_points``);
+  the fit's residual then measures how well the two agree, and the age no longer widens it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ MAX_AGE_DAYS = 30.0
 # The own-runs check: a size's mean outside the prior's 99 % interval there drops the prior.
 # Means, not single runs: one noisy run out of a hundred must not throw a good prior away.
 CHECK_LEVEL = 0.99
+MAX_WEIGHT = 100  # runs a prior's mean at one size counts for in a fit, at most
 DEFAULT_NOISE = 0.05  # run-to-run noise assumed when the prior's job never repeated a size
 _DAY_S = 86_400.0
 
@@ -62,8 +64,7 @@ class Prior:
 
     def curve(self) -> MemoryCurve:
         """The prior's own curve, its interval widened to at least ``error``."""
-        curve = MemoryCurve.fit([m for m, _, _ in self.points], [d for _, d, _ in self.points])
-        return widened(curve, self.error)
+        return widened(MemoryCurve.fit(*expanded(self.points)), self.error)
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -125,17 +126,30 @@ def agrees(prior: Prior, points: Iterable[tuple[int, float, int]]) -> bool:
 
 
 def fit_points(prior: Prior, runs: list[tuple[int, float]]) -> tuple[list[int], list[float]] | None:
-    """The (memory, ms per epoch) pairs to fit a shape's curve on: this job's ``runs`` and one
-    point per size only the prior measured; None when the prior is not usable or the runs
-    contradict it (plan from the runs alone)."""
+    """The (memory, ms per epoch) pairs to fit a shape's curve on: this job's ``runs``, and
+    the prior's mean at each size only the prior measured, counted as many times as runs made
+    it (``expanded``); None when the prior is not usable or the runs contradict it (plan from
+    the runs alone)."""
     if not prior.usable:
         return None
     own = points_of(runs)
     if not agrees(prior, own):
         return None
     measured = {m for m, _, _ in own}
-    memory = [m for m, _ in runs] + [m for m, _, _ in prior.points if m not in measured]
-    durations = [d for _, d in runs] + [d for m, d, _ in prior.points if m not in measured]
+    memory, durations = expanded([p for p in prior.points if p[0] not in measured])
+    return [m for m, _ in runs] + memory, [d for _, d in runs] + durations
+
+
+def expanded(points: Iterable[tuple[int, float, int]]) -> tuple[list[int], list[float]]:
+    """Each size's mean once per run behind it (at most ``MAX_WEIGHT``): a mean of 30 runs
+    weighs in a fit as much as 30 runs, a single run as one — a noisy probe at one size must
+    not bend a curve measured many times elsewhere."""
+    memory: list[int] = []
+    durations: list[float] = []
+    for m, d, n in points:
+        times = max(1, min(int(n), MAX_WEIGHT))
+        memory += [m] * times
+        durations += [d] * times
     return memory, durations
 
 

@@ -168,7 +168,9 @@ def _from_prior(
     pairs = fit_points(prior, runs)
     if pairs is None:
         return None
-    curve = widened(MemoryCurve.fit(*pairs), prior.error)
+    curve = MemoryCurve.fit(*pairs)
+    if not ok:  # the prior alone: as uncertain as its age makes it
+        curve = widened(curve, prior.error)
     inits = [s.init_ms for s in samples if s.init_ms]
     init = fmean(inits) if inits else prior.init_ms or DEFAULT_INIT_MS
     floor = floor_mb(observations, shape)
