@@ -34,6 +34,15 @@ def simulate_command(
         help="Switch the loop's learn step off (stored memory curves, duration forecasts, "
         "loss-curve fits): the policy fits from raw runs at each decision, fixed margin.",
     ),
+    repeat: int = typer.Option(
+        1,
+        "--repeat",
+        min=1,
+        max=10,
+        help="Run the job this many times by one tenant, an hour apart: each repeat starts from "
+        "the curves the earlier jobs measured instead of a pilot. Prints every job; the stages "
+        "are the last one's.",
+    ),
     drift: str | None = typer.Option(
         None,
         "--drift",
@@ -73,19 +82,21 @@ def simulate_command(
             "workloads only (builtin:logreg, builtin:mlp)"
         )
     result = simulate(
-        spec, seed=seed, oracle=policy == "oracle", learn=not no_learn, drift=drifting
+        spec,
+        seed=seed,
+        oracle=policy == "oracle",
+        learn=not no_learn,
+        drift=drifting,
+        repeat=repeat,
     )
     if policy == "oracle":
         result["policy"] = "oracle"
     if as_json:
         typer.echo(json.dumps(result))
         return
-    met = "met" if result["deadline_met"] else "MISSED"
-    typer.echo(
-        f"{result['status']}: {result['jct_s']:.1f} s (deadline {result['deadline_s']:.0f} s, "
-        f"{met}), ${result['cost_usd']:.6f}, {result['invocations']} invocations, "
-        f"{result['cold_starts']} cold"
-    )
+    jobs = [*result.get("previous_jobs", []), result]
+    for number, job in enumerate(jobs, 1):
+        typer.echo((f"job {number}: " if len(jobs) > 1 else "") + _headline(job))
     if result["status_reason"]:
         typer.echo(f"  reason: {result['status_reason']}")
     for stage in result["stages"]:
@@ -93,6 +104,15 @@ def simulate_command(
             f"  {stage['name']:<14} {stage['tasks']:>4} tasks  {stage['memory_mb'] or '-':>5} MB"
             f"  {stage['duration_s'] or 0:>9.1f} s  ${stage['cost_usd']:.6f}"
         )
+
+
+def _headline(result: dict) -> str:
+    met = "met" if result["deadline_met"] else "MISSED"
+    return (
+        f"{result['status']}: {result['jct_s']:.1f} s (deadline {result['deadline_s']:.0f} s, "
+        f"{met}), ${result['cost_usd']:.6f}, {result['invocations']} invocations, "
+        f"{result['cold_starts']} cold"
+    )
 
 
 def _policy(name: str | None, memory_mb: int | None, spec_policy: str) -> dict:

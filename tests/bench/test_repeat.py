@@ -69,3 +69,15 @@ def test_bench_repeat_puts_both_jobs_against_the_oracle(runner, tmp_path):
     assert "| train-mlp-w4 | tight |" in table and "second job vs oracle" in table
     bad = runner.invoke(app, ["bench", "--repeat", "--only", "nope", "--out", str(out)])
     assert bad.exit_code == 2 and "unknown workload" in bad.output
+
+
+def test_simulate_repeat_prints_every_job(runner):
+    args = ["simulate", "examples/hpo-digits.json", "--repeat", "2"]
+    text = runner.invoke(app, args)
+    assert text.exit_code == 0, text.output
+    assert "job 1: succeeded" in text.output and "job 2: succeeded" in text.output
+    document = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    (first,) = document["previous_jobs"]
+    assert "explore" in rules(first) and "explore" not in rules(document)
+    bad = runner.invoke(app, [*args[:2], "--repeat", "0"])
+    assert bad.exit_code == 2
