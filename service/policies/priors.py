@@ -13,7 +13,8 @@ module, pure, says what they are worth:
   measured at any size lies outside the prior's ``CHECK_LEVEL`` interval there, the shape is
   planned from this job's runs alone, as if there were no prior (``agrees``);
 - while they agree, the shape's curve is fitted on both: this job's runs, and the prior's
-  mean at each size this job has not run, weighted by the runs behind it (``fit_points``);
+  mean at each size this job has not run, weighted by the runs behind it and scaled to this
+  job's level (``fit_points``);
   the fit's residual then measures how well the two agree, and the age no longer widens it.
 """
 
@@ -110,11 +111,13 @@ def noise_of(runs: Iterable[tuple[int, float]]) -> float | None:
     return math.sqrt(squares / dof) if dof else None
 
 
-def agrees(prior: Prior, points: Iterable[tuple[int, float, int]]) -> bool:
+def agrees(
+    prior: Prior, points: Iterable[tuple[int, float, int]], curve: MemoryCurve | None = None
+) -> bool:
     """Whether every size's mean measured by this job lies inside the prior's ``CHECK_LEVEL``
     interval at that size — the curve's error there, and the noise of a mean of that many
-    runs (no points: nothing contradicts it)."""
-    curve = prior.curve()
+    runs (no points: nothing contradicts it). ``curve``: the prior's, if already fitted."""
+    curve = curve or prior.curve()
     z = NormalDist().inv_cdf(0.5 + CHECK_LEVEL / 2.0)
     noise = prior.noise if prior.noise is not None else DEFAULT_NOISE
     for memory, mean, runs in points:
@@ -133,11 +136,27 @@ def fit_points(prior: Prior, runs: list[tuple[int, float]]) -> tuple[list[int], 
     if not prior.usable:
         return None
     own = points_of(runs)
-    if not agrees(prior, own):
+    curve = prior.curve()
+    if not agrees(prior, own, curve):
         return None
+    level = level_of(curve, own)
     measured = {m for m, _, _ in own}
-    memory, durations = expanded([p for p in prior.points if p[0] not in measured])
+    others = [(m, d * level, n) for m, d, n in prior.points if m not in measured]
+    memory, durations = expanded(others)
     return [m for m, _ in runs] + memory, [d for _, d in runs] + durations
+
+
+def level_of(curve: MemoryCurve, points: Iterable[tuple[int, float, int]]) -> float:
+    """How much slower (> 1) or faster this job runs than the prior's curve, over the sizes
+    it measured (geometric mean, weighted by runs); 1 before it ran. The prior's means at other
+    sizes are scaled by it: the prior gives the curve's shape, this job its level — otherwise a
+    level shift between two jobs (another host, another hour) would read as a slope between
+    this job's sizes and the prior's."""
+    total = weight = 0.0
+    for memory, mean, runs in points:
+        total += runs * math.log(mean / curve.predict(memory))
+        weight += runs
+    return math.exp(total / weight) if weight else 1.0
 
 
 def expanded(points: Iterable[tuple[int, float, int]]) -> tuple[list[int], list[float]]:
