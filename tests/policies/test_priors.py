@@ -125,3 +125,13 @@ def test_noise_is_the_spread_around_each_sizes_mean():
     assert noise_of([(512, 100.0), (1024, 50.0)]) is None
     assert noise_of([(512, 100.0), (512, 100.0), (1024, 50.0)]) == 0.0
     assert 0.0 < noise_of([(512, 95.0), (512, 105.0)]) < 0.1
+
+
+def test_the_prior_gives_the_shape_and_the_job_its_level():
+    # this job runs 8 % slower than the earlier one (another host): the prior's other sizes
+    # move with it, so the level shift does not read as "more memory is faster"
+    runs = samples("a", lambda m: SLOW(m) * 1.08, sizes=(512, 512, 512))
+    obs = Observations(0.0, 0.0, samples=runs, predictors={PREFIX + "a": prior_of(SLOW)})
+    model = fit_all(obs, ["a"])["a"]
+    assert model.duration_ms(1769, 1) == pytest.approx(SLOW(1769) * 1.08, rel=0.02)
+    assert model.duration_ms(3538, 1) == pytest.approx(model.duration_ms(1769, 1), rel=0.02)
