@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     metrics_interval_s: float = Field(
         60.0, gt=0, description="How often the loop polls each running function's metrics."
     )
+    learn_refits_per_tick: int = Field(
+        4,
+        ge=0,
+        description="Statsmodels refits of duration forecasters per tick per replica (the "
+        "learn step's budget, by count: each takes ~0.1 s of one core); the others wait.",
+    )
     reconcile_interval_s: float = Field(
         60.0,
         gt=0,

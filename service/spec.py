@@ -15,13 +15,16 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    GetJsonSchemaHandler,
     Strict,
     StringConstraints,
     Tag,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from service.workloads import params as builtin_params
 
@@ -31,13 +34,25 @@ MAX_TIMEOUT_S = 900
 MAX_DEADLINE_S = 30 * 24 * 3600
 
 BUILTIN_FUNCTIONS = tuple(builtin_params.BUILTIN_PARAMS)
-_LAMBDA_NAME = re.compile(
-    r"^(arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[a-zA-Z0-9_-]{1,64}(:[a-zA-Z0-9_$-]{1,128})?$"
+# The patterns below are also published in the OpenAPI schema, so they are written in the
+# syntax Python's re and ECMA-262 (JSON Schema's) read alike.
+_LAMBDA_NAME_PATTERN = (
+    r"(arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:)?[a-zA-Z0-9_-]{1,64}"
+    r"(:[a-zA-Z0-9_$-]{1,128})?"
+)
+_LAMBDA_NAME = re.compile(f"^{_LAMBDA_NAME_PATTERN}$")
+#: ``workload.function``: a built-in or a Lambda function's name, ARN or qualified name.
+FUNCTION_PATTERN = (
+    "^(" + "|".join(re.escape(name) for name in BUILTIN_FUNCTIONS) + f"|{_LAMBDA_NAME_PATTERN})$"
 )
 _DATASET = re.compile(
-    r"^(builtin:digits|builtin:synthetic(\?[A-Za-z0-9_=&.]*)?|s3://\S+|file://\S+)$"
+    r"^(builtin:digits|builtin:synthetic(\?[A-Za-z0-9_=&.]*)?"
+    r"|s3://[^\s\x00-\x1f\x7f]+|file://[^\s\x00-\x1f\x7f]+)$"
 )
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# What the text checks below accept, for the schema: no control character; a name not blank.
+_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+_NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 
 # JSON has numbers, strings and booleans: `"trials": true` or `"eta": "3"` is a mistake to report,
 # not a value to coerce.
@@ -99,7 +114,9 @@ def _unencodable_text(node: Any, path: list[str | int]) -> PydanticCustomError |
     return None
 
 
-Text = Annotated[str, AfterValidator(_no_control_characters)]
+Text = Annotated[
+    str, AfterValidator(_no_control_characters), Field(json_schema_extra={"pattern": _TEXT_PATTERN})
+]
 ParamName = Annotated[str, StringConstraints(pattern=_PARAM_NAME.pattern)]
 
 
@@ -131,8 +148,46 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+def _bounds_schema(title: str, item: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "title": title,
+        "type": "array",
+        "items": item,
+        "minItems": 2,
+        "maxItems": 2,
+        "description": description,
+    }
+
+
+_SCALAR_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number"},
+        {"type": "string", "pattern": _TEXT_PATTERN},
+        {"type": "boolean"},
+    ]
+}
+_FORMS_SCHEMA: dict[str, dict[str, Any]] = {
+    "uniform": _bounds_schema("Uniform", {"type": "number"}, "[low, high], low < high"),
+    "log_uniform": _bounds_schema(
+        "LogUniform", {"type": "number", "exclusiveMinimum": 0}, "[low, high], 0 < low < high"
+    ),
+    "int_uniform": _bounds_schema("IntUniform", {"type": "integer"}, "[low, high], low <= high"),
+    "choice": {
+        "title": "Choice",
+        "type": "array",
+        "items": _SCALAR_SCHEMA,
+        "minItems": 1,
+        "maxItems": 1000,
+    },
+}
+
+
 class Distribution(_Spec):
     """One search-space dimension: exactly one of the four forms."""
+
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema: _one_of_forms(schema),
+    )
 
     uniform: tuple[Float, Float] | None = None
     log_uniform: tuple[Float, Float] | None = None
@@ -148,6 +203,9 @@ class Distribution(_Spec):
                 "a distribution is an object with exactly one of "
                 f'{", ".join(forms)}, e.g. {{"log_uniform": [0.0001, 0.1]}}'
             )
+        form, given = next(iter(value.items()))
+        if given is None:
+            raise ValueError(f"{form} must be given a value, not null")
         return value
 
     @model_validator(mode="after")
@@ -166,15 +224,37 @@ class Distribution(_Spec):
         return self
 
 
+def _one_of_forms(schema: dict[str, Any]) -> None:
+    """Publish a distribution as what it is: an object with exactly one of the four forms."""
+    description = schema.get("description")
+    schema.clear()
+    schema["title"] = "Distribution"
+    if description:
+        schema["description"] = description
+    schema["oneOf"] = [
+        {
+            "title": f"{bounds['title']}Distribution",
+            "type": "object",
+            "properties": {form: bounds},
+            "required": [form],
+            "additionalProperties": False,
+        }
+        for form, bounds in _FORMS_SCHEMA.items()
+    ]
+
+
 class Workload(_Spec):
     function: Text = Field(
         description="A built-in workload (builtin:logreg, builtin:mlp) or the name/ARN of your "
-        "own Lambda function that follows the handler contract."
+        "own Lambda function that follows the handler contract.",
+        json_schema_extra={"pattern": FUNCTION_PATTERN},
+        examples=["builtin:logreg", "my-trainer", "my-trainer:live"],
     )
     dataset: Text = Field(
         "builtin:digits",
         description="builtin:digits, builtin:synthetic?n=200000&d=100, s3://bucket/key.npz or "
         "file:///path.npz",
+        json_schema_extra={"pattern": _DATASET.pattern},
     )
     architecture: Literal["x86_64", "arm64"] = "x86_64"
     timeout_s: Int = Field(300, ge=1, le=MAX_TIMEOUT_S, description="Per-invocation timeout.")
@@ -204,7 +284,13 @@ class Workload(_Spec):
 
 
 class HpoSpec(_Spec):
-    search_space: dict[str, Distribution] = Field(min_length=1, max_length=32)
+    search_space: dict[str, Distribution] = Field(
+        min_length=1,
+        max_length=32,
+        description="Hyperparameter name → distribution. A built-in workload takes only its own "
+        "parameters (docs/api.md lists them).",
+        json_schema_extra={"propertyNames": {"pattern": _PARAM_NAME.pattern}},
+    )
     trials: Int = Field(ge=1, le=10_000)
     eta: Int = Field(3, ge=2, le=16, description="Successive-halving reduction factor.")
     min_epochs: Int = Field(1, ge=1, le=100_000)
@@ -234,13 +320,27 @@ class TrainingSpec(_Spec):
     max_epochs: Int = Field(ge=1, le=100_000)
     epochs_per_round: Int = Field(1, ge=1, le=100_000)
     target_loss: Float | None = Field(None, gt=0, description="Stop when the loss reaches this.")
-    params: dict[ParamName, Scalar] = Field(default_factory=dict, max_length=32)
+    params: dict[ParamName, Scalar] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Passed to every invocation. A built-in workload takes only its own "
+        "parameters (docs/api.md lists them).",
+        json_schema_extra=lambda schema: _scalar_map(schema),
+    )
 
     @model_validator(mode="after")
     def _round_fits(self) -> TrainingSpec:
         if self.epochs_per_round > self.max_epochs:
             raise ValueError("epochs_per_round must be <= max_epochs")
         return self
+
+
+def _scalar_map(schema: dict[str, Any]) -> None:
+    """Published as names → scalars (Pydantic's own form is a ``oneOf`` that an integer, being
+    both a number and an integer, would fail)."""
+    schema.pop("patternProperties", None)
+    schema["propertyNames"] = {"pattern": _PARAM_NAME.pattern}
+    schema["additionalProperties"] = _SCALAR_SCHEMA
 
 
 class Qos(_Spec):
@@ -285,17 +385,97 @@ class PowerTuningPolicy(_Spec):
 
 
 Policy = Annotated[StaticPolicy | CeScalingPolicy | PowerTuningPolicy, Field(discriminator="name")]
+JobName = Annotated[
+    Text, Field(min_length=1, max_length=200, json_schema_extra={"pattern": _NAME_PATTERN})
+]
+
+
+def _default_policy() -> CeScalingPolicy:
+    return CeScalingPolicy(name="ce-scaling")
+
+
+class _PublishedJob(_Spec):
+    name: JobName
+    workload: Workload
+    qos: Qos
+    budget: Budget | None = None
+    policy: Policy = Field(default_factory=_default_policy)
+
+
+def _builtin_rules(section: str, field: str, with_values: bool) -> dict[str, Any]:
+    """JSON Schema saying what a built-in workload's ``section.field`` may name: its own
+    parameters (and, for ``training.params``, their values).
+
+    Either the function is not a built-in, or it is one and the field names only its
+    parameters. (The same as one ``if``/``then`` per built-in, written without negating a
+    whole object, which schema-driven generators handle far faster.)"""
+
+    def function(rule: dict[str, Any]) -> dict[str, Any]:
+        return {"workload": {"properties": {"function": rule}}}
+
+    others = {"properties": function({"not": {"enum": list(builtin_params.BUILTIN_PARAMS)}})}
+    rules = [others]
+    for name, schema in builtin_params.BUILTIN_PARAMS.items():
+        names: dict[str, Any] = {"propertyNames": {"enum": sorted(schema["properties"])}}
+        if with_values:
+            names["properties"] = schema["properties"]
+        rules.append(
+            {
+                "properties": {
+                    **function({"const": name}),
+                    section: {"properties": {field: names}},
+                }
+            }
+        )
+    return {
+        "allOf": [
+            {
+                "description": "A built-in workload takes only its own parameters.",
+                "anyOf": rules,
+            }
+        ]
+    }
+
+
+class HpoJobSpec(_PublishedJob):
+    """A hyperparameter search (successive halving or Hyperband)."""
+
+    model_config = ConfigDict(json_schema_extra=_builtin_rules("hpo", "search_space", False))
+
+    kind: Literal["hpo"]
+    hpo: HpoSpec
+
+
+class TrainingJobSpec(_PublishedJob):
+    """Data-parallel training in rounds."""
+
+    model_config = ConfigDict(json_schema_extra=_builtin_rules("training", "params", True))
+
+    kind: Literal["training"]
+    training: TrainingSpec
+
+
+# The job spec as the OpenAPI schema publishes it: a union discriminated by ``kind``, each kind
+# with its own section. Submissions are validated by JobSpec (the same fields and rules, one
+# model, so that error locations name the spec's own fields).
+_PUBLISHED_SPEC = TypeAdapter(Annotated[HpoJobSpec | TrainingJobSpec, Field(discriminator="kind")])
 
 
 class JobSpec(_Spec):
-    name: Text = Field(min_length=1, max_length=200)
+    name: JobName
     kind: Literal["hpo", "training"]
     workload: Workload
     hpo: HpoSpec | None = None
     training: TrainingSpec | None = None
     qos: Qos
     budget: Budget | None = None
-    policy: Policy = Field(default_factory=lambda: CeScalingPolicy(name="ce-scaling"))
+    policy: Policy = Field(default_factory=_default_policy)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(_PUBLISHED_SPEC.core_schema)
 
     @model_validator(mode="before")
     @classmethod

@@ -14,6 +14,7 @@ from service.api import (
     health,
     jobs,
     metrics,
+    openapi,
     problems,
     queries,
     webhooks,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(webhooks.router)
     app.include_router(dashboards.router)
     ui.install(app)
+    openapi.install(app)
     return app
 
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from service.api.deps import SessionDep, SettingsDep, TenantDep
+from service.api.openapi import AUTH, BODY, headers, problems
 from service.api.query_schemas import FunctionPageOut, InvocationPageOut, SeriesOut, UsageOut
 from service.dashboards.service import DashboardService, etag
 from service.dashboards.spec import DashboardSpec
@@ -22,8 +23,8 @@ from service.models import Dashboard
 
 router = APIRouter(prefix="/v1/dashboards", tags=["dashboards"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
-_ERRORS = {401: _PROBLEM, 404: _PROBLEM, 422: _PROBLEM}
+_NO_DASHBOARD = "No such dashboard for this tenant."
+_ETAG = {200: {"description": "The dashboard.", **headers("ETag")}}
 
 IfMatch = Annotated[
     str | None,
@@ -102,7 +103,11 @@ def _with_etag(response: Response, dashboard: Dashboard) -> DashboardOut:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=DashboardOut,
-    responses=_ERRORS,
+    operation_id="createDashboard",
+    responses={
+        201: {"description": "The saved dashboard.", **headers("Location", "ETag")},
+        **problems(*AUTH, *BODY, 422),
+    },
     summary="Save a dashboard",
 )
 def create_dashboard(
@@ -123,7 +128,8 @@ def create_dashboard(
 @router.get(
     "",
     response_model=DashboardPageOut,
-    responses={400: _PROBLEM, **_ERRORS},
+    operation_id="listDashboards",
+    responses=problems(400, *AUTH, 422, s400="A cursor this service did not issue."),
     summary="List dashboards",
 )
 def list_dashboards(
@@ -141,7 +147,11 @@ def list_dashboards(
 
 
 @router.get(
-    "/{dashboard_id}", response_model=DashboardOut, responses=_ERRORS, summary="Get a dashboard"
+    "/{dashboard_id}",
+    response_model=DashboardOut,
+    operation_id="getDashboard",
+    responses={**_ETAG, **problems(*AUTH, 404, 422, s404=_NO_DASHBOARD)},
+    summary="Get a dashboard",
 )
 def get_dashboard(
     dashboard_id: uuid.UUID, response: Response, tenant: TenantDep, session: SessionDep
@@ -152,7 +162,8 @@ def get_dashboard(
 @router.put(
     "/{dashboard_id}",
     response_model=DashboardOut,
-    responses={412: _PROBLEM, **_ERRORS},
+    operation_id="replaceDashboard",
+    responses={**_ETAG, **problems(*AUTH, 404, *BODY, 412, 422, s404=_NO_DASHBOARD)},
     summary="Replace a dashboard",
     description="Replaces the whole document. Sending the same document again changes nothing "
     "(same ETag). With If-Match, a stale ETag is a 412 and nothing changes.",
@@ -173,7 +184,8 @@ def replace_dashboard(
 @router.delete(
     "/{dashboard_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={412: _PROBLEM, **_ERRORS},
+    operation_id="deleteDashboard",
+    responses=problems(*AUTH, 404, 412, 422, s404=_NO_DASHBOARD),
     summary="Delete a dashboard",
 )
 def delete_dashboard(
@@ -187,7 +199,11 @@ def delete_dashboard(
 @router.get(
     "/{dashboard_id}/data",
     response_model=DashboardDataOut,
-    responses=_ERRORS,
+    operation_id="getDashboardData",
+    responses={
+        200: {"description": "Every panel's data.", **headers("ETag")},
+        **problems(*AUTH, 404, 422, s404=_NO_DASHBOARD),
+    },
     summary="Resolve every panel",
     description="Runs every panel's query in one call, relative times resolved at "
     "`resolved_at`. A panel whose query fails carries a problem document in `error`.",

@@ -14,13 +14,13 @@ from fastapi.security.utils import get_authorization_scheme_param
 from fastapi.sse import format_sse_event
 from starlette.concurrency import run_in_threadpool
 
+from service.api.openapi import AUTH, problems
 from service.database import Database
 from service.events.stream import EventId, StreamState, poll
 from service.tenants.service import TenantService
 
 router = APIRouter(tags=["jobs"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
 KEEPALIVE_S = 15.0
 
 
@@ -35,12 +35,20 @@ def _poll(database: Database, key: str | None, job_id: uuid.UUID, state: StreamS
     "/v1/jobs/{job_id}/events",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
-        400: _PROBLEM,
-        401: _PROBLEM,
-        404: _PROBLEM,
-        422: _PROBLEM,
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "The event stream.",
+        },
+        **problems(
+            400,
+            *AUTH,
+            404,
+            422,
+            s400="Last-Event-ID is not an id this stream sent.",
+            s404="No such job for this tenant.",
+        ),
     },
+    operation_id="streamJobEvents",
     summary="Follow a job (Server-Sent Events)",
 )
 async def job_events(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.api.openapi import problems
 from service.api.problems import problem
 from service.database import Database
 from service.migrate import current_revision_of, head_revision
@@ -14,12 +18,31 @@ from service.migrate import current_revision_of, head_revision
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is up")
+class Live(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    migration: str = Field(description="The database's Alembic revision (the head).")
+
+
+@router.get(
+    "/healthz", response_model=Live, operation_id="getLiveness", summary="The process is up"
+)
 def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and migrated to head")
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    operation_id="getReadiness",
+    responses=problems(
+        503, s503="The database is unreachable or not migrated to head (`detail` says which)."
+    ),
+    summary="The database is reachable and migrated to head",
+)
 def readyz(request: Request) -> JSONResponse:
     database: Database = request.app.state.database
     try:

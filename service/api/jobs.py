@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm.exc import StaleDataError
 
 from service.api.deps import SessionDep, SettingsDep, TenantDep
+from service.api.openapi import AUTH, BODY, headers, problems
 from service.api.schemas import JobCostOut, JobOut, JobPage, TimelineEventOut, TimelineOut
 from service.database import commit
 from service.jobs.service import JobService
@@ -18,21 +19,7 @@ from service.spec import JobSpec
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
-
-
-def _problem(description: str) -> dict:
-    return {"description": description, **_PROBLEM}
-
-
-_ERRORS = {
-    401: _problem("No API key, or one that is unknown or revoked."),
-    403: _problem("A valid API key of a disabled tenant."),
-    404: _problem("No such job for this tenant."),
-    408: _problem("The request body did not arrive within CESCALE_REQUEST_TIMEOUT_S."),
-    413: _problem("The request body is larger than CESCALE_MAX_BODY_BYTES."),
-    422: _problem("The request is invalid; `errors` lists each problem and where it is."),
-}
+_NO_JOB = "No such job for this tenant."
 _CANCEL_ATTEMPTS = 5
 
 
@@ -48,10 +35,24 @@ def _render(job) -> dict:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=JobOut,
+    operation_id="submitJob",
     responses={
-        400: _PROBLEM,
-        409: _problem("The same Idempotency-Key is still being processed."),
-        **_ERRORS,
+        201: {
+            "description": "The job, pending (or, with Idempotent-Replayed, the job an earlier "
+            "request with the same Idempotency-Key and body created).",
+            **headers("Location", "Idempotent-Replayed"),
+        },
+        **problems(
+            400,
+            *AUTH,
+            *BODY,
+            409,
+            422,
+            s400="The Idempotency-Key is not 1-255 printable ASCII characters.",
+            s409="A request with the same Idempotency-Key is still being processed.",
+            s422="The spec is invalid (`errors` lists each problem and where it is), or the "
+            "Idempotency-Key was used with another body.",
+        ),
     },
     summary="Submit a job",
 )
@@ -65,19 +66,26 @@ def submit_job(
         str | None,
         Header(
             description="Retry-safe submission: the same key and body return the same job; "
-            "the same key with another body is a 422; a concurrent duplicate is a 409."
+            "the same key with another body is a 422; a concurrent duplicate is a 409.",
+            json_schema_extra={"minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
         ),
     ] = None,
 ) -> JSONResponse:
     submitted = _service(session, settings).submit(tenant, spec, _render, idempotency_key)
     commit(session)
-    headers = {"Location": str(request.url_for("get_job", job_id=submitted.job_id).path)}
+    answer = {"Location": str(request.url_for("get_job", job_id=submitted.job_id).path)}
     if submitted.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(submitted.body, status_code=submitted.status, headers=headers)
+        answer["Idempotent-Replayed"] = "true"
+    return JSONResponse(submitted.body, status_code=submitted.status, headers=answer)
 
 
-@router.get("", response_model=JobPage, responses={400: _PROBLEM, **_ERRORS}, summary="List jobs")
+@router.get(
+    "",
+    response_model=JobPage,
+    operation_id="listJobs",
+    responses=problems(400, *AUTH, 422, s400="A cursor this service did not issue."),
+    summary="List jobs",
+)
 def list_jobs(
     tenant: TenantDep,
     session: SessionDep,
@@ -100,7 +108,13 @@ def list_jobs(
     return JobPage(items=[JobOut.of(job) for job in page.jobs], next_cursor=page.next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=_ERRORS, summary="Get a job")
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    operation_id="getJob",
+    responses=problems(*AUTH, 404, 422, s404=_NO_JOB),
+    summary="Get a job",
+)
 def get_job(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep, settings: SettingsDep):
     return JobOut.of(_service(session, settings).get(tenant, job_id))
 
@@ -108,7 +122,11 @@ def get_job(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep, settings:
 @router.post(
     "/{job_id}/cancel",
     response_model=JobOut,
-    responses={202: {"model": JobOut}, 409: _PROBLEM, **_ERRORS},
+    operation_id="cancelJob",
+    responses={
+        202: {"model": JobOut, "description": "A running job, asked to stop."},
+        **problems(*AUTH, 404, 409, 422, s404=_NO_JOB, s409="The job has already ended."),
+    },
     summary="Cancel a job",
     description="A pending job is cancelled at once (200). A running job is asked to stop "
     "(202): the control loop launches nothing more and marks it cancelled when its in-flight "
@@ -137,7 +155,13 @@ def cancel_job(
     return JobOut.of(job)
 
 
-@router.get("/{job_id}/cost", response_model=JobCostOut, responses=_ERRORS, summary="Job cost")
+@router.get(
+    "/{job_id}/cost",
+    response_model=JobCostOut,
+    operation_id="getJobCost",
+    responses=problems(*AUTH, 404, 422, s404=_NO_JOB),
+    summary="Job cost",
+)
 def job_cost(
     job_id: uuid.UUID, tenant: TenantDep, session: SessionDep, settings: SettingsDep
 ) -> JobCostOut:
@@ -146,7 +170,11 @@ def job_cost(
 
 
 @router.get(
-    "/{job_id}/timeline", response_model=TimelineOut, responses=_ERRORS, summary="Job timeline"
+    "/{job_id}/timeline",
+    response_model=TimelineOut,
+    operation_id="getJobTimeline",
+    responses=problems(*AUTH, 404, 422, s404=_NO_JOB),
+    summary="Job timeline",
 )
 def job_timeline(
     job_id: uuid.UUID, tenant: TenantDep, session: SessionDep, settings: SettingsDep

@@ -13,6 +13,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from service.api.openapi import problems
 from service.errors import Unauthenticated
 
 router = APIRouter(tags=["health"])
@@ -21,10 +22,14 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/metrics",
     summary="Prometheus metrics",
+    operation_id="getMetrics",
     response_class=Response,
     responses={
-        200: {"content": {CONTENT_TYPE_LATEST: {}}},
-        401: {"content": {"application/problem+json": {}}},
+        200: {
+            "description": "Prometheus text exposition.",
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+        },
+        **problems(401, s401="CESCALE_METRICS_TOKEN is set and the request does not carry it."),
     },
 )
 async def metrics(request: Request) -> Response:

@@ -12,13 +12,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from service.api.deps import SessionDep, SettingsDep, TenantDep
+from service.api.openapi import AUTH, problems
 from service.api.query_schemas import FunctionPageOut, InvocationPageOut, SeriesOut, UsageOut
 from service.usage.service import MAX_BUCKETS, UsageService
 
 router = APIRouter(tags=["dashboards"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
-_ERRORS = {400: _PROBLEM, 401: _PROBLEM, 404: _PROBLEM, 422: _PROBLEM}
+_CURSOR = "A cursor this service did not issue."
+_JOB_ERRORS = problems(400, *AUTH, 404, 422, s400=_CURSOR, s404="No such job for this tenant.")
 
 Cursor = Annotated[str | None, Query(max_length=400, description="A previous next_cursor.")]
 Limit = Annotated[int | None, Query(ge=1, le=1000)]
@@ -31,7 +32,8 @@ def _size(limit: int | None, settings) -> int:
 @router.get(
     "/v1/jobs/{job_id}/invocations",
     response_model=InvocationPageOut,
-    responses=_ERRORS,
+    operation_id="listJobInvocations",
+    responses=_JOB_ERRORS,
     summary="A job's invocations",
 )
 def job_invocations(
@@ -52,7 +54,8 @@ def job_invocations(
 @router.get(
     "/v1/jobs/{job_id}/series",
     response_model=SeriesOut,
-    responses=_ERRORS,
+    operation_id="getJobSeries",
+    responses=problems(*AUTH, 404, 422, s404="No such job for this tenant."),
     summary="A job's time series",
 )
 def job_series(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> SeriesOut:
@@ -63,7 +66,20 @@ def job_series(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> Ser
     return SeriesOut.of(UsageService(session).series(tenant, job_id))
 
 
-@router.get("/v1/usage", response_model=UsageOut, responses=_ERRORS, summary="Usage over time")
+@router.get(
+    "/v1/usage",
+    response_model=UsageOut,
+    operation_id="getUsage",
+    responses=problems(
+        400,
+        *AUTH,
+        422,
+        s400="A cursor this service did not issue.",
+        s422="Invalid parameters: a malformed step, a time without a time zone, from after to, "
+        "too many buckets…",
+    ),
+    summary="Usage over time",
+)
 def usage(
     tenant: TenantDep,
     session: SessionDep,
@@ -108,7 +124,11 @@ def usage(
 
 
 @router.get(
-    "/v1/functions", response_model=FunctionPageOut, responses=_ERRORS, summary="Functions in use"
+    "/v1/functions",
+    response_model=FunctionPageOut,
+    operation_id="listFunctions",
+    responses=problems(400, *AUTH, 422, s400=_CURSOR),
+    summary="Functions in use",
 )
 def functions(
     tenant: TenantDep,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from service.api.deps import SessionDep, SettingsDep, TenantDep
+from service.api.openapi import AUTH, BODY, problems
 from service.database import commit
 from service.errors import NotFound
 from service.events.repository import WebhookRepository
@@ -21,8 +22,7 @@ from service.models.base import utcnow
 
 router = APIRouter(prefix="/v1/webhook", tags=["webhooks"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
-_ERRORS = {401: _PROBLEM, 404: _PROBLEM, 422: _PROBLEM}
+_NO_WEBHOOK = "No webhook is set."
 
 
 class WebhookIn(BaseModel):
@@ -87,7 +87,11 @@ def _out(webhook: Webhook, secret: str | None) -> WebhookOut:
 @router.put(
     "",
     response_model=WebhookOut,
-    responses={201: {"model": WebhookOut}, **_ERRORS},
+    operation_id="putWebhook",
+    responses={
+        201: {"model": WebhookOut, "description": "Created, with its secret."},
+        **problems(*AUTH, *BODY, 422),
+    },
     summary="Set the job-end webhook",
     description="Creates (201, with its secret) or changes (200) the tenant's webhook. Jobs that "
     "end from now on are POSTed to it, signed; `rotate_secret` issues a new secret.",
@@ -120,7 +124,13 @@ def put_webhook(
     return _out(webhook, secret)
 
 
-@router.get("", response_model=WebhookOut, responses=_ERRORS, summary="The job-end webhook")
+@router.get(
+    "",
+    response_model=WebhookOut,
+    operation_id="getWebhook",
+    responses=problems(*AUTH, 404, s404=_NO_WEBHOOK),
+    summary="The job-end webhook",
+)
 def get_webhook(tenant: TenantDep, session: SessionDep) -> WebhookOut:
     webhook = WebhookRepository(session).get(tenant.id)
     if webhook is None:
@@ -129,7 +139,11 @@ def get_webhook(tenant: TenantDep, session: SessionDep) -> WebhookOut:
 
 
 @router.delete(
-    "", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS, summary="Remove the webhook"
+    "",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="deleteWebhook",
+    responses=problems(*AUTH, 404, s404=_NO_WEBHOOK),
+    summary="Remove the webhook",
 )
 def delete_webhook(tenant: TenantDep, session: SessionDep) -> Response:
     """Removes the webhook and its delivery records; nothing more is sent."""
@@ -145,7 +159,8 @@ def delete_webhook(tenant: TenantDep, session: SessionDep) -> Response:
 @router.get(
     "/deliveries",
     response_model=DeliveryPage,
-    responses={400: _PROBLEM, **_ERRORS},
+    operation_id="listWebhookDeliveries",
+    responses=problems(400, *AUTH, 422, s400="A cursor this service did not issue."),
     summary="Webhook deliveries",
 )
 def list_deliveries(

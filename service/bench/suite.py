@@ -22,9 +22,11 @@ from service.bench.policies import LABELS, STATIC_LABELS, BenchPolicy, bench_pol
 from service.bench.runner import RunTask, SimulationPool
 from service.bench.workloads import (
     BenchWorkload,
+    add_profiles,
     builtin_workloads,
     default_profiles,
     describe,
+    paper_workloads,
     profile_workloads,
 )
 
@@ -62,17 +64,12 @@ class SuiteResult:
 
 
 def select_workloads(config: SuiteConfig) -> list[BenchWorkload]:
-    """The built-in families and the default profiles' (``--quick``: a subset), then one HPO and
-    one training job per ``--profile``."""
-    chosen = builtin_workloads() + [w for p in default_profiles() for w in profile_workloads(p)]
-    if config.quick:
-        chosen = [w for w in chosen if w.id in QUICK_WORKLOADS]
-    known = {w.profile.resolve() for w in chosen if w.profile is not None}
-    for path in config.profiles:
-        if path.resolve() in known:
-            continue  # already part of the suite
-        known.add(path.resolve())
-        chosen.extend(profile_workloads(path))
+    """The built-in families, the paper-shaped ones and the default profiles' (``--quick``: a
+    subset), then one HPO and one training job per ``--profile``."""
+    every = builtin_workloads() + paper_workloads()
+    every += [w for p in default_profiles() for w in profile_workloads(p)]
+    chosen = [w for w in every if w.id in QUICK_WORKLOADS] if config.quick else every
+    chosen = add_profiles(chosen, every, config.profiles)
     if config.only:
         unknown = sorted(set(config.only) - {w.id for w in chosen})
         if unknown:

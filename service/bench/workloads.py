@@ -10,7 +10,8 @@ The built-in families differ where allocation matters:
 - HPO by successive halving with eta 2, 3 and 4 and 64, 81 and 243 trials, whose trial shapes
   (the ``hidden`` layer sizes) need from ~60 MB to ~300 MB and take from milliseconds to seconds
   per epoch, so one size cannot fit every shape and every rung;
-- data-parallel training with 4, 8 and 16 workers and models of different weight.
+- data-parallel training with 4, 8 and 16 workers and models of different weight; every worker
+  holds the whole dataset (~830 MB) and generates it on a cold start (~3 s of CPU at one vCPU).
 
 Each measured profile adds an HPO (one trial shape: the profiled function; trials differ in
 learning rate) and a training job whose workers are the profiled function; a profile is read
@@ -22,11 +23,13 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from service.simulation.families import FAMILY_OF_HIDDEN, ModelFamilies
 from service.simulation.profile_model import ProfileWorkload
 from service.simulation.work import AnalyticWorkload, WorkloadModel
 from service.spec import MAX_MEMORY_MB, MIN_MEMORY_MB, JobSpec
@@ -48,6 +51,7 @@ PROFILES_DIR = Path(__file__).resolve().parent.parent / "platform" / "profiles"
 DEFAULT_PROFILES = ("mlp-training", "s3-etl", "image-recognition")
 
 Kind = Literal["hpo", "training"]
+MODEL_FAMILIES = "model-families"
 
 
 def static_safe_mb(peak_mb: float) -> int:
@@ -63,13 +67,24 @@ class BenchWorkload:
     description: str
     document: dict[str, Any] = field(repr=False)  # a job spec without "qos" and "policy"
     profile: Path | None = None  # measured profile driving durations; None: the analytic model
+    # or a named simulation model: "model-families" (``service.simulation.families``)
+    simulated_by: str | None = None
 
     @property
     def family(self) -> str:
-        """Where the workload came from: ``builtin`` or ``profile:<name>``."""
-        return "builtin" if self.profile is None else f"profile:{self.profile.stem}"
+        """Where the workload came from: ``builtin``, ``model-families`` or
+        ``profile:<the profile's name>``."""
+        if self.simulated_by is not None:
+            return self.simulated_by
+        if self.profile is None:
+            return "builtin"
+        model = _model(str(self.profile))
+        assert isinstance(model, ProfileWorkload)
+        return f"profile:{profile_slug(model.name)}"
 
     def model(self) -> WorkloadModel:
+        if self.simulated_by is not None:
+            return _named_model(self.simulated_by)
         return _model(str(self.profile) if self.profile is not None else None)
 
     def spec(self, policy: dict[str, Any], deadline_s: float, seed: int = 0) -> JobSpec:
@@ -111,6 +126,13 @@ class BenchWorkload:
 @cache
 def _model(profile: str | None) -> WorkloadModel:
     return ProfileWorkload.load(profile) if profile is not None else AnalyticWorkload()
+
+
+@cache
+def _named_model(name: str) -> WorkloadModel:
+    if name == MODEL_FAMILIES:
+        return ModelFamilies()
+    raise ValueError(f"unknown simulation model {name!r}")
 
 
 def _hpo(
@@ -206,31 +228,78 @@ def builtin_workloads() -> list[BenchWorkload]:
         BenchWorkload(
             "train-mlp-w4",
             "training",
-            "4 workers, mlp 512×512 on synthetic 400k×512 (~240 MB per worker), 4 epochs per "
-            "round (~6.5 s at 1 vCPU), target loss 0.15, at most 10 rounds",
+            "4 workers, mlp 512×512 on synthetic 400k×512 (~830 MB per worker, which holds the "
+            "whole dataset), 4 epochs per round (~6.5 s at 1 vCPU), target loss 0.15, at most "
+            "10 rounds",
             _training(wide, {"lr": 0.05, "hidden": "512,512", "batch_size": 64}, 4, 40, 4, 0.15),
         ),
         BenchWorkload(
             "train-mlp-w8",
             "training",
-            "8 workers, mlp 1024 on synthetic 400k×512 (~145 MB per worker), 4 epochs per round "
+            "8 workers, mlp 1024 on synthetic 400k×512 (~830 MB per worker), 4 epochs per round "
             "(~3.3 s at 1 vCPU), target loss 0.15, at most 10 rounds",
             _training(wide, {"lr": 0.05, "hidden": 1024, "batch_size": 64}, 8, 40, 4, 0.15),
         ),
         BenchWorkload(
             "train-mlp-w16",
             "training",
-            "16 workers, mlp 2048×2048 on synthetic 400k×512 (~150 MB per worker), 3 epochs per "
+            "16 workers, mlp 2048×2048 on synthetic 400k×512 (~880 MB per worker), 3 epochs per "
             "round (~12 s at 1 vCPU), target loss 0.2, at most 10 rounds",
             _training(wide, {"lr": 0.05, "hidden": "2048,2048", "batch_size": 64}, 16, 30, 3, 0.2),
         ),
     ]
 
 
+def paper_workloads() -> list[BenchWorkload]:
+    """Jobs shaped like the paper's (``service.simulation.families``: published model sizes
+    and FLOPs, S3's published latency and throughput): an HPO over image-classifier families
+    whose footprints differ 14× (212 MB to 2,979 MB, so the largest trials cannot run below
+    ~3 GB) and whose convolutional trials are multi-threaded; and data-parallel training whose
+    rounds exchange updates through S3 (5.6 s and 21.6 s a round that no memory size shortens).
+    A trial's ``hidden`` width selects its family (``FAMILY_OF_HIDDEN``)."""
+    families = ", ".join(f"{name} ({width})" for width, name in FAMILY_OF_HIDDEN.items())
+    return [
+        BenchWorkload(
+            "hpo-families",
+            "hpo",
+            f"27 trials, eta 3, 1→9 epochs (3 rungs) of 1,000 CIFAR-10 images over model "
+            f"families (hidden width → family: {families}): 212 MB–2,979 MB, 0.05–24 s per "
+            "epoch at one vCPU, the convolutional ones 90 % parallel up to 6 threads",
+            _hpo("builtin:mlp", "builtin:digits", list(FAMILY_OF_HIDDEN), 27, 3, 9),
+            simulated_by=MODEL_FAMILIES,
+        ),
+        BenchWorkload(
+            "train-resnet18-s3-w8",
+            "training",
+            "8 workers, ResNet-18 on CIFAR-10 shards (~600 MB per worker), 1 epoch per round "
+            "(17 s at one vCPU, 90 % parallel) then the update exchange through S3 (8 × 47 MB, "
+            "5.6 s at every size), target loss 0.3, at most 12 rounds",
+            _training("builtin:digits", {"lr": 0.05, "hidden": 512}, 8, 12, 1, 0.3),
+            simulated_by=MODEL_FAMILIES,
+        ),
+        BenchWorkload(
+            "train-resnet50-s3-w16",
+            "training",
+            "16 workers, ResNet-50 on CIFAR-10 shards (~950 MB per worker), 1 epoch per round "
+            "(20 s at one vCPU, 90 % parallel) then the update exchange through S3 (16 × 102 MB, "
+            "21.6 s at every size: I/O-bound above ~1 vCPU), target loss 0.3, at most 10 rounds",
+            _training("builtin:digits", {"lr": 0.05, "hidden": 1024}, 16, 10, 1, 0.3),
+            simulated_by=MODEL_FAMILIES,
+        ),
+    ]
+
+
+def profile_slug(name: str) -> str:
+    """A profile's ``name`` as it appears in workload ids: lower case, runs of anything but
+    letters, digits, ``.`` and ``_`` as one ``-``."""
+    return re.sub(r"[^a-z0-9._]+", "-", name.lower()).strip("-") or "profile"
+
+
 def profile_workloads(path: Path) -> list[BenchWorkload]:
-    """An HPO and a training job whose tasks are the function measured in ``path``."""
+    """An HPO and a training job whose tasks are the function measured in ``path``, named by
+    the profile's own ``name`` (not the file's), so ids say which function was measured."""
     model = ProfileWorkload.load(path)  # fails early, with the file's name, on a bad profile
-    name = path.stem
+    name = profile_slug(model.name)
     shape = (
         f"{model.name}: {model.profile.points[0].memory_mb}–{model.profile.points[-1].memory_mb}"
         f" MB measured, uses {model.footprint_mb:.0f} MB, cold start {model.cold_start_ms:.0f} ms"
@@ -253,6 +322,40 @@ def profile_workloads(path: Path) -> list[BenchWorkload]:
             profile=path,
         ),
     ]
+
+
+def add_profiles(
+    chosen: list[BenchWorkload], every: list[BenchWorkload], paths: list[Path] | tuple[Path, ...]
+) -> list[BenchWorkload]:
+    """``chosen`` plus one HPO and one training workload per profile in ``paths``.
+
+    Workload ids must be unique across ``every`` workload the suite knows (the selected ones and
+    those ``--quick`` leaves out): a profile whose ``name`` gives the id of another workload is
+    refused with an error naming both, unless it is the same measurement (equal documents), which
+    then just joins the selection. So a file named like a built-in profile never shares results
+    under the built-in's id."""
+    chosen = list(chosen)
+    known = {w.id: w for w in every} | {w.id: w for w in chosen}
+    for path in paths:
+        for workload in profile_workloads(path):
+            other = known.get(workload.id)
+            if other is None:
+                known[workload.id] = workload
+                chosen.append(workload)
+                continue
+            if other.profile is None or _document(other.profile) != _document(path):
+                source = "a built-in workload" if other.profile is None else str(other.profile)
+                raise ValueError(
+                    f"{path}: its profile name gives workload id {workload.id!r}, which "
+                    f'{source} already has; give the profile a "name" of its own'
+                )
+            if all(w.id != other.id for w in chosen):
+                chosen.append(other)
+    return chosen
+
+
+def _document(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def default_profiles() -> list[Path]:

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import typer
 
-from service.cli.progress import phases
-
 
 def register(app: typer.Typer) -> None:
     app.command("bench")(bench)
@@ -56,6 +54,7 @@ def bench(
     from service.bench.report import targets_table, terminal_table, write_outputs
     from service.bench.runner import default_jobs
     from service.bench.suite import SuiteConfig, run_suite, select_workloads
+    from service.cli.progress import phases
     from service.platform.emulator.profiles import ProfileError
 
     if repeat:
@@ -112,6 +111,7 @@ def _ablate_learning(out: Path, quick: bool, seeds: int | None, jobs: int, only)
     from rich.table import Table
 
     from service.bench.ablation import ablation_workloads, markdown, run_ablation, summarise
+    from service.cli.progress import phases
 
     try:
         workloads = ablation_workloads(quick, only)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from service.settings import get_settings
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 REFUSED = 1  # the service said no, or could not be reached
@@ -38,6 +37,8 @@ class ApiKey:
 def resolve_api_key(explicit: str | None) -> ApiKey:
     """``--api-key``/``CESCALE_API_KEY`` (typer passes either as ``explicit``), else the
     bootstrap key file."""
+    from service.settings import get_settings
+
     if explicit:
         return ApiKey(explicit.strip(), "--api-key/CESCALE_API_KEY")
     path = get_settings().api_key_file
@@ -85,6 +86,8 @@ class ApiClient:
     def __init__(self, url: str, key: ApiKey, timeout_s: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.key = key
+        import httpx  # here, not for every `cescale` command
+
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {key.value}", "Accept": "application/json"},
@@ -98,6 +101,8 @@ class ApiClient:
         self._http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        import httpx
+
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:

@@ -5,19 +5,23 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.orm import Session
 
-from service.database import Database, commit
-from service.errors import ProblemError
-from service.settings import get_settings
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @contextmanager
 def unit_of_work() -> Iterator[Session]:
     """A session committed once at the end; business errors exit with their message."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from service.database import Database, commit
+    from service.errors import ProblemError
+    from service.settings import get_settings
+
     database = Database(get_settings())
     try:
         with database.session() as session:

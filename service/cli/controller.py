@@ -6,8 +6,6 @@ import signal
 
 import typer
 
-from service.settings import get_settings
-
 
 def register(app: typer.Typer) -> None:
     app.command("controller")(controller_command)
@@ -42,6 +40,7 @@ def controller_command(
     from service.control.service import LoopService
     from service.database import Database
     from service.platform.factory import build_platform
+    from service.settings import get_settings
 
     logs.configure(log_level)
     settings = get_settings()

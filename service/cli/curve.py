@@ -28,7 +28,8 @@ def curve(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Fit duration(memory) to measured points (I/O + serial CPU + parallel CPU on Lambda's
-    1,769 MB-per-vCPU share) and predict the duration at other memory sizes."""
+    1,769 MB-per-vCPU share), predict the duration at other memory sizes, and name the
+    cheapest of them (lowest upper-bound cost) and the size worth measuring next."""
     try:
         memory, duration = _parse_points(points)
         sizes = _parse_sizes(predict)
@@ -36,14 +37,19 @@ def curve(
         typer.secho(f"error: {error}", fg="red", err=True)
         raise typer.Exit(2) from None
 
+    from service.policies.costing import invocation_usd
     from service.prediction.memory_curve import MemoryCurve
 
     fitted = MemoryCurve.fit(memory, duration)
     predictions = {key: round(fitted.predict(size), 1) for key, size in sizes}
     errors = {key: round(fitted.relative_error(size), 4) for key, size in sizes}
+    candidates = [size for _, size in sizes]
+    cheapest = fitted.cheapest(candidates, cost=invocation_usd)
+    following = fitted.next_size(candidates, cost=invocation_usd)
     if as_json:
         model = fitted.describe() | {"relative_error": errors}
-        typer.echo(json.dumps({"predictions": predictions, "model": model}))
+        pick = {"cheapest_mb": _plain(cheapest), "measure_next_mb": _plain(following)}
+        typer.echo(json.dumps({"predictions": predictions, "model": model, "pick": pick}))
         return
     typer.echo(f"{'memory_mb':>10}  {'duration_ms':>12}  {'±':>6}")
     for key, _ in sizes:
@@ -53,6 +59,22 @@ def curve(
         f" + {fitted.parallel_cpu_ms:.1f} ms parallel CPU / min(v, {fitted.threads})"
         ", v = memory_mb / 1769"
     )
+    nextly = (
+        f"measure {_plain(following)} MB next"
+        if following is not None
+        else "no other size can be cheaper: nothing worth measuring"
+    )
+    typer.echo(
+        f"cheapest of these sizes at the upper end of its cost (90 %): {_plain(cheapest)} MB;"
+        f" {nextly}"
+    )
+
+
+def _plain(memory_mb: float | None) -> float | int | None:
+    """A size as people write it: 1024, not 1024.0."""
+    if memory_mb is None or not float(memory_mb).is_integer():
+        return memory_mb
+    return int(memory_mb)
 
 
 def _number(text: str, what: str) -> float:

@@ -7,8 +7,6 @@ from typing import NoReturn
 
 import typer
 
-from service.settings import get_settings
-
 ACCESS_HINT = (
     " (the caller needs lambda:GetFunctionConfiguration, CreateFunction, UpdateFunctionCode, "
     "UpdateFunctionConfiguration, PublishVersion, ListAliases, UpdateAlias and iam:PassRole on "
@@ -50,6 +48,7 @@ def deploy_command(
     from service.platform.aws.deploy import Target, deploy, package_zip
     from service.platform.aws.lambda_backend import AwsPlatform
     from service.platform.interface import PlatformError
+    from service.settings import get_settings
     from service.spec import BUILTIN_FUNCTIONS, JobSpec
     from service.workloads import registry
 

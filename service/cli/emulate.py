@@ -17,8 +17,6 @@ import typer
 
 from service.platform import pricing
 from service.platform.clock import VirtualClock
-from service.platform.emulator.backend import DEFAULT_KEEP_ALIVE_S, EmulatorPlatform
-from service.platform.emulator.profiles import ProfileError, load_profile
 from service.platform.interface import (
     MAX_MEMORY_MB,
     MAX_TIMEOUT_S,
@@ -57,6 +55,8 @@ def emulate(
         _fail(f"--memory must be between {MIN_MEMORY_MB} and {MAX_MEMORY_MB} MB, got {memory}")
     if architecture not in ("x86_64", "arm64"):
         _fail(f"--architecture must be x86_64 or arm64, got {architecture!r}")
+    from service.platform.emulator.profiles import ProfileError, load_profile
+
     try:
         load_profile(profile)  # fail early with the profile's own message
     except ProfileError as error:
@@ -77,6 +77,9 @@ def _run(
     cold: bool,
     architecture: str = "x86_64",
 ) -> list[InvokeResult]:
+    # the emulator (NumPy, profiles) only for this command, not for every `cescale` command
+    from service.platform.emulator.backend import DEFAULT_KEEP_ALIVE_S, EmulatorPlatform
+
     clock = VirtualClock()
     keep_alive = 0.0 if cold else DEFAULT_KEEP_ALIVE_S
     with EmulatorPlatform(clock, seed=seed, keep_alive_s=keep_alive) as platform:

@@ -7,7 +7,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from service import __version__, logs
 from service.cli import (
@@ -23,7 +22,6 @@ from service.cli import (
     tenants,
     workloads,
 )
-from service.settings import get_settings
 
 LogLevel = StrEnum("LogLevel", {name: name for name in logs.LEVELS})
 LogFormatName = StrEnum("LogFormatName", {"text": "text", "json": "json"})
@@ -89,6 +87,10 @@ def _setup(
 ) -> None:
     """Fail with the setting's message, not a traceback, when the environment is wrong; then
     configure logging once for whichever command runs."""
+    from pydantic import ValidationError
+
+    from service.settings import get_settings
+
     try:
         settings = get_settings()
     except ValidationError as error:

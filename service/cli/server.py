@@ -8,8 +8,6 @@ from pathlib import Path
 import typer
 
 from service.cli.context import unit_of_work
-from service.settings import get_settings
-from service.tenants.service import TenantService
 
 SAMPLE_JOB = Path("examples/hpo-digits.json")
 
@@ -34,6 +32,7 @@ def serve(
 
     from service import logs
     from service.api.connections import guarded_protocol
+    from service.settings import get_settings
 
     level = logs.configure(log_level)  # one format for uvicorn's lines and ours
     settings = get_settings()
@@ -86,6 +85,9 @@ def bootstrap(
     port: int = typer.Option(8000, help="Port the printed curl should use."),
 ) -> None:
     """First run: create tenant 'default', save its key to .cescale/api-key, print a curl."""
+    from service.settings import get_settings
+    from service.tenants.service import TenantService
+
     settings = get_settings()
     key_file = settings.api_key_file
     with unit_of_work() as session:

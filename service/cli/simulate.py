@@ -6,9 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
-
-from service.spec import CeScalingPolicy, JobSpec, PowerTuningPolicy, StaticPolicy
 
 
 def register(app: typer.Typer) -> None:
@@ -51,8 +48,11 @@ def simulate_command(
     ),
 ) -> None:
     """Run SPEC_FILE on the emulator with a virtual clock and report time, cost and stages."""
+    from pydantic import ValidationError
+
     from service.simulation.drift import Drift
     from service.simulation.run import simulate
+    from service.spec import JobSpec
 
     try:
         drifting = Drift.parse(drift) if drift is not None else None
@@ -118,6 +118,8 @@ def _headline(result: dict) -> str:
 def _policy(name: str | None, memory_mb: int | None, spec_policy: str) -> dict:
     """The policy document for ``--policy``/``--memory-mb``; ``--memory-mb`` alone resizes a
     spec that is already static."""
+    from service.spec import CeScalingPolicy, PowerTuningPolicy, StaticPolicy
+
     names = {
         "static": StaticPolicy,
         "ce-scaling": CeScalingPolicy,

@@ -7,8 +7,6 @@ import json
 import typer
 
 from service.cli.context import unit_of_work
-from service.settings import get_settings
-from service.tenants.service import TenantService
 
 app = typer.Typer(help="Tenants and API keys.", no_args_is_help=True)
 
@@ -18,6 +16,9 @@ JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 @app.command("create")
 def create(name: str, as_json: bool = JSON_OPTION) -> None:
     """Create tenant NAME and print its API key (shown only this once)."""
+    from service.settings import get_settings
+    from service.tenants.service import TenantService
+
     with unit_of_work() as session:
         issued = TenantService(session, get_settings().api_key_prefix).create(name)
     _print_key(issued.tenant.id, issued.tenant.name, issued.api_key, as_json)
@@ -26,6 +27,9 @@ def create(name: str, as_json: bool = JSON_OPTION) -> None:
 @app.command("issue-key")
 def issue_key(name: str, as_json: bool = JSON_OPTION) -> None:
     """Issue an additional API key for tenant NAME (shown only this once)."""
+    from service.settings import get_settings
+    from service.tenants.service import TenantService
+
     with unit_of_work() as session:
         issued = TenantService(session, get_settings().api_key_prefix).issue_key(name)
     _print_key(issued.tenant.id, issued.tenant.name, issued.api_key, as_json)
@@ -34,6 +38,8 @@ def issue_key(name: str, as_json: bool = JSON_OPTION) -> None:
 @app.command("revoke-keys")
 def revoke_keys(name: str) -> None:
     """Revoke every API key of tenant NAME."""
+    from service.tenants.service import TenantService
+
     with unit_of_work() as session:
         count = TenantService(session).revoke_keys(name)
     typer.echo(f"revoked {count} key(s) of {name}")
@@ -42,6 +48,8 @@ def revoke_keys(name: str) -> None:
 @app.command("disable")
 def disable(name: str) -> None:
     """Disable tenant NAME: its keys get 403 until it is enabled again."""
+    from service.tenants.service import TenantService
+
     with unit_of_work() as session:
         TenantService(session).set_disabled(name, True)
     typer.echo(f"disabled {name}")
@@ -50,6 +58,8 @@ def disable(name: str) -> None:
 @app.command("enable")
 def enable(name: str) -> None:
     """Enable tenant NAME again."""
+    from service.tenants.service import TenantService
+
     with unit_of_work() as session:
         TenantService(session).set_disabled(name, False)
     typer.echo(f"enabled {name}")
@@ -58,6 +68,8 @@ def enable(name: str) -> None:
 @app.command("list")
 def list_tenants(as_json: bool = JSON_OPTION) -> None:
     """List tenants."""
+    from service.tenants.service import TenantService
+
     with unit_of_work() as session:
         rows = [
             {

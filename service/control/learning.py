@@ -3,13 +3,18 @@ what they learned in the database (``predictor_states``).
 
 Per job and task shape:
 - ``memory-curve:<shape>`` — duration per epoch against memory (``MemoryCurve``), refitted when
-  the shape has new runs;
+  the shape has new runs. The learner keeps each shape's points in memory and appends the runs
+  of each tick to them instead of reading every finished invocation again: the stored curve's
+  ``observations`` is the high-water mark, and points whose count differs from it (a restart,
+  a job another replica advanced meanwhile, a rolled-back tick) are read once from the ledger;
 - ``duration:<shape>`` — training only: the series of each round's durations relative to that
   curve, an ARIMA forecaster (``ForecasterBank``): it tracks drift the curve cannot (a slower
   data source, noisy neighbours) and gives the upper bound the next rounds are planned with.
   (An HPO rung is a batch of parallel trials, not a time series: its shapes have curves only.)
   Every series touched in a tick is updated in one vectorised call; statsmodels refits run on
-  a slow cadence, at most ``refits_per_tick`` per tick, most stale first, warm-started;
+  a slow cadence, at most ``refits_per_tick`` per tick (a budget by count, so a simulation
+  decides the same on any machine), most stale first, warm-started, on one BLAS thread; a
+  series over the budget is refitted in a later tick even if it gets no new point;
 - ``loss-curve`` — training only: the loss after each round (``LossCurve``).
 Per platform function, CloudWatch-shaped metrics are polled every ``metrics_interval_s`` and
 stored as observations, each minute revised until it closes (``cloudwatch.py``).
@@ -57,10 +62,22 @@ def job_scope(job_id: uuid.UUID) -> str:
     return f"job:{job_id}"
 
 
+Point = tuple[float, float]  # (memory MB, duration ms per epoch)
+
+
 class Learner:
     def __init__(self, refits_per_tick: int = 4, metrics_interval_s: float = 60.0) -> None:
         self.refits_per_tick = refits_per_tick
         self.poller = MetricsPoller(metrics_interval_s)
+        # per (job, shape): the points its stored curve was fitted on
+        self._points: dict[tuple[uuid.UUID, str], list[Point]] = {}
+        # series due for a refit that the budget left for a later tick
+        self._refit_backlog: set[tuple[uuid.UUID, str]] = set()
+
+    def retain(self, job_ids: set[uuid.UUID]) -> None:
+        """Forget what is kept in memory for jobs this replica no longer holds."""
+        self._points = {key: v for key, v in self._points.items() if key[0] in job_ids}
+        self._refit_backlog = {key for key in self._refit_backlog if key[0] in job_ids}
 
     def learn(
         self,
@@ -70,7 +87,9 @@ class Learner:
     ) -> None:
         """``rounds``: per training job that completed rounds this tick, their stage positions
         and the loss of every round so far."""
+        backlog = self._refit_backlog
         scopes = {job_scope(run.job_id) for run in runs} | {job_scope(j) for j in rounds}
+        scopes |= {job_scope(job_id) for job_id, _ in backlog}
         states = repo.predictor_states(scopes)
         curves = self._curves(repo, runs, states)
         self._forecasts(repo, rounds, curves, states)
@@ -82,15 +101,13 @@ class Learner:
                 )
 
     def _curves(self, repo, runs, states) -> dict[tuple[uuid.UUID, str], MemoryCurve]:
+        new: dict[tuple[uuid.UUID, str], list[Point]] = {}
+        for run in runs:
+            point = (float(run.memory_mb), run.duration_ms / max(1, run.epochs))
+            new.setdefault((run.job_id, run.shape), []).append(point)
         curves = {}
-        for job_id, shape in sorted({(run.job_id, run.shape) for run in runs}):
-            points = [
-                (row[2], row[3] / max(1, (row[7] or 0) - (row[6] or 0)))
-                for row in repo.samples(job_id)
-                if row[0] == shape and row[8] == "ok" and row[3]
-            ]
-            if not points:
-                continue
+        for job_id, shape in sorted(new):
+            points = self._points_of(repo, states, job_id, shape, new[(job_id, shape)])
             curve = MemoryCurve.fit([p[0] for p in points], [p[1] for p in points])
             curves[(job_id, shape)] = curve
             self._save(
@@ -104,12 +121,31 @@ class Learner:
             )
         return curves
 
+    def _points_of(self, repo, states, job_id, shape, new: list[Point]) -> list[Point]:
+        """The shape's points with this tick's runs: the kept ones and ``new`` when the stored
+        curve was fitted on exactly the kept ones, else every run in the ledger (which holds
+        this tick's, flushed)."""
+        key = (job_id, shape)
+        stored = states.get((job_scope(job_id), f"memory-curve:{shape}"))
+        kept = self._points.get(key)
+        if kept is not None and len(kept) == (stored.observations if stored else 0):
+            kept.extend(new)
+        else:
+            for name in [k for k in self._points if k[0] == job_id]:
+                del self._points[name]
+            for row in repo.samples(job_id):
+                if row[8] == "ok" and row[3]:
+                    point = (float(row[2]), row[3] / max(1, (row[7] or 0) - (row[6] or 0)))
+                    self._points.setdefault((job_id, row[0]), []).append(point)
+        # sorted: the fit is a function of the runs, not of the order they were recorded in
+        return sorted(self._points.setdefault(key, []))
+
     def _forecasts(self, repo, rounds, curves, states) -> None:
         """One point per completed round and shape: its slowest worker relative to the curve
         (a round lasts as long as its slowest worker)."""
         points: list[tuple[tuple[uuid.UUID, str], float]] = []
         for job_id, (positions, _) in sorted(rounds.items()):
-            samples = repo.samples(job_id)
+            samples = repo.samples(job_id, stages=positions)
             for position in sorted(positions):
                 slowest: dict[str, float] = {}
                 for shape, stage, memory, duration, _, _, epoch_from, epoch_to, outcome in samples:
@@ -120,20 +156,27 @@ class Learner:
                     ratio = duration / epochs / max(curve.predict(memory), 1e-9)
                     slowest[shape] = max(slowest.get(shape, 0.0), ratio)
                 points += [((job_id, shape), ratio) for shape, ratio in sorted(slowest.items())]
-        if not points:
+        backlog = {
+            key
+            for key in self._refit_backlog
+            if (job_scope(key[0]), f"duration:{key[1]}") in states
+        }
+        if not points and not backlog:
             return
-        keys = sorted({key for key, _ in points})
+        keys = sorted({key for key, _ in points} | backlog)
         index_of = {key: i for i, key in enumerate(keys)}
         bank = ForecasterBank(len(keys), FORECASTER)
         for (job_id, shape), index in index_of.items():
             row = states.get((job_scope(job_id), f"duration:{shape}"))
             if row is not None:
                 bank.load_series_state(index, row.state)
-        ids = np.array([index_of[key] for key, _ in points])
-        bank.update(ids, np.array([ratio for _, ratio in points]))  # vectorised, all series
-        due = bank.due_for_refit()[: self.refits_per_tick]
+        if points:
+            ids = np.array([index_of[key] for key, _ in points])
+            bank.update(ids, np.array([ratio for _, ratio in points]))  # vectorised, all series
+        due = bank.due_for_refit()
         if len(due):
-            bank.refit(due)
+            bank.refit(due[: self.refits_per_tick])
+        self._refit_backlog = {keys[i] for i in due[self.refits_per_tick :].tolist()}
         for (job_id, shape), index in index_of.items():
             self._save(
                 repo,

@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from service.models import Job, JobStatus
 
@@ -67,6 +67,9 @@ def claim(session: Session, owner: str, now: datetime, ttl_s: float, limit: int)
             select(Job)
             .where(Job.id.in_(ids))
             .order_by(Job.created_at, Job.id)
+            # the spec never changes and the loop keeps it parsed: read when first needed
+            # (``LoopRepository.load_specs``); the result is only ever written here
+            .options(defer(Job.spec), defer(Job.result))
             .execution_options(populate_existing=True)
         )
     )

@@ -123,7 +123,10 @@ class Controller:
             settings.controller_interval_s if stage_overhead_s is None else stage_overhead_s
         )
         self.retry = RetryPolicy(max_attempts=settings.max_attempts)
-        self.learner = Learner(metrics_interval_s=settings.metrics_interval_s)
+        self.learner = Learner(
+            refits_per_tick=settings.learn_refits_per_tick,
+            metrics_interval_s=settings.metrics_interval_s,
+        )
         # False: no learn step (an ablation): nothing is learned or stored, and the policies
         # fit what they need from the raw runs at every decision, with a fixed margin.
         self.learn = learn
@@ -146,6 +149,7 @@ class Controller:
         # a platform call failed. Otherwise the dispatch step skips its queries.
         self._dispatch_due = True
         self._held: set[uuid.UUID] = set()
+        self._results_for: set[uuid.UUID | None] = set()  # jobs with a result to record
 
     # -- one tick ---------------------------------------------------------------------------
     def run_once(self, now: datetime) -> TickReport:
@@ -157,6 +161,7 @@ class Controller:
         with clock("collect"):
             self._collect()
         consumed: set[uuid.UUID] = set()
+        self._results_for = {self._job_of.get(i) for i in self.finished}
         with self.database.session() as session:
             repo = LoopRepository(session)
             with clock("claim"):
@@ -169,11 +174,15 @@ class Controller:
                 )
                 self._record_applied(repo, now)
             with clock("load"):
-                repo.preload(job.id for job in jobs)
+                repo.load_specs(job for job in jobs if job.id not in self._specs)
+                waiting = repo.waiting_jobs(j.id for j in jobs if self._may_wait(j))
+                repo.preload(job.id for job in jobs if job.id not in waiting)
             steppers = {}
             with clock("record"):
                 runs, rounds = [], {}
                 for job in jobs:
+                    if job.id in waiting:
+                        continue
                     outcome = self._guarded(repo, job, now, self._record, steppers)
                     if outcome is not None:
                         recorded, job_runs, job_rounds = outcome
@@ -184,9 +193,9 @@ class Controller:
             with clock("learn"):
                 if self.learn:
                     self.learner.learn(repo, runs, rounds)
-                self.learner.poll_metrics(
-                    repo, self.platform, {s.function_name for s in steppers.values()}, now
-                )
+                running = {s.function_name for s in steppers.values()}
+                running |= {functions.function_name(self._specs[job_id]) for job_id in waiting}
+                self.learner.poll_metrics(repo, self.platform, running, now)
             with clock("advance"):
                 for job in jobs:
                     if job.id in steppers:
@@ -206,6 +215,7 @@ class Controller:
         if claimed - self._held or any(s.intents for s in steppers.values()):
             self._dispatch_due = True
         self._held = claimed
+        self.learner.retain(claimed)
         for invocation_id in list(self.finished):
             # recorded, or of a job this replica no longer holds (its new owner sends the
             # attempt again; the handler replays it)
@@ -259,6 +269,20 @@ class Controller:
             if allocation.state == AllocationState.INTENT.value:
                 allocation.state = AllocationState.APPLIED.value
                 allocation.applied_at = now
+
+    def _may_wait(self, job: Job) -> bool:
+        """Whether this job may sit this tick out if it only waits on running invocations
+        (``LoopRepository.waiting_jobs``): it runs, this controller has advanced it before,
+        no result or platform failure of it is to be recorded, and no cancellation is asked
+        for. Its tick would change nothing: skipping it spares reading the job's tasks and
+        invocations."""
+        return (
+            job.status == JobStatus.RUNNING.value
+            and job.cancel_requested_at is None
+            and job.id in self._specs
+            and job.id not in self.dispatch_failures
+            and job.id not in self._results_for
+        )
 
     def _context(self, now: datetime, results: dict) -> StepContext:
         return StepContext(

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy import case, func, select, type_coerce
+from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.models import (
     Allocation,
@@ -20,10 +21,15 @@ from service.models import (
     PredictorState,
     Stage,
     Task,
+    WorkStatus,
 )
 from service.models.base import Money
 
 PRELOAD_CHUNK = 500  # job ids per IN (...) list
+UNFINISHED = (WorkStatus.PENDING.value, WorkStatus.RUNNING.value)
+# A task's JSON columns, read only when a stage ends or a decision is made (then by the query of
+# every task, which fills them in on the objects already loaded)
+_TASK_JSON = (defer(Task.params), defer(Task.checkpoint_in), defer(Task.result))
 
 
 class LoopRepository:
@@ -39,18 +45,66 @@ class LoopRepository:
         self.session.flush()
 
     # -- a tick's first reads, for every claimed job at once --------------------------------
+    def waiting_jobs(self, job_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Of these jobs, those that can only wait: every unfinished task is running (none
+        pending a launch or a decision) and an intent is open. Two grouped counts for the
+        whole batch, no rows: a steady pass over thousands of running functions reads nothing
+        else for such a job (the loop decides, with what it knows itself, whether one that
+        waits may be skipped this tick)."""
+        ids = list(job_ids)
+        running: set[uuid.UUID] = set()
+        opened: set[uuid.UUID] = set()
+        pending = case((Task.status == WorkStatus.PENDING.value, 1), else_=0)
+        for start in range(0, len(ids), PRELOAD_CHUNK):
+            chunk = ids[start : start + PRELOAD_CHUNK]
+            for job_id, unfinished, launchable in self.session.execute(
+                select(Task.job_id, func.count(), func.sum(pending))
+                .where(
+                    Task.job_id.in_(chunk),
+                    Task.status.in_([WorkStatus.PENDING.value, WorkStatus.RUNNING.value]),
+                )
+                .group_by(Task.job_id)
+            ):
+                if unfinished and not launchable:
+                    running.add(job_id)
+            opened.update(
+                self.session.scalars(
+                    select(Invocation.job_id)
+                    .where(
+                        Invocation.job_id.in_(chunk),
+                        Invocation.state == InvocationState.INTENT.value,
+                    )
+                    .group_by(Invocation.job_id)
+                )
+            )
+        return running & opened
+
+    def load_specs(self, jobs: Iterable[Job]) -> None:
+        """Read the specs of these jobs (which ``leases.claim`` leaves unread) in one query
+        per chunk instead of one per job."""
+        by_id = {job.id: job for job in jobs}
+        ids = list(by_id)
+        for start in range(0, len(ids), PRELOAD_CHUNK):
+            for job_id, spec in self.session.execute(
+                select(Job.id, Job.spec).where(Job.id.in_(ids[start : start + PRELOAD_CHUNK]))
+            ):
+                set_committed_value(by_id[job_id], "spec", spec)
+
     def preload(self, job_ids: Iterable[uuid.UUID]) -> None:
-        """Read what each claimed job's first step needs — its stages, tasks, open
-        invocations and spend — in four queries for the whole batch instead of four per job
-        (a reconcile pass over 1,000 jobs was mostly these round trips). Each preloaded value
+        """Read what each claimed job's first step needs — its stages, unfinished tasks
+        (without their JSON columns), open invocations, and the spend of jobs with a budget
+        cap — in four queries for the whole batch instead of four per job (a reconcile pass
+        over 1,000 jobs was mostly these round trips). Finished tasks are not read: a tick
+        needs them only when a stage ends or a decision is made. Each preloaded value
         is handed out once, to the first read of it this tick; a later read asks the database
-        and sees what the tick has written since. ``forget_spend`` drops a job's spend when
-        the tick records a bill for it before reading it."""
+        and sees what the tick has written since. The spend is a running total: the bills the
+        tick records are added to it (``add_spend``) instead of summing the job's invoices
+        again; ``forget_spend`` drops it."""
         ids = list(job_ids)
         stages: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
         tasks: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
         opened: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
-        spend: dict[uuid.UUID, Decimal] = dict.fromkeys(ids, Decimal(0))
+        spend: dict[uuid.UUID, Decimal] = {}  # capped jobs only; others read it when needed
         compute, requests = _spend_columns()
         for start in range(0, len(ids), PRELOAD_CHUNK):
             chunk = ids[start : start + PRELOAD_CHUNK]
@@ -59,7 +113,10 @@ class LoopRepository:
             ):
                 stages[stage.job_id].append(stage)
             for task in self.session.scalars(
-                select(Task).where(Task.job_id.in_(chunk)).order_by(Task.key)
+                select(Task)
+                .where(Task.job_id.in_(chunk), Task.status.in_(UNFINISHED))
+                .order_by(Task.key)
+                .options(*_TASK_JSON)
             ):
                 tasks[task.job_id].append(task)
             for invocation in self.session.scalars(
@@ -71,17 +128,25 @@ class LoopRepository:
                 opened[invocation.job_id].append(invocation)
             for job_id, spent_compute, spent_requests in self.session.execute(
                 select(Invocation.job_id, compute, requests)
-                .where(Invocation.job_id.in_(chunk))
+                .join(Job, Job.id == Invocation.job_id)
+                .where(Invocation.job_id.in_(chunk), Job.max_cost_usd.is_not(None))
                 .group_by(Invocation.job_id)
             ):
                 spend[job_id] = spent_compute + spent_requests
-        self._preloaded = {"stages": stages, "tasks": tasks, "open": opened, "spend": spend}
+        self._preloaded = {"stages": stages, "unfinished": tasks, "open": opened, "spend": spend}
 
     def _take(self, kind: str, job_id: uuid.UUID):
         return self._preloaded.get(kind, {}).pop(job_id, None)
 
     def forget_spend(self, job_id: uuid.UUID) -> None:
         self._take("spend", job_id)
+
+    def add_spend(self, job_id: uuid.UUID, *charges: Decimal | None) -> None:
+        """Add a bill recorded this tick to the job's preloaded spend, rounded as the ledger
+        stores it (so the total equals the ledger's sum); nothing if it was not preloaded."""
+        spend = self._preloaded.get("spend", {})
+        if job_id in spend:
+            spend[job_id] += sum((_as_stored(c) for c in charges if c is not None), Decimal(0))
 
     def stages(self, job_id: uuid.UUID) -> list[Stage]:
         preloaded = self._take("stages", job_id)
@@ -93,10 +158,21 @@ class LoopRepository:
             )
         )
 
-    def tasks(self, job_id: uuid.UUID) -> list[Task]:
-        preloaded = self._take("tasks", job_id)
+    def unfinished_tasks(self, job_id: uuid.UUID) -> list[Task]:
+        """Tasks pending or running (the current stage's), without their JSON columns."""
+        preloaded = self._take("unfinished", job_id)
         if preloaded is not None:
             return preloaded
+        return list(
+            self.session.scalars(
+                select(Task)
+                .where(Task.job_id == job_id, Task.status.in_(UNFINISHED))
+                .order_by(Task.key)
+                .options(*_TASK_JSON)
+            )
+        )
+
+    def tasks(self, job_id: uuid.UUID) -> list[Task]:
         return list(
             self.session.scalars(select(Task).where(Task.job_id == job_id).order_by(Task.key))
         )
@@ -144,10 +220,10 @@ class LoopRepository:
             .limit(1)
         )
 
-    def samples(self, job_id: uuid.UUID) -> list[tuple]:
+    def samples(self, job_id: uuid.UUID, stages: Iterable[int] | None = None) -> list[tuple]:
         """Finished, billed runs: (shape, stage position, memory, duration, init, peak, epochs,
-        outcome), oldest first."""
-        rows = self.session.execute(
+        outcome), oldest first; of the stages at these positions only, if given."""
+        query = (
             select(
                 Task.shape,
                 Stage.position,
@@ -168,7 +244,9 @@ class LoopRepository:
             )
             .order_by(Invocation.finished_at, Invocation.id)
         )
-        return [tuple(row) for row in rows]
+        if stages is not None:
+            query = query.where(Stage.position.in_(list(stages)))
+        return [tuple(row) for row in self.session.execute(query)]
 
     def current_allocations(self, job_id: uuid.UUID) -> list[tuple[str, int, uuid.UUID | None]]:
         """(shape, memory, stage) of every change made, oldest first (vetoes excluded)."""
@@ -332,6 +410,14 @@ class LoopRepository:
         if not ids:
             return []
         return list(self.session.scalars(select(Allocation).where(Allocation.id.in_(ids))))
+
+
+_MONEY = Money()
+
+
+def _as_stored(usd: Decimal) -> Decimal:
+    """``usd`` as a Money column stores it (whole picodollars)."""
+    return _MONEY.process_result_value(_MONEY.process_bind_param(usd, None), None) or Decimal(0)
 
 
 def _spend_columns():

@@ -21,7 +21,7 @@ from service.control.admission import Admission, CostModel
 from service.control.admission import Run as AdmissionRun
 from service.control.learning import Run, job_scope
 from service.control.repository import LoopRepository
-from service.control.retry import GiveUp, RetryPolicy, after_failure
+from service.control.retry import GiveUp, RetryPolicy, ShapeMemory, after_failure, oom_floors
 from service.models import (
     Allocation,
     AllocationState,
@@ -85,16 +85,34 @@ class JobStepper:
         self.workflow = workflow
         self.policy = policy
         self.function_name = function_name
-        # Loaded once per tick and shared by record and advance: loading a job's tasks is most
-        # of a tick's cost (an 81-trial rung is 81 rows with JSON columns).
+        # Loaded once per tick and shared by record and advance. A tick reads the job's
+        # unfinished tasks (the current stage's) and reads every task only when it needs the
+        # stages before (a stage ends, a decision): loading a job's tasks was most of a tick's
+        # cost, growing with the job (an 81-trial rung is 81 rows with JSON columns).
         self._tasks: list[Task] | None = None
+        self._unfinished: list[Task] | None = None
         self._open: list[Invocation] | None = None
+        self._spent: Decimal | None = None
         self.intents = 0  # invocation and memory-change intents written this tick
 
     def tasks(self) -> list[Task]:
+        """Every task of the job (the same objects as ``unfinished_tasks``)."""
         if self._tasks is None:
             self._tasks = self.repo.tasks(self.job.id)
         return list(self._tasks)
+
+    def unfinished_tasks(self) -> list[Task]:
+        """The tasks that were not finished when the tick began: the current stage's."""
+        if self._unfinished is None:
+            self._unfinished = self.repo.unfinished_tasks(self.job.id)
+        return list(self._unfinished)
+
+    def spent(self) -> Decimal:
+        """What the job has been billed, this tick's results included (read once, after
+        them)."""
+        if self._spent is None:
+            self._spent = self.repo.spent_usd(self.job.id)
+        return self._spent
 
     def open_invocations(self) -> list[Invocation]:
         """Invocations without a recorded result (intents), as of now in this tick."""
@@ -112,15 +130,21 @@ class JobStepper:
             self.job.started_at = ctx.now
         if not ctx.results:
             return [], None
-        self.repo.forget_spend(self.job.id)  # bills recorded below change it
-        tasks = {task.id: task for task in self.tasks()}
+        tasks = {task.id: task for task in self.unfinished_tasks()}
         runs, touched = [], set()
         for invocation in self.open_invocations():
             result = ctx.results.get(invocation.id)
             if result is None:
                 continue
-            task = tasks[invocation.task_id]
+            task = tasks.get(invocation.task_id)
+            if task is None:  # an intent of a finished task: not expected, but read them all
+                tasks = {task.id: task for task in self.tasks()}
+                task = tasks[invocation.task_id]
             self._record(invocation, task, result, ctx)
+            # the spend read at the tick's start, plus this bill: no second sum of the ledger
+            self.repo.add_spend(
+                self.job.id, invocation.compute_cost_usd, invocation.request_cost_usd
+            )
             touched.add(task.stage_id)
             if invocation.outcome == InvocationOutcome.OK.value and invocation.duration_ms:
                 runs.append(
@@ -136,6 +160,18 @@ class JobStepper:
         if self.spec.kind != "training":
             return runs, None
         stages = self.repo.stages(self.job.id)
+        if not any(
+            stage.id in touched
+            and all(
+                t.status == WorkStatus.SUCCEEDED.value
+                for t in tasks.values()
+                if t.stage_id == stage.id
+            )
+            for stage in stages
+            if stage.kind == StageKind.ROUND.value
+        ):
+            return runs, None  # no round can have completed: spare reading every task
+        tasks = {task.id: task for task in self.tasks()}
         completed = [
             stage.position
             for stage in stages
@@ -168,15 +204,17 @@ class JobStepper:
         """Move the job on: cancellation, budget, stages, decisions, launches."""
         job = self.job
         stages = self.repo.stages(job.id)
-        tasks = self.tasks()
+        # The unfinished tasks are all a tick needs until a stage ends or a decision is due;
+        # then it reads every task (the workflow and the policy read the stages before).
+        tasks, every = self.unfinished_tasks(), False
         open_invocations = self.open_invocations()
 
         if job.cancel_requested_at is not None:
             if not open_invocations:
                 self._end(JobStatus.CANCELLED, "cancelled by user", stages, tasks, ctx.now)
             return
-        spent = self.repo.spent_usd(job.id)
-        if job.max_cost_usd is not None and spent >= job.max_cost_usd:
+        spent = self.spent() if job.max_cost_usd is not None else None  # else read if decided
+        if spent is not None and job.max_cost_usd is not None and spent >= job.max_cost_usd:
             if not open_invocations:
                 self._end(
                     JobStatus.FAILED,
@@ -190,13 +228,19 @@ class JobStepper:
         while True:
             current = stages[-1] if stages else None
             current_tasks = [t for t in tasks if current is not None and t.stage_id == current.id]
-            if current is not None and current.status not in TERMINAL:
-                if any(t.status not in TERMINAL for t in current_tasks):
-                    waiting = [t for t in current_tasks if t.memory_mb is None]
-                    decided = [t for t in current_tasks if t.memory_mb is not None]
-                    if waiting and all(t.status in TERMINAL for t in decided):
-                        self._decide_waiting(current, waiting, stages, tasks, spent, ctx)
-                    break
+            running = current is not None and current.status not in TERMINAL
+            if running and any(t.status not in TERMINAL for t in current_tasks):
+                waiting = [t for t in current_tasks if t.memory_mb is None]
+                decided = [t for t in current_tasks if t.memory_mb is not None]
+                if waiting and all(t.status in TERMINAL for t in decided):
+                    if not every:
+                        tasks, every = self.tasks(), True
+                    self._decide_waiting(current, waiting, stages, tasks, spent, ctx)
+                break
+            if not every:  # the stage ends, or none is open: every stage is read from here
+                tasks, every = self.tasks(), True
+                current_tasks = [t for t in tasks if running and t.stage_id == current.id]
+            if running:
                 ok = any(t.status == WorkStatus.SUCCEEDED.value for t in current_tasks)
                 current.status = (WorkStatus.SUCCEEDED if ok else WorkStatus.FAILED).value
                 current.finished_at = ctx.now
@@ -284,6 +328,10 @@ class JobStepper:
             peak_mb=invocation.max_memory_used_mb,
             policy=ctx.retry,
             rng=ctx.rng,
+            ooms=history.count(InvocationOutcome.OUT_OF_MEMORY.value),
+            shape=ShapeMemory.of(task.shape, self._memory_runs())
+            if outcome is InvocationOutcome.OUT_OF_MEMORY
+            else None,
         )
         if isinstance(decision, GiveUp):
             task.status = WorkStatus.FAILED.value
@@ -300,6 +348,10 @@ class JobStepper:
                 task_id=task.id,
             )
             task.memory_mb = decision.memory_mb
+
+    def _memory_runs(self):
+        """(shape, memory, peak, outcome) of every finished run: what retry.py reads."""
+        return [(row[0], row[2], row[5], row[8]) for row in self.repo.samples(self.job.id)]
 
     def _observe(self, task: Task, invocation: Invocation, report, now: datetime) -> None:
         series = f"{self.job.id}/{task.shape}"
@@ -354,7 +406,7 @@ class JobStepper:
         step: StagePlan,
         stages: list[Stage],
         tasks: list[Task],
-        spent: Decimal,
+        spent: Decimal | None,
         ctx: StepContext,
     ) -> tuple[Stage, list[Task]]:
         stage = Stage(
@@ -477,7 +529,7 @@ class JobStepper:
                     self._allocate(stage.id, shape, previous, decision)
         return memory
 
-    def _observations(self, stages, tasks, spent: Decimal, now: datetime) -> Observations:
+    def _observations(self, stages, tasks, spent: Decimal | None, now: datetime) -> Observations:
         samples = tuple(
             Sample(
                 shape=row[0],
@@ -529,10 +581,10 @@ class JobStepper:
         )
         return Observations(
             elapsed_s=elapsed,
-            spent_usd=float(spent),
+            spent_usd=float(self.spent() if spent is None else spent),
             samples=samples,
             predictors=predictors,
-            oom_floors=self.repo.oom_floors(self.job.id),
+            oom_floors=oom_floors(self._memory_runs()),
             current_mb=current,
             losses=losses,
             stages_done=len(done),
@@ -567,10 +619,10 @@ class JobStepper:
 
     # -- launching and ending -----------------------------------------------------------
     def _launch(
-        self, tasks: list[Task], open_invocations, spent: Decimal, every_task, ctx: StepContext
+        self, tasks: list[Task], open_invocations, spent: Decimal | None, every_task, ctx
     ) -> None:
         budget = ctx.in_flight_limit - len(open_invocations)
-        admission = self._admission(open_invocations, spent, every_task)
+        admission, admission_read = None, False
         for task in tasks:
             if budget <= 0:
                 return
@@ -579,6 +631,9 @@ class JobStepper:
             if task.not_before is not None and task.not_before > ctx.now:
                 continue
             epochs = (task.epoch_to or 0) - (task.epoch_from or 0)
+            if not admission_read:  # read the job's runs only when something may launch
+                admission = self._admission(open_invocations, spent, every_task)
+                admission_read = True
             if admission is not None and not admission.admit(task.shape, task.memory_mb, epochs):
                 return  # the budget does not hold for it (now): a later tick may launch it
             task.attempts += 1
@@ -598,9 +653,9 @@ class JobStepper:
             )
             budget -= 1
 
-    def _admission(self, open_invocations, spent: Decimal, tasks) -> Admission | None:
+    def _admission(self, open_invocations, spent: Decimal | None, tasks) -> Admission | None:
         """Budget admission for a job with a cap (``admission.py``); None without one."""
-        if self.job.max_cost_usd is None:
+        if self.job.max_cost_usd is None or spent is None:
             return None
         runs = [
             AdmissionRun(row[0], row[2], row[3], row[4], (row[7] or 0) - (row[6] or 0))

@@ -77,6 +77,9 @@ class Traits:
     This is the body of a *code profile* (what `cescale profile` writes). `cpu_ms` and
     `peak_memory_mb` are used only when no code is run; when the emulator runs the handler it
     measures them. `io_ms=None` means: measured as the run's wall time not spent on CPU.
+    `cold_cpu_ms` (no code run) is CPU work that only the first invocation in a new execution
+    environment does, on top of `cpu_ms` and billed in its duration: a handler that loads and
+    caches its dataset on first use. Run code shows it in its measured CPU time.
     """
 
     parallel_fraction: float = 0.0
@@ -85,13 +88,14 @@ class Traits:
     init_ms: float | None = None
     cpu_ms: float | None = None
     peak_memory_mb: float | None = None
+    cold_cpu_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.parallel_fraction <= 1.0:
             raise ValueError("parallel_fraction must be within [0, 1]")
         if self.max_threads < 1:
             raise ValueError("max_threads must be at least 1")
-        for name in ("io_ms", "init_ms", "cpu_ms", "peak_memory_mb"):
+        for name in ("io_ms", "init_ms", "cpu_ms", "peak_memory_mb", "cold_cpu_ms"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must not be negative")

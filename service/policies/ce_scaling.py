@@ -56,6 +56,9 @@ CHEAP_PILOT_S_PER_EPOCH = 10.0
 PROBE_ABOVE_FACTOR = 2
 PROBE_SPEEDUP = 0.9  # probe further up only if the last doubling cut the time by ≥ 10 %
 ONE_VCPU_MB = 1769
+# Exploration a job pays for up front (the first round's probe above) may cost at most this share
+# of the job's expected cost: a short job, a few rounds of few workers, does not explore.
+EXPLORE_SHARE = 0.05
 TIMEOUT_SHARE = 0.9  # plan invocations to end within 90 % of the function's timeout
 FASTEST_TOLERANCE = 1.03  # within 3 % (about the run-to-run noise) of the fastest is fastest
 
@@ -114,7 +117,33 @@ class CeScaling:
                 f"nothing measured yet: {task.shape} {what} over {probes} MB to fit its "
                 "memory curve",
             )
+        if context.spec.kind == "training" and not cheap and len(decisions) > 1:
+            rounds = 1 + len(context.outline)
+            # the probe costs one extra worker-round (at twice the size): against the job's
+            if EXPLORE_SHARE * len(decisions) * rounds >= PROBE_ABOVE_FACTOR - 1:
+                self.probe_above_in_first_round(context, decisions)
         return decisions
+
+    def probe_above_in_first_round(self, context: PolicyContext, decisions) -> None:
+        """Training under a deadline that is not loose: the first round runs every worker at
+        once, and the round waits for its slowest worker, so one worker at twice the probe size
+        costs no time. It tells multi-threaded work (faster above one vCPU) from single-threaded
+        before the plan needs to know: a probe in a later round starts cold on the round's
+        critical path, and a tight deadline has no time for a cold start spent exploring."""
+        last = context.stage.tasks[-1].key
+        base = decisions[last].memory_mb
+        larger = [
+            m for m in grid_between(base, self.max_memory_mb) if m >= PROBE_ABOVE_FACTOR * base
+        ]
+        probe = larger[0] if larger else self.max_memory_mb
+        if probe <= base:
+            return
+        decisions[last] = MemoryDecision(
+            probe,
+            "probe-above",
+            f"first round: one worker runs at {probe} MB beside the others at {base} MB (the "
+            "round waits for the slowest anyway) to learn whether more memory is faster",
+        )
 
     @staticmethod
     def loose_for_pilot(context: PolicyContext) -> bool:
@@ -140,7 +169,9 @@ class CeScaling:
                 return None  # the last doubling bought (almost) nothing: no more above
         target = PROBE_ABOVE_FACTOR * measured
         larger = [m for m in grid_between(measured, self.max_memory_mb) if m >= target]
-        return larger[0] if larger else self.max_memory_mb
+        probe = larger[0] if larger else self.max_memory_mb
+        # A plan already above the measured top goes there with every task: that is the probe.
+        return probe if probe > planned_mb else None
 
     @staticmethod
     def probe_below(model: DurationModel, grid: list[int], fits) -> int | None:
@@ -151,11 +182,17 @@ class CeScaling:
         stage starts cold, so its plan already takes the smallest size that fits.) The smallest
         size of ``grid`` at which a task still ``fits`` its time as the curve predicts it (the
         CPU-bound reading, the slow one): the probe costs nothing the plan did not expect,
-        and the next plan knows the shape's slope. None for models that know every size."""
-        if getattr(model, "measured_sizes", None) != 1:
+        and the next plan knows the shape's slope. None for models that know every size.
+        Sizes measured at or above one vCPU only (the first round's worker that probed above)
+        tell no more below one vCPU than one size does."""
+        sizes = getattr(model, "measured_sizes", None)
+        curve = getattr(model, "curve", None)
+        if sizes is None or curve is None:
             return None
-        measured = model.measured_max_mb
-        lower = [m for m in grid if m < measured and fits(m)]
+        lowest = int(curve.observed_min_mb)
+        if sizes != 1 and lowest < ONE_VCPU_MB:
+            return None
+        lower = [m for m in grid if m < lowest and fits(m)]
         return min(lower) if lower else None
 
     @staticmethod
@@ -274,9 +311,14 @@ class CeScaling:
             )
             return workers * (first + per * (rounds_left - 1))
 
+        # Warm environments per size: a size with fewer than one per worker starts some of them
+        # cold, and the round waits for them (the current size too, after a probe took one).
+        warm = self.environments(context) if current is not None else Counter()
+
         def remaining_time(m: int) -> float:
             # a new size starts cold once, in its first round
-            return rounds_left * round_time(m) + (model.init_ms / 1000 if m != current else 0.0)
+            cold = m != current or warm[m] < len(context.stage.tasks)
+            return rounds_left * round_time(m) + (model.init_ms / 1000 if cold else 0.0)
 
         grid = self.within_timeout(model, grid_between(floor, self.max_memory_mb), epochs, spec)
         feasible = [m for m in grid if remaining_time(m) <= remaining_s]
@@ -294,7 +336,11 @@ class CeScaling:
             near = [m for m in grid if remaining_time(m) <= quickest * FASTEST_TOLERANCE]
             proposed = min(near, key=lambda m: (remaining_cost(m, m != current), m))
             why = f"no size meets the deadline with {rounds_left} round(s) left: fastest size"
-            probe = self.probe_above(model, proposed)
+            # A worker at a new size starts cold, and the round waits for it: probe above only
+            # when the workers change size (and start cold) anyway, never to spend a cold start
+            # of a round that was to run warm.
+            if proposed != current:
+                probe = self.probe_above(model, proposed)
         current_ok = (
             current is not None
             and current >= floor
@@ -342,7 +388,20 @@ class CeScaling:
         def fits(m: int) -> bool:
             return m >= floor and rounds_left * round_time(m) <= remaining_s
 
-        self.keep_warm(context, decisions, worker_cost, fits, skip=1 if probe is not None else 0)
+        target = decision.memory_mb
+        # Does a cold start fit, with the rounds at their expected time (the upper bound would
+        # call most tight deadlines out of time, and then every round pay for a larger warm
+        # environment rather than a short cold start)?
+        expected_round_s = model.duration_ms(target, epochs) / 1000 + context.stage_overhead_s
+        cold_fits = rounds_left * expected_round_s + model.init_ms / 1000 <= remaining_s
+        self.keep_warm(
+            context,
+            decisions,
+            worker_cost,
+            fits,
+            skip=1 if probe is not None else 0,
+            cold_fits=cold_fits,
+        )
         if probe is not None and len(context.stage.tasks) > 1:
             if probe_rule == "probe-above":
                 # One worker tries the larger size; the round, which waits for its slowest
@@ -355,29 +414,43 @@ class CeScaling:
             else:
                 # One worker tries a smaller size; if the work is CPU-bound this round is
                 # slower (still within the deadline) at the same cost.
+                where = (
+                    f"{model.measured_max_mb} MB"
+                    if model.measured_sizes == 1
+                    else f"{int(model.curve.observed_min_mb)} MB and above"
+                )
                 why = (
-                    f"measured at {model.measured_max_mb} MB only: one worker probes {probe} MB "
+                    f"measured at {where} only: one worker probes {probe} MB "
                     "to learn whether less memory is as fast (the deadline holds if it is not)"
                 )
             decisions[context.stage.tasks[-1].key] = MemoryDecision(probe, probe_rule, why)
         return decisions
 
     @staticmethod
-    def keep_warm(context: PolicyContext, decisions, worker_cost, fits, skip: int = 0) -> None:
+    def environments(context: PolicyContext) -> Counter:
+        """Environments each size of the workers has started (cold starts observed)."""
+        return Counter(
+            x.memory_mb
+            for x in context.observations.samples
+            if x.shape == "worker" and x.ok and x.init_ms
+        )
+
+    @staticmethod
+    def keep_warm(
+        context: PolicyContext, decisions, worker_cost, fits, skip: int = 0, cold_fits=True
+    ) -> None:
         """Between rounds, every environment a worker cold-started is warm and idle. A worker
         that would start cold at the decided size takes a warm environment of another size
         instead when that meets the deadline and costs less over the remaining rounds than a
         cold start (the pilot's environment, say). Not for workers that waited for a pilot in
         the same round: they would only take an environment the next round needs. Changes
         ``decisions`` in place. (Environments are assumed alive: rounds are far shorter than
-        the keep-alive window.)"""
+        the keep-alive window.) When the deadline has no room for a cold start (``cold_fits``
+        False), a warm environment at least as large is taken whatever it costs: it is never
+        slower than a cold start."""
         if context.must_decide_all:
             return
-        envs = Counter(
-            x.memory_mb
-            for x in context.observations.samples
-            if x.shape == "worker" and x.ok and x.init_ms
-        )
+        envs = CeScaling.environments(context)
         keys = [t.key for t in context.stage.tasks][: len(context.stage.tasks) - skip]
         if not keys or not envs:
             return
@@ -385,17 +458,20 @@ class CeScaling:
         starting_cold = max(0, len(keys) - envs.pop(target, 0))
         movable = keys[len(keys) - starting_cold :] if starting_cold else []
         for size, count in sorted(envs.items()):
-            if not movable or not fits(size):
+            faster = size >= target and not cold_fits
+            if not movable or not (fits(size) or faster):
                 continue
-            if worker_cost(size, False) >= worker_cost(target, True):
+            if not faster and worker_cost(size, False) >= worker_cost(target, True):
                 continue
+            why = (
+                f"no time for a cold start at {target} MB: a warm {size} MB environment is "
+                "no slower"
+                if faster
+                else f"a warm {size} MB environment meets the deadline and costs less over the "
+                f"remaining rounds than a cold start at {target} MB"
+            )
             for key in movable[:count]:
-                decisions[key] = MemoryDecision(
-                    size,
-                    "keep-warm",
-                    f"a warm {size} MB environment meets the deadline and costs less over the "
-                    f"remaining rounds than a cold start at {target} MB",
-                )
+                decisions[key] = MemoryDecision(size, "keep-warm", why)
             movable = movable[count:]
 
     @staticmethod

@@ -9,7 +9,9 @@ in NumPy arrays and splits the work in two:
   p, q ≤ 1, d ≤ 1, to the series' recent window of log-durations, choosing the order by AIC and
   warm-starting from the previous fit. The caller runs it on a slow cadence
   (:meth:`ForecasterBank.due_for_refit` lists series with ``refit_every`` new points) and within
-  its own time budget.
+  its own budget. Fits run on one BLAS thread: these models are tiny, and a multi-threaded BLAS
+  only spins its threads — 20× the CPU of one thread per fit on a busy two-core machine
+  (docs/benchmarks.md).
 - **Cheap path** — :meth:`ForecasterBank.update` and :meth:`ForecasterBank.forecast`: between
   refits the fitted coefficients stay fixed and each new observation only advances the ARMA(1, 1)
   innovations recursion, ``ẑ = μ + φ (z_{t-1} - μ) + θ e_{t-1}``, ``e_t = z_t - ẑ``, where
@@ -307,9 +309,17 @@ class ForecasterBank:
         return ids[np.argsort(-self._since_fit[ids], kind="stable")]
 
     def refit(self, series_ids: np.ndarray) -> RefitReport:
-        """Fit ARIMA to each listed series' window (statsmodels; the slow path)."""
+        """Fit ARIMA to each listed series' window (statsmodels; the slow path), on one BLAS
+        thread."""
+        ids = np.unique(self._indices(series_ids)).tolist()
+        if not ids:
+            return RefitReport(_index_array([]), _index_array([]), _index_array([]))
+        with _one_blas_thread():
+            return self._refit(ids)
+
+    def _refit(self, ids: list[int]) -> RefitReport:
         fitted, fell_back, skipped = [], [], []
-        for i in np.unique(self._indices(series_ids)).tolist():
+        for i in ids:
             if self._n_obs[i] < self.config.min_observations:
                 skipped.append(i)
                 continue
@@ -450,6 +460,15 @@ def _empty_arrays(n: int, window: int) -> dict[str, np.ndarray]:
 
 def _index_array(values: list[int]) -> np.ndarray:
     return np.array(values, dtype=np.int64)
+
+
+def _one_blas_thread():
+    """A context in which BLAS (NumPy's and SciPy's OpenBLAS, MKL, ...) runs on one thread."""
+    # statsmodels first: it loads SciPy, whose BLAS library must be loaded to be limited
+    import statsmodels.tsa.arima.model  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _best(

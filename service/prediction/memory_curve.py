@@ -26,18 +26,28 @@ divided by its duration), so a 300 ms point counts as much as a 3 s one.
 assumption the data must earn by a lower residual. Measurements that stop below ``k`` vCPUs
 cannot tell the caps apart; the spread between the models that fit equally well becomes part of
 the uncertainty, which therefore grows when predicting far from the measured sizes.
+
+Choosing a size by cost (``cheapest``, ``next_size``): in this form memory × duration never falls
+as memory grows, so the lowest *predicted* cost is always the smallest size, while real functions
+can be more than proportionally slower at small sizes (garbage collection under memory pressure).
+The curve therefore keeps its measurements and reads each size's cost through them, with an
+interval that is the noise at a measured size and widens away from it; it picks the size whose
+upper-bound cost is lowest, and measures next where the expected improvement on that bound is
+largest.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+
+CostFunction = Callable[[float, float], float]  # (memory_mb, duration_ms) -> cost
 
 MB_PER_VCPU = 1_769.0  # docs/platform.md: 1,769 MB = 1 vCPU
 MAX_VCPU = 6.0  # docs/platform.md: 6 vCPU at 10,240 MB
@@ -49,10 +59,16 @@ THREAD_CAPS: tuple[int, ...] = (1, 6, 4, 2)
 
 # Lambda run-to-run noise is a few percent: no fit is trusted to be better than this.
 RELATIVE_ERROR_FLOOR = 0.02
+DEFAULT_NOISE = 0.03  # run-to-run relative noise of one measurement, by default
 # Relative error assumed when the fit has no residual degrees of freedom to measure it.
 RELATIVE_ERROR_PRIOR = 0.10
 # One measured size says nothing about the shape; the CPU-bound guess may be far off.
 SINGLE_POINT_RELATIVE_ERROR = 0.5
+
+# Choosing a size by cost: the interval level, and how far (relative, one sigma) the duration
+# may stray from the measurements' reading per doubling of memory away from the nearest one.
+PICK_LEVEL = 0.9
+PER_DOUBLING_ERROR = 0.05
 
 # Tiny ridge penalties (relative to each column's norm) that only matter when columns coincide,
 # e.g. every measurement above 1,769 MB makes the I/O and serial parts indistinguishable. They
@@ -126,6 +142,11 @@ class MemoryCurve:
     observed_min_mb: float
     observed_max_mb: float
     observations: int
+    measured: tuple[tuple[float, float, int], ...] = ()
+    """(size, mean duration, runs) per measured size, ascending: what :meth:`cost_bounds`
+    anchors on. Empty for a curve restored from a state saved before it was kept."""
+    noise: float = DEFAULT_NOISE
+    """The run-to-run relative noise of one measurement the curve was fitted with."""
 
     # -- fitting ---------------------------------------------------------------------------------
 
@@ -135,7 +156,7 @@ class MemoryCurve:
         memory_mb: Sequence[float],
         duration_ms: Sequence[float],
         *,
-        noise: float = 0.03,
+        noise: float = DEFAULT_NOISE,
     ) -> MemoryCurve:
         """Fit the curve to measured (memory, duration) pairs.
 
@@ -149,6 +170,9 @@ class MemoryCurve:
             raise ValueError("noise must be positive")
         memory, duration = _validated(memory_mb, duration_ms)
         sizes, means, counts = _aggregate(memory, duration)
+        measured = tuple(
+            (float(s), float(d), int(n)) for s, d, n in zip(sizes, means, counts, strict=True)
+        )
         if len(sizes) == 1:
             v = float(vcpu_share(sizes[0]))
             shape = CurveShape(0.0, float(means[0]) * min(v, 1.0), 0.0, 1)
@@ -159,6 +183,8 @@ class MemoryCurve:
                 observed_min_mb=float(sizes[0]),
                 observed_max_mb=float(sizes[0]),
                 observations=len(memory),
+                measured=measured,
+                noise=noise,
             )
 
         candidates = [_fit_shape(sizes, means, counts, k) for k in THREAD_CAPS]
@@ -184,6 +210,8 @@ class MemoryCurve:
             observed_min_mb=float(sizes[0]),
             observed_max_mb=float(sizes[-1]),
             observations=len(memory),
+            measured=measured,
+            noise=noise,
         )
 
     # -- predicting ------------------------------------------------------------------------------
@@ -257,6 +285,123 @@ class MemoryCurve:
                 low = middle
         return high
 
+    # -- choosing a size by cost ------------------------------------------------------------------
+
+    def duration_bounds(
+        self, memory_mb: Sequence[float] | np.ndarray, level: float = PICK_LEVEL
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Low, central and high duration (ms) at each size, anchored on the measurements.
+
+        The fitted form cannot bend the way some functions do (garbage collection at small
+        sizes makes them more than proportionally slower there), so a size is read as the
+        model's shape through the measured points: the log-ratio of measurement to model is
+        carried between measured sizes (linearly in log-memory, held beyond the ends). At a
+        measured size the interval is the measurement noise; it widens by
+        ``max(residual error, PER_DOUBLING_ERROR)`` per doubling away from the nearest
+        measured size (plus the spread of the alternative thread caps). More memory is never
+        slower, so the upper bound is the lowest of any smaller size's and the lower bound the
+        highest of any larger size's. Without kept measurements (an old state) the interval
+        is :meth:`predict_interval`'s.
+        """
+        sizes = _positive(memory_mb)
+        z = _z(level)
+        anchors = np.array([point[0] for point in self.measured], dtype=float)
+        grid = np.unique(np.concatenate([sizes, anchors]))
+        model = self.shape.predict(grid)
+        spread = np.zeros_like(grid)
+        for alt in self.alternatives:
+            spread = np.maximum(spread, np.abs(np.log(alt.predict(grid) / model)))
+        if anchors.size:
+            means = np.array([point[1] for point in self.measured])
+            runs = np.array([point[2] for point in self.measured], dtype=float)
+            log_grid, log_anchors = np.log2(grid), np.log2(anchors)
+            offset = np.interp(log_grid, log_anchors, np.log(means / self.shape.predict(anchors)))
+            gaps = np.abs(log_grid[:, None] - log_anchors[None, :])
+            nearest = np.argmin(gaps, axis=1)
+            distance = gaps[np.arange(grid.size), nearest]
+            per_doubling = max(self.residual_error, PER_DOUBLING_ERROR)
+            sigma = np.sqrt(
+                (self.noise / np.sqrt(runs[nearest])) ** 2
+                + (per_doubling * distance) ** 2
+                + spread**2
+            )
+            centre = model * np.exp(offset)
+        else:
+            sigma = np.array([self.relative_error(m) for m in grid])
+            centre = model
+        high = np.minimum.accumulate(centre * np.exp(z * sigma))
+        low = np.maximum.accumulate((centre * np.exp(-z * sigma))[::-1])[::-1]
+        centre = np.clip(np.minimum.accumulate(centre), low, high)
+        index = np.searchsorted(grid, sizes)
+        return low[index], centre[index], high[index]
+
+    def cost_bounds(
+        self,
+        memory_mb: Sequence[float],
+        level: float = PICK_LEVEL,
+        cost: CostFunction | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Low, central and high cost of one invocation at each size, from
+        :meth:`duration_bounds`. ``cost(memory_mb, duration_ms)`` must not fall as the duration
+        grows; by default it is memory × duration (GB-seconds up to a constant)."""
+        price = cost or _memory_time
+        sizes = [float(m) for m in memory_mb]
+        bounds = self.duration_bounds(sizes, level)
+        low, centre, high = (
+            np.array([price(m, float(d)) for m, d in zip(sizes, row, strict=True)])
+            for row in bounds
+        )
+        return low, centre, high
+
+    def cheapest(
+        self,
+        memory_mb: Sequence[float],
+        level: float = PICK_LEVEL,
+        cost: CostFunction | None = None,
+    ) -> float:
+        """The size among ``memory_mb`` whose upper-bound cost is lowest (ties: the lower
+        central cost, then the smaller size): the size that is cheap even if the curve is off
+        there, rather than the one that is cheapest only if the curve is right."""
+        sizes = _candidates(memory_mb)
+        _, centre, high = self.cost_bounds(sizes, level, cost)
+        best = min(range(len(sizes)), key=lambda i: (high[i], centre[i], sizes[i]))
+        return sizes[best]
+
+    def next_size(
+        self,
+        memory_mb: Sequence[float],
+        level: float = PICK_LEVEL,
+        cost: CostFunction | None = None,
+    ) -> float | None:
+        """The size to measure next so that :meth:`cheapest` gets cheaper or surer, or None
+        when no unmeasured size could still beat the pick's upper-bound cost.
+
+        Each unmeasured size's cost is read as log-normal with the spread of its interval; the
+        one measured is the one with the largest expected improvement on the pick's
+        upper-bound cost, E[max(0, upper(pick) - cost(m))]: a size far off is worth measuring
+        only if its interval reaches well below the pick, a near one only if it is likely to
+        be cheaper, and the pick itself (when unmeasured) for how much its own interval
+        can still come down.
+        """
+        sizes = _candidates(memory_mb)
+        low, centre, high = self.cost_bounds(sizes, level, cost)
+        pick = min(range(len(sizes)), key=lambda i: (high[i], centre[i], sizes[i]))
+        measured = {point[0] for point in self.measured}
+        bound = float(high[pick])
+        z = _z(level)
+        normal = NormalDist()
+        best, best_gain = None, 0.0
+        for i, size in enumerate(sizes):
+            if size in measured or not low[i] < bound:
+                continue
+            sigma = max(math.log(high[i] / low[i]) / (2 * z), 1e-9)
+            mid = math.sqrt(low[i] * high[i])
+            d = math.log(bound / mid) / sigma
+            gain = bound * normal.cdf(d) - mid * math.exp(sigma**2 / 2) * normal.cdf(d - sigma)
+            if gain > best_gain:
+                best, best_gain = size, gain
+        return best
+
     # -- description and persistence -------------------------------------------------------------
 
     @property
@@ -297,6 +442,8 @@ class MemoryCurve:
             "observed_min_mb": self.observed_min_mb,
             "observed_max_mb": self.observed_max_mb,
             "observations": self.observations,
+            "measured": [list(point) for point in self.measured],
+            "noise": self.noise,
         }
 
     @classmethod
@@ -310,7 +457,30 @@ class MemoryCurve:
             observed_min_mb=float(state["observed_min_mb"]),
             observed_max_mb=float(state["observed_max_mb"]),
             observations=int(state["observations"]),
+            # Absent from states saved before the curve kept its measurements.
+            measured=tuple(
+                (float(size), float(mean), int(runs))
+                for size, mean, runs in state.get("measured", ())
+            ),
+            noise=float(state.get("noise", DEFAULT_NOISE)),
         )
+
+
+def _memory_time(memory_mb: float, duration_ms: float) -> float:
+    return memory_mb * duration_ms
+
+
+def _z(level: float) -> float:
+    if not 0.0 < level < 1.0:
+        raise ValueError("level must be between 0 and 1")
+    return NormalDist().inv_cdf(0.5 + level / 2.0)
+
+
+def _candidates(memory_mb: Sequence[float]) -> list[float]:
+    sizes = sorted({float(m) for m in _positive(memory_mb)})
+    if not sizes:
+        raise ValueError("need at least one memory size to choose from")
+    return sizes
 
 
 def _positive(memory_mb: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -6,30 +6,29 @@ parameters, epochs and shard — becomes a code profile that the emulator runs t
 performance model (CPU share, cold starts, noise, out-of-memory, throttling) on the virtual
 clock; the response carries the model's loss and score instead of a trained model's.
 
-Work of one size runs as one emulator function (``<name>~<size>``), so warm environments are
-shared between invocations of equal work rather than across the whole function: a simulated job
-sees somewhat more cold starts than it would on Lambda.
+Every invocation runs on the job's one emulator function and its memory variants, exactly as
+the live product's do, with the invocation's own work handed to the emulator for that
+invocation alone: warm environments are shared between invocations of different work (a rung
+of 3 epochs reuses the environments rung 1 left warm), as they are on Lambda.
 
 The workload model is pluggable (``service.simulation.work``): the analytic model by default, or
-a measured profile (``profile_model``), whose per-invocation scaled profiles the emulator reads
-from files in a private temporary directory that ``close`` removes.
+a measured profile (``profile_model``), each scaled profile parsed once and reused.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from service.platform.emulator.backend import EmulatorPlatform
+from service.platform.emulator.profiles import MeasuredProfile, parse_profile
 from service.platform.interface import (
     FunctionMetrics,
     FunctionSpec,
     InvocationHandle,
     InvokeResult,
     Report,
+    Traits,
 )
 from service.simulation.work import AnalyticWorkload, Work, WorkloadModel
 from service.simulation.workload_model import loss_after
@@ -54,11 +53,9 @@ class SimulatedPlatform:
         # default the job id (every job draws afresh); a fixed salt makes the same trials and
         # rounds learn identically in every job that uses it (policies compared at one seed).
         self.loss_salt = loss_salt
-        self._profile_dir: tempfile.TemporaryDirectory[str] | None = None
         self.clock = emulator.clock
-        self._specs: dict[str, FunctionSpec] = {}
-        self._variants: dict[str, set[int]] = {}
-        self._sized: set[str] = set()
+        self._builtin: dict[str, str] = {}  # function name -> the built-in it runs
+        self._behaviours: dict[str, Traits | MeasuredProfile] = {}  # by Work.key
         # our handle's id -> (the emulator's handle, built-in workload, event)
         self._pending: dict[str, tuple[InvocationHandle, str, dict[str, Any]]] = {}
 
@@ -66,19 +63,21 @@ class SimulatedPlatform:
     def ensure_function(self, spec: FunctionSpec) -> None:
         if spec.handler not in _BUILTIN_OF:
             raise ValueError(f"{spec.name}: the simulator models only the built-in workloads")
-        self._specs[spec.name] = spec
-        self._variants.setdefault(spec.name, set())
+        self._builtin[spec.name] = _BUILTIN_OF[spec.handler]
+        # No code runs: every invocation brings its work (start_invoke); these traits are a
+        # placeholder the emulator never uses.
+        self.emulator.ensure_function(
+            dataclasses.replace(spec, handler=None, profile=None, traits=Traits(cpu_ms=0.0))
+        )
 
     def ensure_variant(self, name: str, memory_mb: int) -> str:
-        self._variants[name].add(memory_mb)
-        return f"mem-{memory_mb}"
+        return self.emulator.ensure_variant(name, memory_mb)
 
     def set_memory(self, name: str, memory_mb: int) -> None:
-        spec = self._specs[name]
-        self._specs[name] = dataclasses.replace(spec, memory_mb=memory_mb)
+        self.emulator.set_memory(name, memory_mb)
 
     def memory_of(self, name: str) -> int:
-        return self._specs[name].memory_mb
+        return self.emulator.memory_of(name)
 
     def concurrency_limit(self) -> int:
         return self.emulator.concurrency_limit()
@@ -87,27 +86,13 @@ class SimulatedPlatform:
     def start_invoke(
         self, name: str, payload: Any, *, memory_mb: int | None = None
     ) -> InvocationHandle:
-        spec = self._specs[name]
-        builtin = _BUILTIN_OF[spec.handler]
+        builtin = self._builtin[name]
         work = self.workload.work(builtin, payload)
-        sized = f"{name}~{work.key}"
-        if sized not in self._sized:
-            self.emulator.ensure_function(
-                FunctionSpec(
-                    name=sized,
-                    memory_mb=spec.memory_mb,
-                    timeout_s=spec.timeout_s,
-                    architecture=spec.architecture,
-                    traits=work.traits,
-                    profile=self._profile_file(work),
-                )
-            )
-            self._sized.add(sized)
-        if memory_mb is not None:
-            self.emulator.ensure_variant(sized, memory_mb)
-        inner = self.emulator.start_invoke(sized, payload, memory_mb=memory_mb)
+        inner = self.emulator.start_invoke(
+            name, payload, memory_mb=memory_mb, behaviour=self._behaviour(work)
+        )
         self._pending[inner.invocation_id] = (inner, builtin, payload)
-        return dataclasses.replace(inner, function=name)
+        return inner
 
     def poll(self, handle: InvocationHandle) -> InvokeResult | None:
         inner, builtin, payload = self._pending[handle.invocation_id]
@@ -116,7 +101,7 @@ class SimulatedPlatform:
             return None
         del self._pending[handle.invocation_id]
         response = _response(builtin, payload, self.loss_salt, result) if result.ok else None
-        return dataclasses.replace(result, function=handle.function, payload=response)
+        return dataclasses.replace(result, payload=response)
 
     def invoke(self, name: str, payload: Any, *, memory_mb: int | None = None) -> InvokeResult:
         handle = self.start_invoke(name, payload, memory_mb=memory_mb)
@@ -147,19 +132,20 @@ class SimulatedPlatform:
 
     def close(self) -> None:
         self.emulator.close()
-        if self._profile_dir is not None:
-            self._profile_dir.cleanup()
-            self._profile_dir = None
 
-    def _profile_file(self, work: Work) -> Path | None:
-        """The emulator loads measured profiles from files: write this work's profile once."""
-        if work.profile is None:
-            return None
-        if self._profile_dir is None:
-            self._profile_dir = tempfile.TemporaryDirectory(prefix="cescale-sim-")
-        path = Path(self._profile_dir.name) / f"{len(self._sized)}.json"
-        path.write_text(json.dumps(work.profile), encoding="utf-8")
-        return path
+    def _behaviour(self, work: Work) -> Traits | MeasuredProfile:
+        """The emulator's form of this work, built once per key (a measured profile's curve is
+        tabulated over every MB size, too slow to redo per invocation)."""
+        behaviour = self._behaviours.get(work.key)
+        if behaviour is None:
+            if work.traits is not None:
+                behaviour = work.traits
+            else:
+                parsed = parse_profile(work.profile)
+                assert isinstance(parsed, MeasuredProfile)
+                behaviour = parsed
+            self._behaviours[work.key] = behaviour
+        return behaviour
 
 
 def _response(

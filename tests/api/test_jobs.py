@@ -123,6 +123,9 @@ INVALID = {
     "log-uniform-zero": spec(hpo__search_space={"lr": {"log_uniform": [0, 1]}}),
     "reversed-bounds": spec(hpo__search_space={"lr": {"uniform": [1, 0]}}),
     "empty-choice": spec(hpo__search_space={"hidden": {"choice": []}}),
+    # a form given null was taken for no form at all (it was a 201)
+    "null-uniform": spec(hpo__search_space={"lr": {"uniform": None}}),
+    "null-choice": spec(hpo__search_space={"hidden": {"choice": None}}),
     "empty-search-space": spec(hpo__search_space={}),
     "max-below-min-epochs": spec(hpo__min_epochs=5, hpo__max_epochs=3),
     "unknown-builtin": spec(workload={"function": "builtin:resnet"}),

@@ -153,3 +153,100 @@ def test_a_seed_replays_exactly_and_learns_the_same_under_every_policy(tmp_path)
     assert runs[0]["jct_s"] == runs[1]["jct_s"] and runs[0]["cost_usd"] == runs[1]["cost_usd"]
     best = [{k: run["result"]["best"][k] for k in ("trial", "params", "loss")} for run in runs]
     assert best[0] == best[2]
+
+
+def test_profile_workload_ids_come_from_the_profiles_name_not_the_file(tmp_path) -> None:
+    path = tmp_path / "image-recognition.json"  # a built-in profile's file name
+    path.write_text(json.dumps(PROFILE | {"name": "My Net v2"}))
+    hpo, training = profile_workloads(path)
+    assert (hpo.id, training.id) == ("hpo-my-net-v2", "train-my-net-v2")
+    assert hpo.family == "profile:my-net-v2"
+    from service.bench.suite import SuiteConfig, select_workloads
+
+    ids = [w.id for w in select_workloads(SuiteConfig(quick=True, profiles=(path,)))]
+    assert "hpo-my-net-v2" in ids and "hpo-image-recognition" not in ids
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_a_profile_that_would_share_a_built_in_id_is_refused(tmp_path, quick) -> None:
+    from service.bench.suite import SuiteConfig, select_workloads
+
+    builtin = json.loads((PROFILES_DIR / "image-recognition.json").read_text())
+    path = tmp_path / "image-recognition.json"
+    path.write_text(json.dumps(PROFILE | {"name": "image-recognition"}))
+    with pytest.raises(ValueError, match=r"'hpo-image-recognition'.*name\" of its own"):
+        select_workloads(SuiteConfig(quick=quick, profiles=(path,)))
+    # the same measurement under another path is the built-in workload, not a second one
+    copy = tmp_path / "copy.json"
+    copy.write_text(json.dumps(builtin))
+    chosen = select_workloads(SuiteConfig(quick=quick, profiles=(copy,)))
+    ids = [w.id for w in chosen]
+    assert ids.count("hpo-image-recognition") == 1
+    assert next(w for w in chosen if w.id == "hpo-image-recognition").profile == (
+        PROFILES_DIR / "image-recognition.json"
+    )
+
+
+def test_two_user_profiles_with_one_name_are_refused(tmp_path) -> None:
+    from service.bench.suite import SuiteConfig, select_workloads
+
+    one, two = tmp_path / "a.json", tmp_path / "b.json"
+    one.write_text(json.dumps(PROFILE))
+    two.write_text(json.dumps(PROFILE | {"cold_start_ms": 900.0}))
+    with pytest.raises(ValueError, match=r"b\.json: .*'hpo-tiny'.*a\.json"):
+        select_workloads(SuiteConfig(quick=True, profiles=(one, two)))
+
+
+def test_the_bench_command_says_so_in_one_line(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from service.cli.main import app
+
+    path = tmp_path / "s3-etl.json"
+    path.write_text(json.dumps(PROFILE | {"name": "s3-etl"}))
+    result = CliRunner().invoke(
+        app, ["bench", "--quick", "--out", str(tmp_path / "out"), "--profile", str(path)]
+    )
+    assert result.exit_code == 2
+    assert "'hpo-s3-etl'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_simulated_invocations_of_other_work_reuse_warm_environments() -> None:
+    """As in the live product: a rung's trials reuse the environments the rung before left warm
+    (the simulator once gave every work size its own function: 40 of 40 invocations cold)."""
+    from pathlib import Path
+
+    from service.simulation.run import simulate
+    from service.spec import JobSpec
+
+    root = Path(__file__).resolve().parents[2]
+    spec = JobSpec.model_validate_json((root / "examples/hpo-digits.json").read_text())
+    result = simulate(spec, seed=0)
+    assert result["status"] == "succeeded" and result["invocations"] == 40
+    assert result["cold_starts"] <= 27  # at most one per rung-0 trial, none after
+
+
+def test_the_analytic_model_bills_first_use_loading_and_holds_the_whole_dataset() -> None:
+    wide = "builtin:synthetic?n=100000&d=512"
+    one = invocation_cost("builtin:mlp", wide, {"hidden": 64}, 1, 1)
+    eighth = invocation_cost("builtin:mlp", wide, {"hidden": 64}, 1, 8)
+    assert eighth.peak_memory_mb == pytest.approx(one.peak_memory_mb)  # a worker holds it all
+    assert eighth.cpu_ms < one.cpu_ms  # and trains on its shard
+    assert one.cold_cpu_ms > 700  # generating 51 M values once per environment
+    model = AnalyticWorkload()
+    platform = SimulatedPlatform(EmulatorPlatform(VirtualClock(0.0), noise=False), model)
+    try:
+        platform.ensure_function(
+            FunctionSpec(name="f", handler=BUILTIN_HANDLERS["builtin:mlp"], memory_mb=442)
+        )
+        cold = platform.invoke("f", event(0, 1))
+        warm = platform.invoke("f", event(0, 1))
+        assert cold.report.cold and not warm.report.cold
+        cost = invocation_cost("builtin:mlp", "builtin:digits", event(0, 1)["params"], 1)
+        # at 442 MB (a quarter of a vCPU) the first-use CPU takes four times as long
+        extra = cold.report.duration_ms - warm.report.duration_ms
+        assert extra == pytest.approx(cost.cold_cpu_ms * 1769 / 442, rel=0.01)
+        assert cold.report.init_ms == pytest.approx(cost.init_ms)
+    finally:
+        platform.close()

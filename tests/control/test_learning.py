@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from service.control.loop import Controller, to_datetime
-from service.models import Job, Observation, PredictorState
+from service.models import Invocation, Job, Observation, PredictorState, Task
 from service.platform.clock import VirtualClock
 from service.platform.emulator.backend import EmulatorPlatform
+from service.prediction.memory_curve import MemoryCurve
 from tests.conftest import truncate_all
 from tests.control.helpers import TRAINING, submit
 
@@ -90,6 +91,25 @@ def test_a_second_controller_resumes_the_predictors_of_the_first(env):
     # the series went on from where the first controller left it, one point per round
     assert resumed.observations > rounds_seen
     assert resumed.id == learned["duration:worker"].id
+    # the curve, built by appending each tick's runs (the second controller read the ledger
+    # once, on taking over), is the fit on every successful run in the ledger
+    with database.session() as session:
+        runs = session.execute(
+            select(Invocation.memory_mb, Invocation.duration_ms, Task.epoch_from, Task.epoch_to)
+            .join(Task, Task.id == Invocation.task_id)
+            .where(
+                Invocation.job_id == job_id,
+                Invocation.state == "done",
+                Invocation.outcome == "ok",
+                Invocation.duration_ms.is_not(None),
+                Task.shape == "worker",
+            )
+        ).all()
+    points = sorted((float(m), d / max(1, (to or 0) - (fr or 0))) for m, d, fr, to in runs)
+    curve = states(database, job_id)["memory-curve:worker"]
+    assert curve.observations == len(points)
+    expected = MemoryCurve.fit([p[0] for p in points], [p[1] for p in points]).to_state()
+    assert curve.state == expected
 
 
 def database_status(database, job_id) -> str:

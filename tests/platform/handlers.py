@@ -37,3 +37,18 @@ def sleep(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Wait without using CPU (stands for I/O)."""
     time.sleep(float(event.get("seconds", 0.05)))
     return {"slept": True}
+
+
+_LOADED: list[int] = []  # what a handler caches on first use in its environment (a dataset)
+
+
+def first_use(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Load (burn event['load_cpu_ms'] of CPU) on the first call in this process only, and say
+    whether it did; also report the BLAS thread setting the process runs with."""
+    import os
+
+    first = not _LOADED
+    if first:
+        cpu_loop({"cpu_ms": event.get("load_cpu_ms", 100)}, context)
+        _LOADED.append(1)
+    return {"first": first, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}

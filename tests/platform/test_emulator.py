@@ -295,3 +295,45 @@ def test_a_function_needs_code_a_profile_or_a_cpu_time(emulator: EmulatorPlatfor
         emulator.ensure_function(FunctionSpec("empty"))
     with pytest.raises(PlatformError, match="no such file"):
         emulator.ensure_function(FunctionSpec("nofile", profile=Path("/nonexistent.json")))
+
+
+def test_a_cold_start_runs_the_handlers_first_use_work_and_a_warm_one_does_not(
+    emulator: EmulatorPlatform,
+) -> None:
+    """A new environment is a process that has run nothing: what the handler loads on first use
+    is measured (and billed) in the cold invocation, as on Lambda, however many environments
+    the pool's processes have served before."""
+    emulator.ensure_function(_code("first", "first_use", memory_mb=1769))
+    load = {"load_cpu_ms": 150}
+    cold = emulator.invoke("first", load)
+    warm = emulator.invoke("first", load)
+    assert cold.report.cold and cold.payload["first"]
+    assert not warm.report.cold and not warm.payload["first"]
+    assert cold.report.duration_ms > warm.report.duration_ms + 100
+    for size in (1024, 2048):  # new variants: new environments, fresh processes again
+        emulator.ensure_variant("first", size)
+        again = emulator.invoke("first", load, memory_mb=size)
+        assert again.report.cold and again.payload["first"]
+        assert not emulator.invoke("first", load, memory_mb=size).payload["first"]
+    # BLAS pools of one thread: their spinning must not count as the function's CPU
+    assert cold.payload["blas_threads"] == "1"
+
+
+def test_a_per_invocation_behaviour_runs_no_code_and_shares_the_functions_environments(
+    emulator: EmulatorPlatform, clock: VirtualClock
+) -> None:
+    def run(traits: Traits):
+        handle = emulator.start_invoke("sim", {}, behaviour=traits)
+        clock.sleep(emulator.completion_time(handle) - clock.now())
+        return emulator.poll(handle)
+
+    emulator.ensure_function(_code("sim", "fail"))  # its code would raise: it must not run
+    small = Traits(cpu_ms=100.0, io_ms=0.0, init_ms=200.0, peak_memory_mb=50.0, cold_cpu_ms=50.0)
+    large = Traits(cpu_ms=400.0, io_ms=0.0, init_ms=200.0, peak_memory_mb=50.0, cold_cpu_ms=50.0)
+    cold = run(small)
+    assert cold is not None and cold.ok and cold.report.cold
+    # cold: its first-use CPU counts, at this size's CPU share (1,769 MB: one vCPU)
+    assert cold.report.duration_ms == pytest.approx(150.0)
+    warm = run(large)
+    assert warm is not None and warm.ok and not warm.report.cold  # other work, same environment
+    assert warm.report.duration_ms == pytest.approx(400.0)

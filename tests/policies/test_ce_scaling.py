@@ -105,29 +105,41 @@ def test_training_sends_one_pilot_worker_first_when_the_deadline_is_loose():
     assert set(decisions) == {"worker-0"} and memories(decisions) == {CHEAP_PILOT_MB}
     # under a tight one no worker waits: a round waits for its slowest worker anyway
     tight = CeScaling().allocate(context(training_spec(60), plan, [(4, 1)] * 19))
-    assert set(tight) == {t.key for t in plan.tasks} and memories(tight) == {1769}
+    assert set(tight) == {t.key for t in plan.tasks}
+    # ... and one of them runs at twice one vCPU, beside the others: whether more memory is
+    # faster is known before the plan needs it, at no time (the round waits for the slowest)
+    by_rule = {d.rule: d.memory_mb for d in tight.values()}
+    assert by_rule == {"explore": 1769, "probe-above": 3584}
+    assert sum(d.rule == "probe-above" for d in tight.values()) == 1
+
+
+def test_a_short_training_job_does_not_pay_to_explore_above():
+    plan = stage(0, {"worker": 2}, kind=StageKind.ROUND)
+    # 2 workers × 3 rounds: one worker-round more is a sixth of the job, over the 5 % share
+    short = CeScaling().allocate(context(training_spec(20), plan, [(4, 1)] * 2))
+    assert memories(short) == {1769} and all(d.rule == "explore" for d in short.values())
 
 
 def test_training_out_of_time_takes_the_cheapest_of_the_fastest_and_probes_above():
     plan = stage(1, {"worker": 4}, kind=StageKind.ROUND)
     seen = samples("worker", SLOW, sizes=(1769,), stage=0)
     # 19 rounds of 2 s CPU at one vCPU do not fit in 30 s at any size measured
-    decisions = CeScaling().allocate(
-        context(
-            training_spec(30),
-            plan,
-            [(4, 1)] * 18,
-            samples=seen,
-            current_mb={"worker": 1769},
-            rounds_since_change=1,
-        )
-    )
+    observed = {"samples": seen, "current_mb": {"worker": 1769}, "rounds_since_change": 1}
+    decisions = CeScaling().allocate(context(training_spec(30), plan, [(4, 1)] * 18, **observed))
     by_rule = {d.rule: d.memory_mb for d in decisions.values()}
     # a single-threaded curve is flat above one vCPU: more memory only costs more ...
     assert by_rule["ce-resize"] == 1769
-    # ... but one point cannot tell single- from multi-threaded: one worker tries twice it
-    assert by_rule["probe-above"] == 3584
-    assert sum(d.rule == "probe-above" for d in decisions.values()) == 1
+    # ... and a probe above would start cold and hold up a round that runs warm: none
+    assert "probe-above" not in by_rule
+    # workers that change size start cold anyway: then one worker tries twice the top
+    moved = CeScaling().allocate(
+        context(
+            training_spec(30), plan, [(4, 1)] * 18, **(observed | {"current_mb": {"worker": 512}})
+        )
+    )
+    by_rule = {d.rule: d.memory_mb for d in moved.values()}
+    assert by_rule["ce-resize"] == 1769 and by_rule["probe-above"] == 3584
+    assert sum(d.rule == "probe-above" for d in moved.values()) == 1
 
 
 def test_no_probe_above_once_more_memory_proved_no_faster():
@@ -143,7 +155,10 @@ def test_no_probe_above_once_more_memory_proved_no_faster():
             rounds_since_change=2,
         )
     )
-    assert memories(decisions) == {1769}
+    # the curve is flat above one vCPU: no probe; the workers stay at one vCPU (one takes the
+    # warm 3584 MB environment rather than start cold: the deadline has no room for that)
+    assert {d.memory_mb for d in decisions.values() if d.rule != "keep-warm"} == {1769}
+    assert {d.memory_mb for d in decisions.values() if d.rule == "keep-warm"} <= {3584}
     assert all(d.rule != "probe-above" for d in decisions.values())
 
 

@@ -37,8 +37,28 @@ def test_json_has_the_required_shape(app: typer.Typer) -> None:
     assert list(predictions) == ["256", "512", "2048"]
     assert all(isinstance(value, float) for value in predictions.values())
     assert 1628 > predictions["256"] > predictions["512"] > predictions["2048"] > 0
-    assert set(body) <= {"predictions", "model"}
+    assert set(body) <= {"predictions", "model", "pick"}
     assert "form" in body["model"]
+    assert body["pick"]["cheapest_mb"] in (256, 512, 2048)
+
+
+def test_the_pick_and_the_next_size(app: typer.Typer) -> None:
+    # CPU-bound below one vCPU, and 2.2x slower than proportional at 128 MB (memory pressure):
+    # the fitted form alone would call 128 MB cheapest; read through the points it is not.
+    points = "128:22000,512:2500,1769:700"
+    result = invoke(app, "--points", points, "--predict", "128,256,512,1024,1769", "--json")
+    assert result.exit_code == 0, result.stderr
+    pick = json.loads(result.stdout)["pick"]
+    assert pick["cheapest_mb"] in (512, 1024, 1769)
+    assert pick["measure_next_mb"] in (256, 1024, None)
+    text = invoke(app, "--points", points, "--predict", "128,256,512,1024,1769")
+    assert f"{pick['cheapest_mb']} MB" in text.stdout.splitlines()[-1]
+
+
+def test_nothing_to_measure_when_every_size_was_measured(app: typer.Typer) -> None:
+    result = invoke(app, "--points", "128:1628,1024:386,3008:321", "--predict", "128,1024,3008")
+    assert result.exit_code == 0, result.stderr
+    assert "nothing worth measuring" in result.stdout
 
 
 def test_keys_are_the_sizes_as_given(app: typer.Typer) -> None:

@@ -190,6 +190,12 @@ def measure(
         "passes": passes,
         "per_replica": outcomes,
         "takeover_pass_s": max(o["passes"][0]["wall_s"] for o in outcomes),
+        "takeover_pass_cpu_s": max(o["passes"][0]["cpu_s"] for o in outcomes),
+        "steady_pass_cpu_s": {
+            "median": round(median(p["cpu_s"] for o in outcomes for p in o["passes"][1:]), 4)
+            if passes > 1
+            else None,
+        },
         "steady_pass_s": {
             "median": round(median(p["wall_s"] for o in outcomes for p in o["passes"][1:]), 4)
             if passes > 1
@@ -219,11 +225,13 @@ def _replica(
     try:
         for k in range(passes):
             barrier.wait()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             report = controller.run_once(to_datetime(start_s + k))
             records.append(
                 {
                     "wall_s": round(time.perf_counter() - started, 4),
+                    # this replica's process only (Postgres works in its own processes)
+                    "cpu_s": round(time.process_time() - cpu, 4),
                     "jobs": report.jobs,
                     "dispatched": report.dispatched,
                     "steps_s": {name: round(v, 4) for name, v in report.timings.items()},

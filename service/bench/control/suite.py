@@ -16,7 +16,7 @@ from service.bench.control.postgres import bench_database
 from service.bench.suite import machine
 from service.settings import Settings
 
-RECONCILE_TARGET_S = 1.0
+RECONCILE_TARGET_S = 0.3  # a steady pass, per 10,000 running functions
 FORECASTER_TARGET_PER_S = 100_000
 
 
@@ -77,7 +77,9 @@ def run_control_bench(
 def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
     one = next(r for r in document["reconcile"] if r["replicas"] == 1)
     steady = one["steady_pass_s"]["median"] or one["takeover_pass_s"]
+    steady_cpu = one["steady_pass_cpu_s"]["median"] or one["takeover_pass_cpu_s"]
     functions = document["state"]["running_functions"]
+    per_10k = 10_000 / max(1, functions)
     rate = document["forecaster"]["updates_per_s"]
     dash = document["dashboards"]
     ticks = document["live_ticks"]
@@ -91,10 +93,12 @@ def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
             "met": worst < dashboards.TARGET_P95_MS,
         },
         {
-            "target": f"reconcile pass < {RECONCILE_TARGET_S:g} s for {functions} running "
-            "functions (one replica)",
-            "measured": f"steady {steady:.2f} s, takeover {one['takeover_pass_s']:.2f} s",
-            "met": steady < RECONCILE_TARGET_S,
+            "target": f"steady reconcile pass ≤ {RECONCILE_TARGET_S:g} s CPU per 10,000 "
+            f"running functions (one replica, {functions} running functions)",
+            "measured": f"steady {steady_cpu * per_10k:.2f} s CPU per 10,000 ({steady:.2f} s "
+            f"wall for {functions}), takeover {one['takeover_pass_cpu_s']:.2f} s CPU "
+            f"({one['takeover_pass_s']:.2f} s wall)",
+            "met": steady_cpu * per_10k <= RECONCILE_TARGET_S,
         },
         {
             "target": "a live tick on the embedded default stays within its interval "
@@ -140,17 +144,23 @@ def render_markdown(document: dict[str, Any]) -> str:
         "(batch = jobs ÷ replicas; the service default is "
         f"{document['settings_defaults']['controller_batch']} jobs per pass).",
         "",
-        "| replicas | jobs per replica per pass | takeover pass s | steady pass s (median) | "
-        "steady max s | jobs advanced per pass (all replicas) |",
-        "|---|---|---|---|---|---|",
+        "| replicas | jobs per replica per pass | takeover pass s | takeover CPU s | "
+        "steady pass s (median) | steady CPU s (median) | steady max s | "
+        "jobs advanced per pass (all replicas) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for result in document["reconcile"]:
         steady = result["steady_pass_s"]
         lines.append(
             f"| {result['replicas']} | {result['batch_per_replica']} | "
-            f"{result['takeover_pass_s']:.3f} | {_num(steady['median'])} | {_num(steady['max'])} "
-            f"| {', '.join(map(str, result['jobs_per_pass']))} |"
+            f"{result['takeover_pass_s']:.3f} | {result['takeover_pass_cpu_s']:.3f} | "
+            f"{_num(steady['median'])} | {_num(result['steady_pass_cpu_s']['median'])} | "
+            f"{_num(steady['max'])} | {', '.join(map(str, result['jobs_per_pass']))} |"
         )
+    lines += [
+        "",
+        "CPU: the replica's own process (the loop and its SQLAlchemy work), not Postgres's.",
+    ]
     lines += ["", "Where a steady pass spends its time (seconds, first replica, median pass):", ""]
     lines += ["| replicas | " + " | ".join(_STEPS) + " |", "|---|" + "---|" * len(_STEPS)]
     for result in document["reconcile"]:
@@ -180,6 +190,11 @@ def render_markdown(document: dict[str, Any]) -> str:
         f"{fc['update_tick_s']['median'] * 1000:.2f} ms → **{fc['updates_per_s']:,} series "
         f"updates per second**. Forecasting every series (90 % interval, 1 step): "
         f"{fc['forecast_all_s'] * 1000:.2f} ms ({fc['forecasts_per_s']:,} per second).",
+        "",
+        f"Refits (statsmodels ARIMA on {fc['refit']['series']} series of 64 points, CPU s per "
+        f"refit): {fc['refit']['cpu_s_per_refit']['one_blas_thread']} on one BLAS thread, "
+        f"{fc['refit']['cpu_s_per_refit']['blas_default']} with the BLAS library's default "
+        "threads.",
         "",
         "## Live ticks (embedded default)",
         "",

@@ -20,6 +20,7 @@ starts, so a simulation with a seed replays identically (up to the CPU time real
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import threading
@@ -58,6 +59,7 @@ from service.platform.interface import (
 )
 
 DEFAULT_KEEP_ALIVE_S = 300.0
+_ENVIRONMENT_IDS = itertools.count(1)
 DEFAULT_CONCURRENCY_LIMIT = 1000  # Lambda's default account quota per region
 
 
@@ -73,6 +75,7 @@ class _Function:
 @dataclass
 class _Environment:
     busy_until: float  # inf while an invocation of unknown length runs in it
+    id: int = field(default_factory=lambda: next(_ENVIRONMENT_IDS))
 
 
 @dataclass
@@ -180,10 +183,25 @@ class EmulatorPlatform:
             self.clock.sleep(max(0.0, self.completion_time(handle) - self.clock.now()))
 
     def start_invoke(
-        self, name: str, payload: Any, *, memory_mb: int | None = None
+        self,
+        name: str,
+        payload: Any,
+        *,
+        memory_mb: int | None = None,
+        behaviour: Traits | MeasuredProfile | None = None,
     ) -> InvocationHandle:
+        """Start one invocation. ``behaviour`` (the simulator's workload models) replaces the
+        function's own for this invocation alone: code traits or a measured profile that say how
+        long it runs and how much memory it uses, and no code runs. Environments stay those of
+        the function and variant, so invocations of different work share warm environments as
+        they do on Lambda."""
         with self._lock:
             function = self._function(name)
+            traits, profile = function.traits, function.profile
+            if isinstance(behaviour, Traits):
+                traits, profile = behaviour, None
+            elif behaviour is not None:
+                profile = behaviour
             qualifier = None
             memory = function.memory_mb
             if memory_mb is not None:
@@ -198,8 +216,8 @@ class EmulatorPlatform:
             invocation = _Invocation(
                 handle,
                 function.spec,
-                function.traits,
-                function.profile,
+                traits,
+                profile,
                 memory,
                 qualifier,
                 environment=None,
@@ -221,7 +239,7 @@ class EmulatorPlatform:
                 sigma=self.noise_sigma,
                 slowdown=self.slowdown(now) if self.slowdown is not None else 1.0,
             )
-            if function.spec.handler is not None:
+            if function.spec.handler is not None and behaviour is None:
                 invocation.future = self.pool.submit(
                     Task(
                         handler=function.spec.handler,
@@ -231,6 +249,8 @@ class EmulatorPlatform:
                         timeout_s=function.spec.timeout_s,
                         request_id=request_id,
                         qualifier=qualifier,
+                        environment=environment.id,
+                        cold=cold,
                     )
                 )
             else:

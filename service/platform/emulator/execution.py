@@ -102,8 +102,9 @@ def from_traits(traits: Traits, conditions: Conditions) -> Execution:
     """Formula 2 on a code profile's fixed CPU time and footprint (no code is run)."""
     if traits.cpu_ms is None:
         raise ValueError("traits without cpu_ms need code to measure")
+    cpu_ms = traits.cpu_ms + (traits.cold_cpu_ms if conditions.cold else 0.0)
     modelled = duration_ms(
-        traits.cpu_ms,
+        cpu_ms,
         traits.io_ms or 0.0,
         conditions.memory_mb,
         traits.parallel_fraction,

@@ -35,6 +35,23 @@ _BOOT = (
     "from service.platform.emulator.worker import main; main(int(sys.argv[2]), int(sys.argv[3]))"
 )
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# A worker measures CPU time on one reference vCPU (formula 2 in model.py): its BLAS and OpenMP
+# pools get one thread. Left at their default (one per host core), they spin while they wait
+# for work, and that spinning counts as CPU time: on a shared 2-core host an MLP trial on digits
+# measured 84-730 ms of CPU with the default pools against 6 ms with one thread, so the emulator
+# billed 14-100x the work. A function's parallel speed-up comes from its traits
+# (parallel_fraction, max_threads), not from the host's cores.
+SINGLE_THREAD_ENV = dict.fromkeys(
+    (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "BLIS_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+    ),
+    "1",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,12 @@ class Task:
     timeout_s: float
     request_id: str
     qualifier: str | None = None
+    # The modelled execution environment the task runs in, and whether that environment is
+    # new (a cold start): a cold task runs in a worker process that has run nothing yet, so its
+    # imports and whatever the handler loads on first use (a dataset) are measured, as on Lambda;
+    # a warm task goes to the worker that last ran its environment when that one is idle.
+    environment: int | None = None
+    cold: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +95,7 @@ class _Worker:
             [sys.executable, "-c", _BOOT, json.dumps(sys.path), str(task_read), str(reply_write)],
             pass_fds=(task_read, reply_write),
             close_fds=True,
+            env=os.environ | SINGLE_THREAD_ENV,
         )
         os.close(task_read)
         os.close(reply_write)
@@ -79,6 +103,8 @@ class _Worker:
         self.replies = Connection(reply_read, writable=False)
         hello = self.replies.recv()
         self.baseline_mb: float = hello["peak_rss_mb"]
+        self.used = False  # has run a task: no longer a fresh environment
+        self.environment: int | None = None  # the modelled environment it last ran
 
     @property
     def pid(self) -> int:
@@ -141,7 +167,8 @@ class WorkerPool:
         return self._executor.submit(self.run, task)
 
     def run(self, task: Task) -> RunOutcome:
-        worker = self._acquire()
+        worker = self._acquire(task)
+        worker.used, worker.environment = True, task.environment
         try:
             outcome, healthy = self._run_on(worker, task)
         except BaseException:
@@ -168,29 +195,68 @@ class WorkerPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _acquire(self) -> _Worker:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            spawn = self._started < self.size
+    def _acquire(self, task: Task | None = None) -> _Worker:
+        worker = self._take_idle(task)
+        if worker is None:
+            with self._lock:
+                spawn = self._started < self.size
+                if spawn:
+                    self._started += 1
             if spawn:
+                return self._spawn()
+            worker = self._idle.get()
+        if task is not None and task.cold and worker.used:
+            # A new environment needs a fresh process: start one beside the used worker if the
+            # pool has room (the used one stays warm for its environment), else replace it.
+            with self._lock:
+                room = self._started < self.size
                 self._started += 1
-        if spawn:
-            try:
-                return _Worker()
-            except BaseException:
-                with self._lock:
-                    self._started -= 1
-                raise
-        return self._idle.get()
+            if room:
+                self._idle.put(worker)
+            else:
+                self._discard(worker, replaced=False)
+            return self._spawn()
+        return worker
 
-    def _discard(self, worker: _Worker) -> None:
+    def _spawn(self) -> _Worker:
+        try:
+            return _Worker()
+        except BaseException:
+            with self._lock:
+                self._started -= 1
+            raise
+
+    def _take_idle(self, task: Task | None) -> _Worker | None:
+        """An idle worker: for a cold task one that has run nothing, for a warm one the worker
+        that last ran its environment, else any."""
+        idle: list[_Worker] = []
+        while True:
+            try:
+                idle.append(self._idle.get_nowait())
+            except queue.Empty:
+                break
+        if not idle:
+            return None
+        chosen = idle[0]
+        if task is not None:
+            for worker in idle:
+                if (task.cold and not worker.used) or (
+                    not task.cold
+                    and task.environment is not None
+                    and worker.environment == task.environment
+                ):
+                    chosen = worker
+                    break
+        for worker in idle:
+            if worker is not chosen:
+                self._idle.put(worker)
+        return chosen
+
+    def _discard(self, worker: _Worker, *, replaced: bool = True) -> None:
         worker.kill()
         with self._lock:
             self._started -= 1
-            self.replaced += 1
+            self.replaced += replaced
 
     def _run_on(self, worker: _Worker, task: Task) -> tuple[RunOutcome, bool]:
         limit = float(task.memory_mb)
