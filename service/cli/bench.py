@@ -157,6 +157,7 @@ def _repeat(out: Path, workloads, seeds: int, jobs: int) -> None:
     from rich.table import Table
 
     from service.bench.repeat import markdown, run_repeat, summarise, targets
+    from service.cli.progress import phases
 
     console = Console() if Console().is_terminal else Console(width=160)
     started = time.perf_counter()
