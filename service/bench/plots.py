@@ -23,9 +23,12 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from service.bench.policies import (
     CE_SCALING,
+    JOLTEON,
     LABELS,
     ORACLE,
+    PARROTFISH,
     POWER_TUNING,
+    STATIC_QOS,
     STATIC_SAFE,
 )
 
@@ -35,11 +38,21 @@ COLOURS = {
     "static-1769": "#6baed6",
     "static-3008": "#3182bd",
     STATIC_SAFE: "#08519c",
+    STATIC_QOS: "#6a51a3",
     POWER_TUNING: "#fd8d3c",
+    PARROTFISH: "#e7298a",
+    JOLTEON: "#a6761d",
     CE_SCALING: "#31a354",
     ORACLE: "#000000",
 }
-MARKERS = {POWER_TUNING: "s", CE_SCALING: "o", ORACLE: "x"}
+MARKERS = {
+    STATIC_QOS: "D",
+    POWER_TUNING: "s",
+    PARROTFISH: "^",
+    JOLTEON: "v",
+    CE_SCALING: "o",
+    ORACLE: "x",
+}
 
 
 def write_plots(document: dict[str, Any], out: Path) -> list[Path]:

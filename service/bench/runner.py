@@ -27,6 +27,8 @@ class RunTask:
     deadline_s: float  # the spec's; a policy that does not read it is judged on others too
     learn: bool = True  # False: the loop's learn step is off (the learning ablation)
     drift: Drift | None = None  # runs slow down as the job goes on (the learning ablation)
+    # noise keyed by the task, so every policy at a seed sees the same draws (the comparison)
+    common_draws: bool = False
     repeat: int = 1  # the same job this many times by one tenant (bench --repeat)
 
     def weight(self) -> float:
@@ -52,6 +54,8 @@ def execute(task: RunTask) -> dict[str, Any]:
             workload=task.workload.model(),
             learn=task.learn,
             drift=task.drift,
+            policy=peer_policy(task.policy.peer) if task.policy.peer else None,
+            common_draws=task.common_draws,
             repeat=task.repeat,
         )
     except Exception as error:  # reported per run; the suite goes on
@@ -62,6 +66,17 @@ def execute(task: RunTask) -> dict[str, Any]:
         }
     result["wall_s"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def peer_policy(name: str):
+    """The published peer ``name`` (policies/peers), for every spec."""
+    from service.policies.peers.jolteon import Jolteon
+    from service.policies.peers.parrotfish import Parrotfish
+
+    peers = {"parrotfish": Parrotfish, "jolteon": Jolteon}
+    if name not in peers:
+        raise ValueError(f"unknown peer {name!r}; peers: {', '.join(peers)}")
+    return lambda _spec: peers[name]()
 
 
 def default_jobs() -> int:

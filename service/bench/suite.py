@@ -18,8 +18,16 @@ from statistics import median
 from typing import Any
 
 from service.bench.deadlines import DEADLINES, UNREAD_S, Deadlines, NoReference, derive
-from service.bench.policies import LABELS, STATIC_LABELS, BenchPolicy, bench_policy
+from service.bench.policies import (
+    LABELS,
+    STATIC_LABELS,
+    STATIC_QOS,
+    BenchPolicy,
+    bench_policy,
+    static_at,
+)
 from service.bench.runner import RunTask, SimulationPool
+from service.bench.static_qos import QosSearch, best_static
 from service.bench.workloads import (
     BenchWorkload,
     add_profiles,
@@ -105,14 +113,17 @@ def run_suite(
     per finished simulation (the CLI's progress bar).
 
     Phase 1 runs the deadline-blind policies (static sizes, power-tuning) at every seed; their
-    static runs give each seed's job its deadlines (``deadlines``). Phase 2 runs ce-scaling and
-    the oracle against both deadlines.
+    static runs give each seed's job its deadlines (``deadlines``). Phase 2 searches, per seed
+    and deadline, the cheapest static size that meets it (``static-qos``, static_qos.py).
+    Phase 3 runs ce-scaling, the published peers and the oracle against both deadlines.
     """
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     workloads = select_workloads(config)
     seeds = range(config.seed_count)
-    pairs = [(w, bench_policy(label, w)) for w in workloads for label in LABELS]
+    pairs = [
+        (w, bench_policy(label, w)) for w in workloads for label in LABELS if label != STATIC_QOS
+    ]
     blind = [_Cell(w, p, seed, None) for w, p in pairs if not p.reads_deadline for seed in seeds]
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
@@ -123,6 +134,11 @@ def run_suite(
         blind_results = [done[i] for i in task_of]
         simulations = len(tasks)
         deadlines = _deadlines(workloads, seeds, blind, blind_results)
+
+        qos_cells, qos_results, runs = _static_qos(
+            workloads, seeds, deadlines, blind, blind_results, pool, on_phase, on_done
+        )
+        simulations += runs
 
         aware = [
             _Cell(w, p, seed, name)
@@ -139,12 +155,16 @@ def run_suite(
             return marks.of(cell.deadline)
 
         tasks, task_of = _tasks(aware, deadline_of)
-        on_phase("ce-scaling and oracle", len(tasks))
+        on_phase("ce-scaling, peers and oracle", len(tasks))
         done = pool.run(tasks, on_done)
         aware_results = [done[i] for i in task_of]
         simulations += len(tasks)
 
-    ran = [*zip(blind, blind_results, strict=True), *zip(aware, aware_results, strict=True)]
+    ran = [
+        *zip(blind, blind_results, strict=True),
+        *zip(qos_cells, qos_results, strict=True),
+        *zip(aware, aware_results, strict=True),
+    ]
     for cell, result in ran:
         marks = deadlines[(cell.workload.id, cell.seed)]
         for name in DEADLINES if cell.deadline is None else (cell.deadline,):
@@ -156,7 +176,7 @@ def run_suite(
             errors.append(
                 {
                     "workload": workload_id,
-                    "policy": "ce-scaling, oracle",
+                    "policy": "static-qos, peers, ce-scaling, oracle",
                     "seed": seed,
                     "deadline": None,
                     "error": "not run: no static size finished this seed's job, so it has no "
@@ -174,6 +194,69 @@ def run_suite(
         simulations=simulations,
         errors=errors,
     )
+
+
+def _static_qos(
+    workloads: Sequence[BenchWorkload],
+    seeds: range,
+    deadlines: dict[tuple[str, int], Deadlines | None],
+    blind: Sequence[_Cell],
+    blind_results: Sequence[dict[str, Any]],
+    pool: SimulationPool,
+    on_phase: Callable[[str, int], None],
+    on_done: Callable[[], None],
+) -> tuple[list[_Cell], list[dict[str, Any]], int]:
+    """static-qos: per workload, seed and deadline, the cheapest static size that met it,
+    found by bisection on the 64 MB grid (static_qos.py) over static runs of that seed's job;
+    the phase-1 static runs count as evaluated sizes. Returns its cells, their runs and how
+    many simulations the search added."""
+    by_key = {w.id: w for w in workloads}
+    evaluated: dict[tuple[str, int], dict[int, dict[str, Any]]] = {
+        (w.id, seed): {} for w in workloads for seed in seeds
+    }
+    for cell, result in zip(blind, blind_results, strict=True):
+        if cell.policy.memory_mb is not None:
+            evaluated[(cell.workload.id, cell.seed)][cell.policy.memory_mb] = result
+    searches = {
+        (w.id, seed, name): QosSearch.of(w.largest_peak_mb(), marks.of(name))
+        for w in workloads
+        for seed in seeds
+        if (marks := deadlines[(w.id, seed)]) is not None
+        for name in DEADLINES
+    }
+    simulations, round_ = 0, 0
+    while True:
+        wanted = sorted(
+            {
+                (workload_id, seed, size)
+                for (workload_id, seed, _), search in searches.items()
+                if (size := search.next_size(evaluated[(workload_id, seed)])) is not None
+            }
+        )
+        if not wanted:
+            break
+        round_ += 1
+        tasks = [
+            RunTask(by_key[w], static_at(m), seed, UNREAD_S, common_draws=True)
+            for w, seed, m in wanted
+        ]
+        on_phase(f"static-qos search, round {round_}", len(tasks))
+        for (w, seed, m), result in zip(wanted, pool.run(tasks, on_done), strict=True):
+            evaluated[(w, seed)][m] = result
+        simulations += len(tasks)
+    cells, results = [], []
+    for (workload_id, seed, name), search in searches.items():
+        size, result = best_static(evaluated[(workload_id, seed)], search.deadline_s)
+        cells.append(
+            _Cell(
+                by_key[workload_id],
+                BenchPolicy(STATIC_QOS, {"name": "static", "memory_mb": size}),
+                seed,
+                name,
+            )
+        )
+        results.append(result | {"qos_sizes_run": len(evaluated[(workload_id, seed)])})
+    return cells, results, simulations
 
 
 def _deadlines(
@@ -212,12 +295,15 @@ def _tasks(
             cell.workload.id,
             json.dumps(cell.policy.document, sort_keys=True),
             cell.policy.oracle,
+            cell.policy.peer,
             cell.seed,
             cell.deadline,
         )
         if key not in index_of:
             index_of[key] = len(tasks)
-            tasks.append(RunTask(cell.workload, cell.policy, cell.seed, deadline_of(cell)))
+            tasks.append(
+                RunTask(cell.workload, cell.policy, cell.seed, deadline_of(cell), common_draws=True)
+            )
         task_of.append(index_of[key])
     return tasks, task_of
 
@@ -240,6 +326,9 @@ def make_row(
     status = result.get("status")
     jct = result.get("jct_s")
     changes = result.get("memory_changes", [])
+    profiling = _offline_profiling_s(cell.policy, result)
+    if jct is not None and profiling:
+        jct = round(jct - profiling, 3)  # the peers profile offline: not the job's time
     return {
         "workload": cell.workload.id,
         "kind": cell.workload.kind,
@@ -268,8 +357,25 @@ def make_row(
         "memory_changes": changes,
         "stages": result.get("stages", []),
         "run_shared_across_deadlines": cell.deadline is None,
+        # the peers: time their (billed) offline profiling took, not counted in jct_s
+        "profiling_s": profiling,
+        # static-qos: how many static sizes of this seed's job were run to find it
+        "qos_sizes_run": result.get("qos_sizes_run"),
         "simulation_wall_s": result.get("wall_s"),
     }
+
+
+def _offline_profiling_s(policy: BenchPolicy, result: dict[str, Any]) -> float | None:
+    """A peer's profiling stages run first, in the job; they end when its first own stage
+    starts."""
+    if policy.peer is None:
+        return None
+    own = [
+        s["started_s"]
+        for s in result.get("stages", [])
+        if not s["name"].startswith(policy.peer) and s.get("started_s") is not None
+    ]
+    return min(own) if own else None
 
 
 def machine() -> dict[str, Any]:

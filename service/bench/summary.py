@@ -11,6 +11,12 @@ Conventions (written into summary.md as well):
 - *Deadline attainment* is the share of runs that succeeded and finished within the deadline.
 - *best static* is the cheapest (median cost) static size of those run whose attainment in the
   cell is at least 99 %.
+- *static-qos* is, per seed, the cheapest static size that met that seed's deadline, chosen in
+  hindsight (static_qos.py); *capture* is the share of the saving available below it that
+  ce-scaling takes: (static-qos − ce-scaling) / (static-qos − oracle), on the cell's costs
+  summed over the seeds where the three runs succeeded. Where the oracle saves less than
+  ``MIN_ROOM`` of static-qos's cost there is no saving to take and capture is not computed
+  (shown as "no room"; the cell is judged on cost/static-qos alone).
 """
 
 from __future__ import annotations
@@ -23,15 +29,22 @@ from typing import Any
 
 from service.bench.policies import (
     CE_SCALING,
+    JOLTEON,
     LABELS,
     ORACLE,
+    PARROTFISH,
+    PEERS,
     POWER_TUNING,
     STATIC_LABELS,
+    STATIC_QOS,
     STATIC_SAFE,
 )
 
-BASELINES = (STATIC_SAFE, POWER_TUNING, ORACLE)
+BASELINES = (STATIC_QOS, STATIC_SAFE, POWER_TUNING, PARROTFISH, JOLTEON, ORACLE)
 ATTAINED = 0.99
+MIN_ROOM = 0.02  # below this share of static-qos's cost, the oracle leaves no saving to take
+CAPTURE_MEDIAN = 0.9
+CAPTURE_EVERY = 0.7
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,16 @@ class Ratio:
     seeds: int  # seeds where both runs succeeded
 
 
+@dataclass(frozen=True)
+class Capture:
+    """ce-scaling's share of the saving available below static-qos (None: no room)."""
+
+    value: float | None
+    room: float  # (static-qos − oracle) / static-qos, summed over the seeds used
+    seeds: int
+    beats_oracle: int  # seeds where ce-scaling cost less than the oracle
+
+
 @dataclass
 class Cell:
     workload: str
@@ -63,6 +86,8 @@ class Cell:
     stats: dict[str, PolicyStats] = field(default_factory=dict)
     ratios: dict[str, Ratio] = field(default_factory=dict)  # baseline -> ce-scaling / baseline
     best_static: str | None = None
+    capture: Capture | None = None
+    qos_mb: float | None = None  # static-qos's median size over the cell's seeds
 
     @property
     def name(self) -> str:
@@ -107,6 +132,8 @@ def summarize(rows: list[dict[str, Any]], workloads: list[dict[str, Any]]) -> li
             if by_policy.get(CE_SCALING) and by_policy.get(baseline):
                 cell.ratios[baseline] = _ratio(by_policy[CE_SCALING], by_policy[baseline])
         cell.best_static = _best_static(cell)
+        cell.capture = capture(by_policy)
+        cell.qos_mb = _median([r["memory_mb"] for r in by_policy.get(STATIC_QOS, [])])
         cells.append(cell)
     return cells
 
@@ -141,6 +168,29 @@ def _ratio(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> Ratio:
     return Ratio(_median(cost), _median(jct), len(pairs))
 
 
+def capture(by_policy: dict[str, list[dict[str, Any]]]) -> Capture | None:
+    """(static-qos − ce) / (static-qos − oracle) on costs summed over the seeds where all
+    three runs succeeded; value None when the oracle saves less than ``MIN_ROOM``."""
+    ok = {
+        label: {r["seed"]: r["cost_usd"] for r in by_policy.get(label, []) if _ok(r)}
+        for label in (STATIC_QOS, CE_SCALING, ORACLE)
+    }
+    seeds = sorted(set(ok[STATIC_QOS]) & set(ok[CE_SCALING]) & set(ok[ORACLE]))
+    if not seeds:
+        return None
+    qos, ce, oracle = (
+        sum(ok[label][s] for s in seeds) for label in (STATIC_QOS, CE_SCALING, ORACLE)
+    )
+    room = (qos - oracle) / qos if qos else 0.0
+    value = (qos - ce) / (qos - oracle) if room >= MIN_ROOM else None
+    beats = sum(1 for s in seeds if ok[CE_SCALING][s] < ok[ORACLE][s])
+    return Capture(value, room, len(seeds), beats)
+
+
+def _ok(row: dict[str, Any]) -> bool:
+    return row["status"] == "succeeded" and row["cost_usd"] is not None
+
+
 def _best_static(cell: Cell) -> str | None:
     meeting = [
         (stats.cost_usd, label)
@@ -170,6 +220,11 @@ def evaluate_targets(cells: list[Cell], rows: list[dict[str, Any]]) -> list[Targ
                 share >= ATTAINED,
             )
         )
+    targets.append(_ratio_target(cells, STATIC_QOS, "cost", "≤ static-qos", 1.0, strict=False))
+    targets.append(_capture_target(cells))
+    for peer in PEERS:
+        targets.append(_ratio_target(cells, peer, "cost", f"< {peer}", 1.0))
+    targets.append(_floor_target(cells))
     targets.append(_ratio_target(cells, ORACLE, "cost", "≤ 1.05 × oracle", 1.05))
     for kind, cut in (("hpo", 0.41), ("training", 0.38)):
         targets.append(_cut_target(cells, kind, cut))
@@ -183,7 +238,50 @@ def _ce_misses(cell: Cell) -> bool:
     return stats is not None and stats.attainment < ATTAINED
 
 
-def _ratio_target(cells: list[Cell], baseline: str, what: str, goal: str, limit: float) -> Target:
+def _capture_target(cells: list[Cell]) -> Target:
+    goal = (
+        f"capture ≥ {CAPTURE_MEDIAN} median and ≥ {CAPTURE_EVERY} in every cell with room "
+        f"(the oracle saves ≥ {MIN_ROOM:.0%} of static-qos)"
+    )
+    values = [(c.capture.value, c.name) for c in cells if c.capture and c.capture.value is not None]
+    no_room = [c.name for c in cells if c.capture and c.capture.value is None]
+    tail = f"; no room in {len(no_room)} cell(s): {', '.join(no_room)}" if no_room else ""
+    if not values:
+        return Target("capture", goal, "no cell with room" + tail, None)
+    middle = median(v for v, _ in values)
+    low = [v for v in values if v[0] < CAPTURE_EVERY]
+    worst = min(values)
+    return Target(
+        "capture",
+        goal,
+        f"median {middle:.2f} over {len(values)} cell(s); worst {worst[0]:.2f} ({worst[1]}); "
+        f"{len(low)} below {CAPTURE_EVERY}" + tail,
+        middle >= CAPTURE_MEDIAN and not low,
+    )
+
+
+def _floor_target(cells: list[Cell]) -> Target:
+    """The oracle must be a floor: on the same noise draws, ce-scaling should never cost less."""
+    seen = [c for c in cells if c.capture is not None]
+    beaten = [
+        (c.capture.beats_oracle, c.capture.seeds, c.name) for c in seen if c.capture.beats_oracle
+    ]
+    total = sum(c.capture.seeds for c in seen)
+    goal = "the oracle is a floor: ce-scaling costs less than it at no seed (same noise draws)"
+    if not seen:
+        return Target("oracle floor", goal, "no data", None)
+    return Target(
+        "oracle floor",
+        goal,
+        f"ce-scaling cheaper at {sum(b for b, _, _ in beaten)} of {total} seeds"
+        + (": " + ", ".join(f"{name} ({b}/{n})" for b, n, name in beaten) if beaten else ""),
+        not beaten,
+    )
+
+
+def _ratio_target(
+    cells: list[Cell], baseline: str, what: str, goal: str, limit: float, strict: bool = True
+) -> Target:
     values = [
         (getattr(c.ratios[baseline], what), c.name)
         for c in cells
@@ -192,7 +290,9 @@ def _ratio_target(cells: list[Cell], baseline: str, what: str, goal: str, limit:
     if not values:
         return Target(f"{what} vs {baseline}", f"ce-scaling {what} {goal}", "no data", None)
     within = (
-        [v for v in values if v[0] <= limit] if limit != 1.0 else [v for v in values if v[0] < 1]
+        [v for v in values if v[0] < limit]
+        if strict and limit == 1.0
+        else [v for v in values if v[0] <= limit]
     )
     worst = max(values)
     return Target(
@@ -306,22 +406,37 @@ RATIO_HEADER = (
     "workload",
     "deadline",
     "deadline s",
-    "safe MB",
+    "qos MB",
     "ce cost $",
     "ce JCT s",
     "ce met",
-    "cost/safe",
-    "JCT/safe",
-    "oracle cost/safe",
+    "cost/qos",
+    "JCT/qos",
+    "capture",
+    "cost/parrotfish",
+    "JCT/parrotfish",
+    "cost/jolteon",
+    "JCT/jolteon",
     "cost/PT",
     "JCT/PT",
     "cost/oracle",
     "JCT/oracle",
-    "safe met",
+    "cost/safe",
+    "oracle cost/safe",
+    "qos met",
+    "parrotfish met",
+    "jolteon met",
     "PT met",
     "oracle met",
-    "best static",
 )
+
+
+def capture_text(cell: Cell) -> str:
+    if cell.capture is None:
+        return "–"
+    if cell.capture.value is None:
+        return "no room (oracle ≥ qos)" if cell.capture.room <= 0 else "no room"
+    return fmt_ratio(cell.capture.value)
 
 
 def ratio_rows(cells: list[Cell]) -> tuple[list[str], list[list[str]]]:
@@ -334,24 +449,68 @@ def ratio_rows(cells: list[Cell]) -> tuple[list[str], list[list[str]]]:
                 c.workload,
                 c.deadline,
                 "–" if c.deadline_s is None else f"{c.deadline_s:.0f}",
-                str(c.static_safe_mb or "–"),
+                "–" if c.qos_mb is None else f"{c.qos_mb:.0f}",
                 fmt_usd(ce.cost_usd if ce else None),
                 fmt_s(ce.jct_s if ce else None),
                 _met_text(c, CE_SCALING),
-                _ratio_text(c, STATIC_SAFE, "cost"),
-                _ratio_text(c, STATIC_SAFE, "jct"),
-                fmt_ratio(None if (cut := oracle_cut(c)) is None else 1 - cut),
+                _ratio_text(c, STATIC_QOS, "cost"),
+                _ratio_text(c, STATIC_QOS, "jct"),
+                capture_text(c),
+                _ratio_text(c, PARROTFISH, "cost"),
+                _ratio_text(c, PARROTFISH, "jct"),
+                _ratio_text(c, JOLTEON, "cost"),
+                _ratio_text(c, JOLTEON, "jct"),
                 _ratio_text(c, POWER_TUNING, "cost"),
                 _ratio_text(c, POWER_TUNING, "jct"),
                 _ratio_text(c, ORACLE, "cost"),
                 _ratio_text(c, ORACLE, "jct"),
-                _met_text(c, STATIC_SAFE),
+                _ratio_text(c, STATIC_SAFE, "cost"),
+                fmt_ratio(None if (cut := oracle_cut(c)) is None else 1 - cut),
+                _met_text(c, STATIC_QOS),
+                _met_text(c, PARROTFISH),
+                _met_text(c, JOLTEON),
                 _met_text(c, POWER_TUNING),
                 _met_text(c, ORACLE),
-                c.best_static or "none",
             ]
         )
     return list(RATIO_HEADER), body
+
+
+def losses(cells: list[Cell]) -> list[str]:
+    """Where ce-scaling loses, one line per cell: the baselines that cost less (median of the
+    per-seed ratios above 1) while meeting the deadline as often, and those that met it more
+    often."""
+    lines = []
+    for c in cells:
+        ce = c.stats.get(CE_SCALING)
+        if ce is None:
+            continue
+        # dearer than a baseline that met the deadline at least as often (the oracle aside: it
+        # is the floor; a cheaper policy that misses deadlines does not beat it)
+        dearer = [
+            f"{b} (×{c.ratios[b].cost:.2f}; it met {_met_text(c, b)})"
+            for b in BASELINES
+            if b != ORACLE
+            and b in c.ratios
+            and c.ratios[b].cost is not None
+            and c.ratios[b].cost > 1.0
+            and c.stats[b].attainment >= ce.attainment
+        ]
+        later = [
+            f"{b} ({c.stats[b].attainment:.0%} vs {ce.attainment:.0%})"
+            for b in BASELINES
+            if b in c.stats and c.stats[b].attainment > ce.attainment
+        ]
+        parts = []
+        if dearer:
+            parts.append("costs more than " + ", ".join(dearer))
+        if later:
+            parts.append("meets the deadline less often than " + ", ".join(later))
+        if ce.failed:
+            parts.append(f"{ce.failed} failed run(s)")
+        if parts:
+            lines.append(f"{c.name}: " + "; ".join(parts))
+    return lines
 
 
 def policy_table(cells: list[Cell], value: str) -> tuple[list[str], list[list[str]]]:

@@ -1,10 +1,15 @@
 """``oracle`` (simulation only): CE-scaling's optimiser with perfect knowledge.
 
 It is handed the true duration, cold start and footprint of every task shape at every memory
-size (from the simulator's workload model), so it never explores, never plans with a margin and
-never guesses a curve: the lowest cost any allocation policy could reach for the deadline, given
-that it does not know in advance which trials will survive. Benchmarks report every policy's
-cost relative to it.
+size (from the simulator's workload model) and, for training, the number of rounds the job will
+run (the simulated loss is known in advance), so it never explores and never guesses a curve or
+a round count. Benchmarks report every policy's cost relative to it.
+
+What it does not know, and so what a policy can still win on by luck: the run-to-run noise of
+each invocation (it plans every stage at a high quantile of it, ``NOISE_QUANTILE_Z``, where a
+policy that plans nearer the median and happens to meet the deadline pays less), and, for HPO,
+which trials will survive each rung. It also goes through the same guards (minimum gain,
+cooldown) as ce-scaling.
 """
 
 from __future__ import annotations
@@ -52,6 +57,12 @@ class Oracle(CeScaling):
     sigma: float = 0.0  # the platform's run-to-run noise (log-normal)
     name: str = "oracle"
     safety: float = 1.0
+    rounds: int | None = None  # training: the rounds the job will run (the loss is known)
+
+    def rounds_left(self, context: PolicyContext) -> int:
+        if self.rounds is None:
+            return CeScaling.rounds_left(context)
+        return max(1, self.rounds - context.stage.position)
 
     def models(self, context: PolicyContext, shapes: list[str]) -> dict[str, DurationModel]:
         models = {}

@@ -57,6 +57,27 @@ class PowerTuning:
         memory, reason = self.choose(context)
         return same_for_all(stage, MemoryDecision(memory, "power-tuning", reason))
 
+    @property
+    def profiling_rounds(self) -> int:
+        """Profiling stages before the job's own (``ProfiledWorkflow``)."""
+        return 1
+
+    def profile_tasks(self, first: StagePlan, round_: int = 0) -> tuple[TaskPlan, ...]:
+        """The profiling stage: the job's first task at every candidate size,
+        ``invocations_per_size`` times each."""
+        task = first.tasks[0]
+        return tuple(
+            TaskPlan(
+                key=f"{PROFILE_PREFIX}{m}-{i}",
+                params=task.params,
+                epoch_from=task.epoch_from,
+                epoch_to=task.epoch_to,
+                shape=profile_shape(m),
+            )
+            for m in self.candidates
+            for i in range(self.invocations_per_size)
+        )
+
     def choose(self, context: PolicyContext) -> tuple[int, str]:
         arch = context.spec.workload.architecture
         runs: dict[int, list[float]] = defaultdict(list)
@@ -89,38 +110,34 @@ class PowerTuning:
 
 
 class ProfiledWorkflow:
-    """Another workflow with a profiling stage in front (stage 0); the rest is shifted by one."""
+    """Another workflow with profiling stages in front (the policy's ``profiling_rounds``,
+    each of the policy's ``profile_tasks``); the rest is shifted by that many."""
 
     def __init__(self, inner, policy: PowerTuning) -> None:
         self.inner = inner
         self.policy = policy
+        self.rounds = policy.profiling_rounds
 
     def next_stage(self, history: list[StageResult]) -> StagePlan | Finished:
-        if not history:
+        if len(history) < self.rounds:
             first = self.inner.next_stage([])
             if isinstance(first, Finished):
                 return first
-            task = first.tasks[0]
-            tasks = tuple(
-                TaskPlan(
-                    key=f"{PROFILE_PREFIX}{m}-{i}",
-                    params=task.params,
-                    epoch_from=task.epoch_from,
-                    epoch_to=task.epoch_to,
-                    shape=profile_shape(m),
-                )
-                for m in self.policy.candidates
-                for i in range(self.policy.invocations_per_size)
+            round_ = len(history)
+            return StagePlan(
+                round_,
+                self.policy.name if round_ == 0 else f"{self.policy.name}-{round_}",
+                StageKind.PROFILING,
+                self.policy.profile_tasks(first, round_),
             )
-            return StagePlan(0, "power-tuning", StageKind.PROFILING, tasks)
-        inner_history = [_shift(result, -1) for result in history[1:]]
+        inner_history = [_shift(result, -self.rounds) for result in history[self.rounds :]]
         step = self.inner.next_stage(inner_history)
         if isinstance(step, Finished):
             return step
-        return _shift_plan(step, +1)
+        return _shift_plan(step, +self.rounds)
 
     def outline_after(self, position: int):
-        return self.inner.outline_after(position - 1)
+        return self.inner.outline_after(max(position - self.rounds, -1))
 
 
 def _shift_plan(plan: StagePlan, by: int) -> StagePlan:

@@ -18,6 +18,9 @@ a measured profile (``profile_model``), each scaled profile parsed once and reus
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+from statistics import fmean
 from typing import Any
 
 from service.platform.emulator.backend import EmulatorPlatform
@@ -32,7 +35,8 @@ from service.platform.interface import (
 )
 from service.simulation.work import AnalyticWorkload, Work, WorkloadModel
 from service.simulation.workload_model import loss_after
-from service.workloads.registry import BUILTIN_HANDLERS, TRAINING_HANDLERS
+from service.spec import JobSpec
+from service.workloads.registry import BUILTIN_HANDLERS, TRAINING_HANDLERS, resolve
 
 _BUILTIN_OF = {
     path: name for table in (BUILTIN_HANDLERS, TRAINING_HANDLERS) for name, path in table.items()
@@ -146,6 +150,39 @@ class SimulatedPlatform:
                 behaviour = parsed
             self._behaviours[work.key] = behaviour
         return behaviour
+
+
+def rounds_to_target(spec: JobSpec, loss_salt: str) -> int | None:
+    """How many rounds a training spec runs here: the simulated loss is a function of the
+    parameters, epochs, worker and salt, so the round whose mean worker loss first reaches the
+    target is known in advance (the oracle's knowledge). None for an HPO spec."""
+    training = spec.training
+    if training is None:
+        return None
+    builtin = _BUILTIN_OF[resolve(spec.workload.function, spec.kind)]
+    rounds = math.ceil(training.max_epochs / training.epochs_per_round)
+    if training.target_loss is None:
+        return rounds
+    for r in range(rounds):
+        epoch_to = min(training.max_epochs, (r + 1) * training.epochs_per_round)
+        losses = [
+            loss_after(builtin, dict(training.params), epoch_to, salt=f"{loss_salt}|{w}")[0]
+            for w in range(training.workers)
+        ]
+        if fmean(losses) <= training.target_loss:
+            return r + 1
+    return rounds
+
+
+def noise_key(event: dict[str, Any]) -> str:
+    """What an invocation's noise is keyed by (the emulator's ``noise_key``): the task — its
+    parameters, epochs and worker — and the attempt, not the job, the size or the order, so a
+    task draws the same noise under every policy at one seed (common random numbers)."""
+    params = json.dumps(event.get("params"), sort_keys=True, default=str)
+    return (
+        f"{params}|{event.get('epoch_from')}|{event.get('epoch_to')}|{event.get('worker', '')}"
+        f"|{event.get('attempt')}"
+    )
 
 
 def _response(

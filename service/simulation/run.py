@@ -3,6 +3,7 @@ and a virtual clock, in a private in-memory database. Deterministic for a given 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select, type_coerce
@@ -16,11 +17,12 @@ from service.models import Allocation, Invocation, Job, Stage, Task, Tenant
 from service.models.base import Money
 from service.platform.clock import VirtualClock
 from service.platform.emulator.backend import EmulatorPlatform
+from service.policies.base import Policy
 from service.policies.oracle import Oracle, Truth
 from service.policies.registry import policy_for
 from service.settings import Settings
 from service.simulation.drift import Drift
-from service.simulation.platform import SimulatedPlatform
+from service.simulation.platform import SimulatedPlatform, noise_key, rounds_to_target
 from service.simulation.work import AnalyticWorkload, WorkloadModel
 from service.spec import JobSpec
 
@@ -53,9 +55,16 @@ def simulate(
     workload: WorkloadModel | None = None,
     learn: bool = True,
     drift: Drift | None = None,
+    policy: Callable[[JobSpec], Policy] | None = None,
+    common_draws: bool = False,
     repeat: int = 1,
 ) -> dict[str, Any]:
-    """Run ``spec`` to its end; with ``oracle`` the spec's policy is replaced by the oracle.
+    """Run ``spec`` to its end; with ``oracle`` the spec's policy is replaced by the oracle,
+    with ``policy`` by what it makes of the spec (the benchmark's published peers).
+    ``common_draws`` keys each invocation's noise by its task (``platform.noise_key``) instead
+    of drawing it from one stream in invocation order, so that runs of one spec under
+    different policies at one seed see the same draw for the same task (the benchmark's
+    comparison does this).
     ``workload`` stands in for the built-in's code (default: the analytic model); ``learn``
     False switches the loop's learn step off (the policies then fit what they need from raw
     runs at each decision, with a fixed planning margin); ``drift`` slows runs down as the job
@@ -79,6 +88,7 @@ def simulate(
             clock,
             seed=seed,
             slowdown=(lambda now: drift.factor_at(now - START)) if drift is not None else None,
+            noise_key=noise_key if common_draws else None,
         ),
         model,
         loss_salt=f"seed-{seed}",
@@ -96,9 +106,15 @@ def simulate(
             owner="simulation",
             seed=seed,
             policy_for=(
-                (lambda _spec: Oracle(truth=truth_for(spec, model), sigma=model.sigma))
+                (
+                    lambda _spec: Oracle(
+                        truth=truth_for(spec, model),
+                        sigma=model.sigma,
+                        rounds=rounds_to_target(spec, f"seed-{seed}"),
+                    )
+                )
                 if oracle
-                else policy_for
+                else policy or policy_for
             ),
             stage_overhead_s=TICK_S,  # a stage ends at most one tick after its last task
             learn=learn,

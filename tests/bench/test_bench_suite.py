@@ -67,7 +67,7 @@ def bench_out(tmp_path_factory) -> Path:
     assert "ce-scaling vs baselines" in result.output
     # not a terminal: progress as plain lines, one per tenth of a phase and one per phase end
     lines = result.output.splitlines()
-    for phase in ("static and power-tuning", "ce-scaling and oracle"):
+    for phase in ("static and power-tuning", "ce-scaling, peers and oracle"):
         started = lines.index(next(line for line in lines if line.startswith(f"{phase}: ")))
         assert lines[started].endswith(" runs")
         assert any(line.startswith(f"{phase}: done, ") for line in lines[started:])
@@ -185,3 +185,126 @@ def test_cut_targets_say_how_much_the_oracle_could_cut(bench_out: Path) -> None:
         measured = targets[f"{kind} cost cut vs static-safe"].measured
         assert "the oracle (cost floor) cuts at most" in measured
     assert "oracle cost/safe" in (bench_out / "summary.md").read_text()
+
+
+def _rows(bench_out: Path) -> list[dict]:
+    return json.loads((bench_out / "results.json").read_text())["runs"]
+
+
+def test_static_qos_is_the_cheapest_static_size_that_met_the_deadline(bench_out: Path) -> None:
+    from service.bench.static_qos import grid, meets
+
+    document = json.loads((bench_out / "results.json").read_text())
+    peaks = {w["id"]: w["largest_peak_mb"] for w in document["workloads"]}
+    rows = document["runs"]
+    qos_rows = [r for r in rows if r["policy"] == "static-qos"]
+    assert len(qos_rows) == 2 * 2 * SEEDS  # workloads × deadlines × seeds
+    for qos in qos_rows:
+        assert not qos["run_shared_across_deadlines"]
+        others = [
+            r
+            for r in rows
+            if r["workload"] == qos["workload"]
+            and r["seed"] == qos["seed"]
+            and r["deadline"] == qos["deadline"]
+            and r["memory_mb"] is not None
+            and r["policy"] != "static-qos"
+        ]
+        met = [r for r in others if meets(r, r["memory_mb"], qos["deadline_s"])]
+        # the tight deadline is 1.2 × the fastest static run: some static size always meets it
+        assert met and qos["deadline_met"]
+        assert meets(qos, qos["memory_mb"], qos["deadline_s"])
+        assert qos["cost_usd"] <= min(r["cost_usd"] for r in met)
+        assert qos["memory_mb"] in grid(peaks[qos["workload"]]) or qos["memory_mb"] in {
+            r["memory_mb"] for r in others
+        }
+        assert qos["qos_sizes_run"] <= len(others) + 9
+
+
+def test_the_size_below_static_qos_misses_the_deadline(bench_out: Path) -> None:
+    """static-qos is the smallest size that met it: one grid step below misses (checked on
+    one seed's tight job)."""
+    from service.bench.static_qos import STEP_MB, grid, meets
+
+    document = json.loads((bench_out / "results.json").read_text())
+    qos = next(
+        r
+        for r in document["runs"]
+        if r["policy"] == "static-qos" and r["deadline"] == "tight" and r["workload"] == "hpo-tiny"
+    )
+    peak = next(w["largest_peak_mb"] for w in document["workloads"] if w["id"] == "hpo-tiny")
+    below = max([m for m in grid(peak) if m < qos["memory_mb"]], default=None)
+    if below is None:
+        return  # the smallest size that fits the memory met it
+    path = Path(document["workloads"][0]["profile"])
+    workload = next(w for w in profile_workloads(path) if w.id == "hpo-tiny")
+    run = simulate(
+        workload.spec({"name": "static", "memory_mb": below}, 1e6, qos["seed"]),
+        seed=qos["seed"],
+        workload=workload.model(),
+        common_draws=True,  # the bench's draws
+    )
+    assert qos["memory_mb"] - below <= STEP_MB or qos["memory_mb"] == 1769
+    assert not meets(run, below, qos["deadline_s"])
+
+
+def test_the_peers_bill_their_profiling(bench_out: Path) -> None:
+    rows = _rows(bench_out)
+    for peer in ("parrotfish", "jolteon"):
+        own = [r for r in rows if r["policy"] == peer]
+        assert own
+        for row in own:
+            profiling = [s for s in row["stages"] if s["name"].startswith(peer)]
+            assert profiling, row["stages"][0]["name"]
+            assert all(s["cost_usd"] > 0 for s in profiling)
+            assert row["cost_usd"] == pytest.approx(sum(s["cost_usd"] for s in row["stages"]))
+            assert row["stages"][0]["started_s"] == 0.0  # the profiling runs first
+            # offline: billed, but its time is reported apart and not in the JCT
+            own = [s for s in row["stages"] if not s["name"].startswith(peer)]
+            assert row["profiling_s"] == pytest.approx(own[0]["started_s"])
+            assert row["deadline_met"] == (row["jct_s"] <= row["deadline_s"])
+
+
+def test_the_oracle_is_a_floor_on_the_same_draws(bench_out: Path) -> None:
+    rows = _rows(bench_out)
+    for oracle in (r for r in rows if r["policy"] == "oracle"):
+        assert oracle["status"] == "succeeded"
+        same = [
+            r
+            for r in rows
+            if (r["workload"], r["deadline"], r["seed"])
+            == (oracle["workload"], oracle["deadline"], oracle["seed"])
+            and r["policy"] in ("ce-scaling", "parrotfish", "jolteon", "power-tuning")
+            and r["deadline_met"]
+        ]
+        for row in same:
+            assert oracle["cost_usd"] <= row["cost_usd"] * 1.0001, (row["policy"], oracle)
+
+
+def test_the_summary_shows_capture_and_the_peers(bench_out: Path) -> None:
+    from service.bench.summary import MIN_ROOM, summarize
+
+    document = json.loads((bench_out / "results.json").read_text())
+    rows = document["runs"]
+    for cell in summarize(rows, document["workloads"]):
+        assert cell.capture is not None
+        sums = {
+            p: sum(
+                r["cost_usd"]
+                for r in rows
+                if (r["workload"], r["deadline"], r["policy"]) == (cell.workload, cell.deadline, p)
+            )
+            for p in ("static-qos", "ce-scaling", "oracle")
+        }
+        room = (sums["static-qos"] - sums["oracle"]) / sums["static-qos"]
+        assert cell.capture.room == pytest.approx(room)
+        if room >= MIN_ROOM:
+            expected = (sums["static-qos"] - sums["ce-scaling"]) / (
+                sums["static-qos"] - sums["oracle"]
+            )
+            assert cell.capture.value == pytest.approx(expected)
+        else:
+            assert cell.capture.value is None
+    summary = (bench_out / "summary.md").read_text()
+    for text in ("capture", "cost/parrotfish", "cost/jolteon", "cost/qos", "## Where ce-scaling"):
+        assert text in summary

@@ -119,6 +119,7 @@ class EmulatorPlatform:
         pool: WorkerPool | None = None,
         workers: int | None = None,
         slowdown: Callable[[float], float] | None = None,
+        noise_key: Callable[[Any], str] | None = None,
     ) -> None:
         if keep_alive_s < 0 or concurrency_limit < 1 or noise_sigma < 0:
             raise ValueError("keep_alive_s >= 0, concurrency_limit >= 1, noise_sigma >= 0")
@@ -139,6 +140,12 @@ class EmulatorPlatform:
         self._workers = workers
         # clock time -> how many times slower runs starting then are (simulated drift)
         self.slowdown = slowdown
+        # Common random numbers: with a key, an invocation's draws come from (seed, its
+        # payload's key, how many invocations had that key before) instead of one stream, so
+        # the same task draws the same noise under every policy (simulation/platform.py).
+        self.noise_key = noise_key
+        self._seed = seed
+        self._keyed: dict[str, int] = defaultdict(int)
 
     # -- functions ----------------------------------------------------------------------------
 
@@ -212,7 +219,8 @@ class EmulatorPlatform:
                 qualifier, memory = variant_alias(memory_mb), memory_mb
             now = self.clock.now()
             handle = InvocationHandle(uuid.uuid4().hex, name, memory_mb, now)
-            request_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            rng = self._draws(payload)
+            request_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             invocation = _Invocation(
                 handle,
                 function.spec,
@@ -234,8 +242,8 @@ class EmulatorPlatform:
                 memory_mb=memory,
                 timeout_s=function.spec.timeout_s,
                 cold=cold,
-                z_run=self._rng.gauss(0.0, 1.0) if self.noise else 0.0,
-                z_init=self._rng.gauss(0.0, 1.0) if self.noise else 0.0,
+                z_run=rng.gauss(0.0, 1.0) if self.noise else 0.0,
+                z_init=rng.gauss(0.0, 1.0) if self.noise else 0.0,
                 sigma=self.noise_sigma,
                 slowdown=self.slowdown(now) if self.slowdown is not None else 1.0,
             )
@@ -256,6 +264,14 @@ class EmulatorPlatform:
             else:
                 self._complete(invocation, None)
             return handle
+
+    def _draws(self, payload: Any) -> random.Random:
+        if self.noise_key is None:
+            return self._rng
+        key = self.noise_key(payload)
+        seen = self._keyed[key]
+        self._keyed[key] += 1
+        return random.Random(f"{self._seed}|{key}|{seen}")
 
     def poll(self, handle: InvocationHandle) -> InvokeResult | None:
         with self._lock:
