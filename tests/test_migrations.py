@@ -25,6 +25,7 @@ TABLES = {
     "observations",
     "idempotency_keys",
     "predictor_states",
+    "curve_priors",
     "dashboards",
     "usage_hours",
     "webhooks",

@@ -29,6 +29,7 @@ class RunTask:
     drift: Drift | None = None  # runs slow down as the job goes on (the learning ablation)
     # noise keyed by the task, so every policy at a seed sees the same draws (the comparison)
     common_draws: bool = False
+    repeat: int = 1  # the same job this many times by one tenant (bench --repeat)
 
     def weight(self) -> float:
         """Rough simulation cost (invocations the job makes), to schedule the heavy ones first."""
@@ -36,9 +37,9 @@ class RunTask:
         if self.workload.kind == "training":
             training = document["training"]
             rounds = -(-training["max_epochs"] // training["epochs_per_round"])
-            return float(training["workers"] * rounds)
+            return float(training["workers"] * rounds * self.repeat)
         hpo = document["hpo"]
-        return float(hpo["trials"] * 1.5)
+        return float(hpo["trials"] * 1.5 * self.repeat)
 
 
 def execute(task: RunTask) -> dict[str, Any]:
@@ -55,6 +56,7 @@ def execute(task: RunTask) -> dict[str, Any]:
             drift=task.drift,
             policy=peer_policy(task.policy.peer) if task.policy.peer else None,
             common_draws=task.common_draws,
+            repeat=task.repeat,
         )
     except Exception as error:  # reported per run; the suite goes on
         result = {

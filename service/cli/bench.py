@@ -39,6 +39,12 @@ def bench(
         help="Instead of the policy comparison, an ablation: 'learning' runs ce-scaling with "
         "and without the loop's learn step on stationary and drifting training workloads.",
     ),
+    repeat: bool = typer.Option(
+        False,
+        "--repeat",
+        help="Instead of the policy comparison, repeat jobs: ce-scaling and the oracle run each "
+        "job twice by one tenant (the second from the first's curves), costs side by side.",
+    ),
 ) -> None:
     """Run every policy (static at 512/1024/1769/3008 MB and static-safe, power-tuning,
     ce-scaling, oracle) on HPO and training workloads at a tight and a loose deadline, through
@@ -51,6 +57,17 @@ def bench(
     from service.cli.progress import phases
     from service.platform.emulator.profiles import ProfileError
 
+    if repeat:
+        config = SuiteConfig(
+            quick=quick, profiles=tuple(profiles), jobs=jobs or default_jobs(), only=tuple(only)
+        )
+        try:
+            workloads = select_workloads(config)
+        except (ProfileError, ValueError) as error:
+            typer.secho(f"error: {error}", fg="red", err=True)
+            raise typer.Exit(2) from None
+        _repeat(out, workloads, seeds or (2 if quick else 10), config.jobs)
+        return
     if ablate is not None:
         if ablate != "learning":
             typer.secho(f"error: unknown ablation {ablate!r}; ablations: learning", err=True)
@@ -128,6 +145,57 @@ def _ablate_learning(out: Path, quick: bool, seeds: int | None, jobs: int, only)
     console.print(
         f"{len(rows)} ce-scaling runs in {time.perf_counter() - started:.0f} s; wrote "
         f"{out}/ablation.md and {out}/ablation.json"
+    )
+
+
+def _repeat(out: Path, workloads, seeds: int, jobs: int) -> None:
+    import json
+    import time
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from service.bench.repeat import markdown, run_repeat, summarise, targets
+    from service.cli.progress import phases
+
+    console = Console() if Console().is_terminal else Console(width=160)
+    started = time.perf_counter()
+    with phases(console, eta=False) as progress:
+        rows = run_repeat(workloads, seeds, jobs, progress.phase, progress.advance)
+    table_rows = summarise(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "repeat.json").write_text(
+        json.dumps(
+            {"seeds": seeds, "targets": targets(table_rows), "rows": [asdict(r) for r in rows]},
+            indent=1,
+        )
+    )
+    (out / "repeat.md").write_text(markdown(rows, seeds))
+    table = Table(title="repeat jobs: ce-scaling's cost over the oracle's (median, max)")
+    for column in ("workload", "deadline", "first job", "second job", "met 1st/2nd"):
+        table.add_column(column)
+    for c in table_rows:
+        first, second = c["job1"], c["job2"]
+
+        def ratio(job: dict) -> str:
+            if job["vs_oracle_median"] is None:
+                return "-"
+            return f"{job['vs_oracle_median']:.3f} ({job['vs_oracle_max']:.3f})"
+
+        table.add_row(
+            c["workload"],
+            c["deadline"],
+            ratio(first),
+            ratio(second),
+            f"{first['met']}/{first['runs']} · {second['met']}/{second['runs']}",
+        )
+    console.print(table)
+    goal = targets(table_rows)
+    console.print(f"{goal['target']}: met in {goal['cells_met']} of {goal['cells']} cells")
+    console.print(
+        f"{len(rows)} jobs in {time.perf_counter() - started:.0f} s; wrote {out}/repeat.md "
+        f"and {out}/repeat.json"
     )
 
 

@@ -37,6 +37,15 @@ def simulate_command(
         help="Switch the loop's learn step off (stored memory curves, duration forecasts, "
         "loss-curve fits): the policy fits from raw runs at each decision, fixed margin.",
     ),
+    repeat: int = typer.Option(
+        1,
+        "--repeat",
+        min=1,
+        max=10,
+        help="Run the job this many times by one tenant, an hour apart: each repeat starts from "
+        "the curves the earlier jobs measured instead of a pilot. Prints every job; the stages "
+        "are the last one's.",
+    ),
     drift: str | None = typer.Option(
         None,
         "--drift",
@@ -91,18 +100,16 @@ def simulate_command(
         learn=not no_learn,
         drift=drifting,
         timeline=timeline,
+        repeat=repeat,
     )
     if policy == "oracle":
         result["policy"] = "oracle"
     if as_json:
         typer.echo(json.dumps(result))
         return
-    met = "met" if result["deadline_met"] else "MISSED"
-    typer.echo(
-        f"{result['status']}: {result['jct_s']:.1f} s (deadline {result['deadline_s']:.0f} s, "
-        f"{met}), ${result['cost_usd']:.6f}, {result['invocations']} invocations, "
-        f"{result['cold_starts']} cold"
-    )
+    jobs = [*result.get("previous_jobs", []), result]
+    for number, job in enumerate(jobs, 1):
+        typer.echo((f"job {number}: " if len(jobs) > 1 else "") + _headline(job))
     if result["status_reason"]:
         typer.echo(f"  reason: {result['status_reason']}")
     for stage in result["stages"]:
@@ -112,6 +119,15 @@ def simulate_command(
         )
     for event in result.get("timeline", []):
         typer.echo(f"  {event['at_s']:>9.3f} s  {event['type']:<20} {event['stage'] or ''}")
+
+
+def _headline(result: dict) -> str:
+    met = "met" if result["deadline_met"] else "MISSED"
+    return (
+        f"{result['status']}: {result['jct_s']:.1f} s (deadline {result['deadline_s']:.0f} s, "
+        f"{met}), ${result['cost_usd']:.6f}, {result['invocations']} invocations, "
+        f"{result['cold_starts']} cold"
+    )
 
 
 def _policy(name: str | None, memory_mb: int | None, spec_policy: str) -> dict:

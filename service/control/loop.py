@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from service import metrics
-from service.control import functions, leases, lifecycle, rows
+from service.control import functions, leases, lifecycle, priors, rows
 from service.control.learning import Learner
 from service.control.reconcile import Reconciler
 from service.control.repository import LoopRepository
@@ -201,6 +201,8 @@ class Controller:
                         self._guarded(repo, job, now, self._advance, steppers)
                     report.jobs += 1
                     if JobStatus(job.status).is_terminal:
+                        if self.learn:
+                            self._remember(repo, job, now)
                         report.finished_jobs.append(job.id)
                         report.ended.append(_job_end(repo, job))
                         self._workflows.pop(job.id, None)
@@ -229,6 +231,23 @@ class Controller:
                 report.reconciled = self._reconcile(now)
         metrics.record_tick(time.perf_counter() - started, report.timings, report.dispatched)
         return report
+
+    def _remember(self, repo: LoopRepository, job: Job, now: datetime) -> None:
+        """Keep what an ended job measured for the tenant's next jobs (``priors``); a job
+        whose spec no longer validates has nothing to keep."""
+        spec = self._specs.get(job.id)
+        if spec is None:
+            return
+        savepoint = repo.session.begin_nested()
+        try:
+            priors.remember(repo.session, job, spec, repo.samples(job.id), now)
+            savepoint.commit()
+        except OperationalError:
+            savepoint.rollback()
+            raise
+        except Exception:
+            log.exception("job %s: its curves were not kept as priors", job.id)
+            savepoint.rollback()
 
     def _reconcile(self, now: datetime) -> int:
         """Bills without a REPORT line: look their REPORT up in the logs (see reconcile.py)."""

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from statistics import fmean
 from typing import Any
 
-from service.control import lifecycle, responses
+from service.control import lifecycle, priors, responses
 from service.control.learning import Run, job_scope
 from service.control.lifecycle import (
     Change,
@@ -227,7 +227,7 @@ class JobStepper:
             tuple(task_views),
             tuple(OpenInvocation(i.id, i.task_id, i.memory_mb) for i in open_invocations),
             self.repo.spent_usd(self.job.id) if capped else None,
-            self._evidence,
+            lambda: self._evidence(ctx.now),
             every_task,
             lambda: self.repo.spent_usd(self.job.id),
         )
@@ -237,11 +237,15 @@ class JobStepper:
         self._apply(changes, stages, rows, ctx.now)
         self.repo.flush()
 
-    def _evidence(self) -> Evidence:
+    def _evidence(self, now: datetime) -> Evidence:
         predictors = {
             name: {"state": row.state, "observations": row.observations}
             for (_, name), row in self.repo.predictor_states([job_scope(self.job.id)]).items()
         }
+        # what the tenant's earlier jobs measured of the same work ("prior:<shape>")
+        predictors |= priors.lookup(
+            self.repo.session, self.job.tenant_id, self.spec, self.job.id, now
+        )
         samples = tuple(self.repo.samples(self.job.id))
         return Evidence(samples, predictors, oom_floors(_memory_runs(samples)))
 

@@ -16,6 +16,7 @@ from service.models.enums import (
 from service.models.idempotency import IdempotencyKey
 from service.models.job import Job, Stage, Task
 from service.models.ledger import Allocation, Invocation, Observation, PredictorState
+from service.models.prior import CurvePrior
 from service.models.tenant import ApiKey, Tenant
 from service.models.usage import UsageHour
 from service.models.webhook import Webhook, WebhookDelivery
@@ -26,6 +27,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "BillState",
+    "CurvePrior",
     "Dashboard",
     "IdempotencyKey",
     "IdempotencyState",

@@ -33,7 +33,7 @@ from service.policies import guards
 from service.policies.base import MemoryDecision, PolicyContext
 from service.policies.costing import cold_start_usd, grid_between, invocation_usd
 from service.policies.deadline_split import StageOption, fastest, split, stage_options
-from service.policies.shape_model import DurationModel, fit_all, floor_mb
+from service.policies.shape_model import DurationModel, fit_all, floor_mb, provenance
 from service.prediction.loss_curve import LossCurve
 from service.spec import CeScalingPolicy
 
@@ -261,7 +261,7 @@ class CeScaling:
                     current_mb=current,
                     proposed_mb=proposed,
                     rule="deadline-split",
-                    reason=f"{shape}: {why}",
+                    reason=f"{shape}: {why}{provenance(models[shape])}",
                     predicted_gain_usd=gain,
                     relative_error=models[shape].relative_error(proposed),
                     # every stage starts cold anyway: keeping the size saves no cold start
@@ -357,7 +357,7 @@ class CeScaling:
                 current_mb=current,
                 proposed_mb=proposed,
                 rule="ce-resize",
-                reason=why,
+                reason=why + provenance(model),
                 predicted_gain_usd=gain,
                 change_cost_usd=change_cost,
                 remaining_cost_usd=remaining_cost(current, False) if current else None,

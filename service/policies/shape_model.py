@@ -15,6 +15,7 @@ import numpy as np
 
 from service.policies.base import Observations, Sample
 from service.policies.costing import MEMORY_GRID
+from service.policies.priors import Prior, fit_points, prior_of, widened
 from service.prediction.forecaster import ROUND_DURATIONS, ForecasterBank
 from service.prediction.memory_curve import MemoryCurve
 from service.spec import MAX_MEMORY_MB, MIN_MEMORY_MB
@@ -57,6 +58,9 @@ class ShapeModel:
     # How many different sizes it has run at: one size cannot tell CPU-bound work (slower
     # below it) from I/O-bound work (as fast below it, and cheaper).
     measured_sizes: int | None = None
+    # Where the curve comes from: "runs" (this job's), "prior" (an earlier job's of the
+    # tenant), "prior+runs" (both, agreeing) — said in the decision's reason.
+    source: str = "runs"
 
     def duration_ms(self, memory_mb: int, epochs: int) -> float:
         return self._predict(memory_mb) * max(1, epochs)
@@ -111,10 +115,14 @@ def floor_mb(observations: Observations, shape: str, low: int = MIN_MEMORY_MB) -
     floor = low
     peak = observations.peak_mb(shape)
     if peak is not None:
-        floor = max(floor, math.ceil(max(peak * PEAK_MARGIN, peak + PEAK_MARGIN_MB)))
+        floor = max(floor, _peak_floor(peak))
     if shape in observations.oom_floors:
         floor = max(floor, observations.oom_floors[shape])
     return min(floor, MAX_MEMORY_MB)
+
+
+def _peak_floor(peak_mb: float) -> int:
+    return math.ceil(max(peak_mb * PEAK_MARGIN, peak_mb + PEAK_MARGIN_MB))
 
 
 def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> ShapeModel | None:
@@ -122,8 +130,18 @@ def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> 
     is the one the loop's learn step stored when it covers every run seen (the learn step runs
     before the policy in the same tick, so it normally does); it is fitted here only when the
     learn step is off or behind. The planning margin comes from the learn step's duration
-    forecast when there is one (``duration_factor``)."""
+    forecast when there is one (``duration_factor``).
+
+    A shape with a prior — what an earlier job of the tenant measured of it (``priors``) — has
+    a model before its first run: the prior's curve, its interval widened with the prior's age.
+    Once the shape runs, the curve is fitted on the runs and the sizes only the prior measured,
+    as long as the runs agree with the prior; the first runs that do not drop it."""
     ok = [s for s in samples if s.ok and s.duration_ms > 0]
+    prior = prior_of(observations.predictors, shape)
+    if prior is not None:
+        model = _from_prior(prior, ok, samples, observations, shape)
+        if model is not None:
+            return model
     if not ok:
         return None
     curve = learned_curve(observations, shape, len(ok)) or MemoryCurve.fit(
@@ -139,6 +157,45 @@ def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> 
         measured_max_mb=max(s.memory_mb for s in ok),
         measured_sizes=len({s.memory_mb for s in ok}),
     )
+
+
+def _from_prior(
+    prior: Prior, ok: list[Sample], samples: list[Sample], observations: Observations, shape: str
+) -> ShapeModel | None:
+    """The shape's model from its prior and this job's runs; None when the runs contradict
+    the prior (``priors.fit_points``)."""
+    runs = [(s.memory_mb, s.duration_ms / max(1, s.epochs)) for s in ok]
+    pairs = fit_points(prior, runs)
+    if pairs is None:
+        return None
+    curve = MemoryCurve.fit(*pairs)
+    if not ok:  # the prior alone: as uncertain as its age makes it
+        curve = widened(curve, prior.error)
+    inits = [s.init_ms for s in samples if s.init_ms]
+    init = fmean(inits) if inits else prior.init_ms or DEFAULT_INIT_MS
+    floor = floor_mb(observations, shape)
+    if prior.peak_mb is not None:
+        floor = max(floor, _peak_floor(prior.peak_mb))
+    return ShapeModel(
+        curve,
+        init,
+        min(floor, MAX_MEMORY_MB),
+        level=LEVEL,
+        drift_factor=duration_factor(observations, shape),
+        measured_max_mb=max(pairs[0]),
+        measured_sizes=len(set(pairs[0])),
+        source="prior+runs" if ok else "prior",
+    )
+
+
+def provenance(model: DurationModel) -> str:
+    """What a decision's reason says of a curve that is not only this job's."""
+    source = getattr(model, "source", "runs")
+    if source == "prior":
+        return " (curve measured by an earlier job of the tenant)"
+    if source == "prior+runs":
+        return " (curve from this job's runs and an earlier job's, which they agree with)"
+    return ""
 
 
 def learned_curve(observations: Observations, shape: str, runs: int) -> MemoryCurve | None:
@@ -170,12 +227,16 @@ def duration_factor(observations: Observations, shape: str) -> float | None:
 
 def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeModel] | None:
     """Models for ``shapes``; a shape not seen yet borrows the slowest seen shape's model.
-    None when nothing has been seen at all."""
+    None when nothing has been seen at all — nor has a prior for every one of ``shapes``
+    (a shape without one would borrow another shape's curve and floor before anything of this
+    job was measured: the pilot measures it instead)."""
     by_shape = observations.by_shape()
+    if not by_shape and not all(prior_of(observations.predictors, s) for s in shapes):
+        return None
     fitted = {
         shape: model
-        for shape, samples in by_shape.items()
-        if (model := fit_shape(samples, observations, shape)) is not None
+        for shape in sorted(set(by_shape) | set(shapes))
+        if (model := fit_shape(by_shape.get(shape, []), observations, shape)) is not None
     }
     if not fitted:
         return None
@@ -189,6 +250,7 @@ def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeMod
             drift_factor=slowest.drift_factor,
             measured_max_mb=slowest.measured_max_mb,
             measured_sizes=slowest.measured_sizes,
+            source=slowest.source,
         )
         for shape in shapes
     }

@@ -29,6 +29,7 @@ from service.spec import JobSpec
 
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z; any fixed origin keeps runs reproducible
 TICK_S = 0.1  # the simulated loop ticks every 100 ms (the live default is 1 s)
+REPEAT_GAP_S = 3600.0  # between repeated jobs: longer than any keep-alive, nothing stays warm
 
 
 def truth_for(spec: JobSpec, workload: WorkloadModel | None = None) -> Truth:
@@ -58,6 +59,7 @@ def simulate(
     timeline: bool = False,
     policy: Callable[[JobSpec], Policy] | None = None,
     common_draws: bool = False,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     """Run ``spec`` to its end; with ``oracle`` the spec's policy is replaced by the oracle,
     with ``policy`` by what it makes of the spec (the benchmark's published peers).
@@ -68,7 +70,13 @@ def simulate(
     ``workload`` stands in for the built-in's code (default: the analytic model); ``learn``
     False switches the loop's learn step off (the policies then fit what they need from raw
     runs at each decision, with a fixed planning margin); ``drift`` slows runs down as the job
-    goes on; ``timeline`` adds the job's timeline (seconds since submission, in order)."""
+    goes on; ``timeline`` adds the job's timeline (seconds since submission, in order).
+    ``repeat`` > 1 submits the same spec again, by the same tenant, each job
+    ``REPEAT_GAP_S`` after the previous one ended (its environments gone cold): the summary is
+    the last job's, with the earlier ones' under ``previous_jobs`` (a repeat job starts from
+    what the earlier ones measured, the priors)."""
+    if repeat < 1:
+        raise ValueError("repeat must be at least 1")
     model = workload or AnalyticWorkload()
     settings = Settings(
         database_url="sqlite://", controller_enabled=False, store_url="file:///simulated"
@@ -93,11 +101,6 @@ def simulate(
             tenant = Tenant(name="simulation")
             session.add(tenant)
             session.flush()
-            # submitted on the virtual clock, as everything after it is stamped
-            submitted = JobService(session).submit(
-                tenant, spec, lambda job: {}, now=datetime.fromtimestamp(START, UTC)
-            )
-            job_id = submitted.job_id
             commit(session)
         controller = Controller(
             database,
@@ -119,10 +122,23 @@ def simulate(
             stage_overhead_s=TICK_S,  # a stage ends at most one tick after its last task
             learn=learn,
         )
-        drive(controller, clock, [job_id], max_ticks=max_ticks, tick_s=TICK_S)
-        result = summary(database, tenant, job_id)
-        if timeline:
-            result["timeline"] = _timeline(database, tenant, job_id)
+        summaries = []
+        for index in range(repeat):
+            if index:
+                clock.advance(REPEAT_GAP_S)
+            with database.session() as session:
+                # submitted on the virtual clock, as everything after it is stamped
+                submitted_at = datetime.fromtimestamp(clock.now(), UTC)
+                job_id = JobService(session).submit(tenant, spec, lambda job: {}, now=submitted_at)
+                job_id = job_id.job_id
+                commit(session)
+            drive(controller, clock, [job_id], max_ticks=max_ticks, tick_s=TICK_S)
+            summaries.append(summary(database, tenant, job_id))
+            if timeline:
+                summaries[-1]["timeline"] = _timeline(database, tenant, job_id)
+        result = summaries[-1]
+        if repeat > 1:
+            result["previous_jobs"] = summaries[:-1]
         return result
     finally:
         platform.close()

@@ -1,6 +1,7 @@
 """The loop's learn step drives decisions: a drifting training job is planned differently with
-the learn step and without it (``simulate(learn=False)``, ``cescale simulate --no-learn``). Fails when the predictors are
-disconnected from the policies again (the learn step computed, nothing reading it)."""
+the learn step and without it (``simulate(learn=False)``, ``cescale simulate --no-learn``).
+Fails when the predictors are disconnected from the policies again (the learn step computed,
+nothing reading it)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,150 @@
+"""The per-tenant store of curve priors (table ``curve_priors``): what a finished job measured of
+each task shape, kept for the tenant's next job on the same work (``service.policies.priors``
+says what a prior is worth; this module only reads and writes them).
+
+A prior is keyed so that it is only ever used where it holds:
+- the tenant: a job never sees another tenant's measurements;
+- the work: the function, its dataset and its code version, and for training the workers and
+  parameters (a worker's share of the data, its model) — hashed into ``workload_key``. The
+  built-ins' code version is the service's version; the platform interface does not expose a
+  user function's code hash (CodeSha256), so a user's function is keyed by its name, and a
+  changed function is caught by the job's first runs disagreeing with the prior;
+- the architecture and the task shape.
+
+Written when a job ends (``remember``), from its successful runs, merged with the previous
+prior where the job's runs agree with it; read when a job's policy decides (``lookup``), handed
+over as ``Observations.predictors["prior:<shape>"]`` with the prior's age.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import service
+from service.models import CurvePrior, Job
+from service.policies.priors import PREFIX, Prior, merged, noise_of, points_of
+from service.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+
+def code_version(spec: JobSpec) -> str:
+    """The built-ins run the service's own code; "" for a user's function (not exposed)."""
+    if spec.workload.function.startswith("builtin:"):
+        return f"cescale-{service.__version__}"
+    return ""
+
+
+def workload_key(spec: JobSpec) -> str:
+    """What, besides tenant, architecture and shape, must match for a prior to apply."""
+    key: dict = {
+        "function": spec.workload.function,
+        "dataset": spec.workload.dataset,
+        "code_version": code_version(spec),
+        "kind": spec.kind,
+    }
+    if spec.training is not None:
+        key["workers"] = spec.training.workers
+        key["params"] = dict(spec.training.params)
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def lookup(
+    session: Session, tenant_id: uuid.UUID, spec: JobSpec, job_id: uuid.UUID, now: datetime
+) -> dict[str, dict]:
+    """The tenant's priors for this spec's work, by predictor name ("prior:<shape>"), in the
+    shape of ``Observations.predictors``; never the job's own."""
+    rows = session.scalars(
+        select(CurvePrior).where(
+            CurvePrior.tenant_id == tenant_id,
+            CurvePrior.workload_key == workload_key(spec),
+            CurvePrior.architecture == spec.workload.architecture,
+        )
+    )
+    found = {}
+    for row in rows:
+        if row.source_job_id == job_id:
+            continue
+        age = max(0.0, (now - row.learned_at).total_seconds())
+        found[PREFIX + row.shape] = {
+            "state": row.state | {"age_s": age},
+            "observations": row.observations,
+        }
+    return found
+
+
+def remember(session: Session, job: Job, spec: JobSpec, samples: list[tuple], now: datetime) -> int:
+    """Keep what ``job`` measured of each shape for the tenant's next jobs. ``samples``: the
+    job's finished runs as ``LoopRepository.samples`` gives them. Returns the shapes kept."""
+    runs: dict[str, list[tuple[int, float]]] = {}
+    inits: dict[str, list[float]] = {}
+    peaks: dict[str, float] = {}
+    for shape, _, memory, duration, init, peak, epoch_from, epoch_to, outcome in samples:
+        if outcome != "ok" or not duration or not memory:
+            continue
+        epochs = max(1, (epoch_to or 0) - (epoch_from or 0))
+        runs.setdefault(shape, []).append((int(memory), float(duration) / epochs))
+        if init:
+            inits.setdefault(shape, []).append(float(init))
+        if peak is not None:
+            peaks[shape] = max(peaks.get(shape, 0.0), float(peak))
+    if not runs:
+        return 0
+    key = workload_key(spec)
+    arch = spec.workload.architecture
+    existing = {
+        row.shape: row
+        for row in session.scalars(
+            select(CurvePrior).where(
+                CurvePrior.tenant_id == job.tenant_id,
+                CurvePrior.workload_key == key,
+                CurvePrior.architecture == arch,
+                CurvePrior.shape.in_(sorted(runs)),
+            )
+        )
+    }
+    for shape, shape_runs in sorted(runs.items()):
+        measured = Prior(
+            points_of(shape_runs),
+            init_ms=sum(inits[shape]) / len(inits[shape]) if inits.get(shape) else None,
+            peak_mb=peaks.get(shape),
+            noise=noise_of(shape_runs),
+        )
+        row = existing.get(shape)
+        previous = None
+        if row is not None:
+            age = max(0.0, (now - row.learned_at).total_seconds())
+            previous = Prior.from_state(row.state, age_s=age)
+        kept = merged(previous if previous is not None and previous.usable else None, measured)
+        observations = sum(n for _, _, n in kept.points)
+        if row is None:
+            session.add(
+                CurvePrior(
+                    tenant_id=job.tenant_id,
+                    workload_key=key,
+                    function=spec.workload.function,
+                    dataset=spec.workload.dataset,
+                    code_version=code_version(spec),
+                    architecture=arch,
+                    shape=shape,
+                    state=kept.to_state(),
+                    observations=observations,
+                    source_job_id=job.id,
+                    learned_at=now,
+                )
+            )
+        else:
+            if kept is measured:
+                log.info("prior of %s replaced: job %s measured something else", shape, job.id)
+            row.state = kept.to_state()
+            row.observations = observations
+            row.source_job_id = job.id
+            row.learned_at = now
+    return len(runs)
