@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 def bench(
     out: Path = typer.Option(..., "--out", help="Directory for results.json, summary.md, plots."),
     quick: bool = typer.Option(
-        False, "--quick", help="A few workloads, 2 seeds: under a minute, for a smoke check."
+        False, "--quick", help="A few workloads, 2 seeds: a few minutes, for a smoke check."
     ),
     profiles: list[Path] = typer.Option(
         [],
@@ -46,8 +46,8 @@ def bench(
         "job twice by one tenant (the second from the first's curves), costs side by side.",
     ),
 ) -> None:
-    """Run every policy (static at 512/1024/1769/3008 MB and static-safe, power-tuning,
-    ce-scaling, oracle) on HPO and training workloads at a tight and a loose deadline, through
+    """Run every policy (static at 512/1024/1769/3008 MB, static-safe and static-qos,
+    power-tuning, the published peers parrotfish and jolteon, ce-scaling, oracle) on HPO and training workloads at a tight and a loose deadline, through
     the real control loop on the emulator with a virtual clock."""
     from rich.console import Console
 
