@@ -148,11 +148,13 @@ def test_migration_backfills_the_rollup(dialect, tmp_path, pg_url):
             session.add(tenant)
             commit(session)
             tenant_id = tenant.id
-        downgrade(url, "0003")
-        with database.session() as session:
-            # the 0003 schema (no usage_hours yet): the ORM writes only the old tables
+            # written at the head schema (the ORM knows only that one), then taken back to the
+            # 0003 schema, which drops usage_hours and keeps the ledger: the invocations are
+            # then ones billed before 0004
             seed_job(session, tenant_id, T0, [(512, [1000, 1100]), (1024, [500])])
             commit(session)
+        database.dispose()
+        downgrade(url, "0003")
         upgrade(url)
         with database.session() as session:
             ledger, rollup = ledger_and_rollup(session)
