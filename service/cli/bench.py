@@ -47,8 +47,9 @@ def bench(
     ),
 ) -> None:
     """Run every policy (static at 512/1024/1769/3008 MB, static-safe and static-qos,
-    power-tuning, the published peers parrotfish and jolteon, ce-scaling, oracle) on HPO and training workloads at a tight and a loose deadline, through
-    the real control loop on the emulator with a virtual clock."""
+    power-tuning, the published peers parrotfish and jolteon, ce-scaling, oracle) on HPO and
+    training workloads at a tight and a loose deadline, through the real control loop on the
+    emulator with a virtual clock."""
     from rich.console import Console
 
     from service.bench.report import targets_table, terminal_table, write_outputs
