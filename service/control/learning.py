@@ -134,9 +134,9 @@ class Learner:
             for name in [k for k in self._points if k[0] == job_id]:
                 del self._points[name]
             for row in repo.samples(job_id):
-                if row[8] == "ok" and row[3]:
-                    point = (float(row[2]), row[3] / max(1, (row[7] or 0) - (row[6] or 0)))
-                    self._points.setdefault((job_id, row[0]), []).append(point)
+                if row.outcome == "ok" and row.duration_ms:
+                    point = (float(row.memory_mb), row.per_epoch_ms)
+                    self._points.setdefault((job_id, row.shape), []).append(point)
         # sorted: the fit is a function of the runs, not of the order they were recorded in
         return sorted(self._points.setdefault(key, []))
 
@@ -148,13 +148,17 @@ class Learner:
             samples = repo.samples(job_id, stages=positions)
             for position in sorted(positions):
                 slowest: dict[str, float] = {}
-                for shape, stage, memory, duration, _, _, epoch_from, epoch_to, outcome in samples:
-                    curve = curves.get((job_id, shape))
-                    if stage != position or outcome != "ok" or not duration or curve is None:
+                for row in samples:
+                    curve = curves.get((job_id, row.shape))
+                    if (
+                        row.stage_position != position
+                        or row.outcome != "ok"
+                        or not row.duration_ms
+                        or curve is None
+                    ):
                         continue
-                    epochs = max(1, (epoch_to or 0) - (epoch_from or 0))
-                    ratio = duration / epochs / max(curve.predict(memory), 1e-9)
-                    slowest[shape] = max(slowest.get(shape, 0.0), ratio)
+                    ratio = row.per_epoch_ms / max(curve.predict(row.memory_mb), 1e-9)
+                    slowest[row.shape] = max(slowest.get(row.shape, 0.0), ratio)
                 points += [((job_id, shape), ratio) for shape, ratio in sorted(slowest.items())]
         backlog = {
             key

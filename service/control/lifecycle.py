@@ -147,6 +147,11 @@ class SampleRow(NamedTuple):
     def epochs(self) -> int:
         return (self.epoch_to or 0) - (self.epoch_from or 0)
 
+    @property
+    def per_epoch_ms(self) -> float:
+        """The run's duration per epoch (a run of no epochs counts as one)."""
+        return self.duration_ms / max(1, self.epochs)
+
 
 @dataclass(frozen=True)
 class Evidence:

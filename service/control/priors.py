@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import service
+from service.control.lifecycle import SampleRow
 from service.models import CurvePrior, Job
 from service.policies.priors import PREFIX, Prior, merged, noise_of, points_of
 from service.spec import JobSpec
@@ -80,21 +81,22 @@ def lookup(
     return found
 
 
-def remember(session: Session, job: Job, spec: JobSpec, samples: list[tuple], now: datetime) -> int:
+def remember(
+    session: Session, job: Job, spec: JobSpec, samples: list[SampleRow], now: datetime
+) -> int:
     """Keep what ``job`` measured of each shape for the tenant's next jobs. ``samples``: the
     job's finished runs as ``LoopRepository.samples`` gives them. Returns the shapes kept."""
     runs: dict[str, list[tuple[int, float]]] = {}
     inits: dict[str, list[float]] = {}
     peaks: dict[str, float] = {}
-    for shape, _, memory, duration, init, peak, epoch_from, epoch_to, outcome in samples:
-        if outcome != "ok" or not duration or not memory:
+    for row in samples:
+        if row.outcome != "ok" or not row.duration_ms or not row.memory_mb:
             continue
-        epochs = max(1, (epoch_to or 0) - (epoch_from or 0))
-        runs.setdefault(shape, []).append((int(memory), float(duration) / epochs))
-        if init:
-            inits.setdefault(shape, []).append(float(init))
-        if peak is not None:
-            peaks[shape] = max(peaks.get(shape, 0.0), float(peak))
+        runs.setdefault(row.shape, []).append((int(row.memory_mb), float(row.per_epoch_ms)))
+        if row.init_ms:
+            inits.setdefault(row.shape, []).append(float(row.init_ms))
+        if row.peak_mb is not None:
+            peaks[row.shape] = max(peaks.get(row.shape, 0.0), float(row.peak_mb))
     if not runs:
         return 0
     key = workload_key(spec)
