@@ -74,7 +74,9 @@ class IdlePlatform:
         return None
 
     def invoke(self, name: str, payload: Any, *, memory_mb: int | None = None) -> InvokeResult:
-        raise NotImplementedError("the idle platform never finishes an invocation")
+        # Its invocations never finish (a steady pass sees them all still running), so a call
+        # that waits for one would wait forever: refuse it. The loop only starts and polls.
+        raise RuntimeError("the idle platform never finishes an invocation: start_invoke and poll")
 
     def metrics(
         self,
