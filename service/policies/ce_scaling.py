@@ -373,12 +373,28 @@ class CeScaling:
 
         grid = self.within_timeout(model, grid_between(floor, self.max_memory_mb), epochs, spec)
         feasible = [m for m in grid if remaining_time(m) <= remaining_s]
-        probe = None
+
+        def expected_time(m: int) -> float:
+            cold = m != current or warm[m] < len(context.stage.tasks)
+            expected_round_s = model.duration_ms(m, epochs) / 1000 + context.stage_overhead_s
+            return rounds_left * expected_round_s + (model.init_ms / 1000 if cold else 0.0)
+
+        likely = [m for m in grid if expected_time(m) <= remaining_s] if not feasible else []
         if feasible:
             proposed = min(feasible, key=lambda m: (remaining_cost(m, m != current), m))
             why = (
                 f"cheapest size whose {rounds_left} remaining round(s) fit the "
                 f"{remaining_s:.1f} s left"
+            )
+        elif likely:
+            # The upper bounds of a curve fitted on a round or two are wide, and the round
+            # count is its upper end too: the cheapest size that meets the deadline at the
+            # predicted times is still the best guess, far cheaper than the fastest size (the
+            # plan is made again after every round, with the bounds narrowing).
+            proposed = min(likely, key=lambda m: (remaining_cost(m, m != current), m))
+            why = (
+                f"no size meets the deadline at the upper end of the predictions with "
+                f"{rounds_left} round(s) left: the cheapest that meets it at the predicted times"
             )
         else:
             # Sizes that tie on time (a single-threaded curve is flat above one vCPU) differ
@@ -428,8 +444,8 @@ class CeScaling:
             )
         )
         decisions = {task.key: decision for task in context.stage.tasks}
-        probe_rule = "probe-above"
-        if probe is None and rounds_left >= 2:
+        probe, probe_why = None, ""
+        if rounds_left >= 2:
             # one round with one worker at the smaller size, the rest at the decided one
             kept = decision.memory_mb
             rest_s = (rounds_left - 1) * round_time(kept) + model.init_ms / 1000
@@ -439,7 +455,36 @@ class CeScaling:
 
             probe = self.probe_below(model, grid, probe_fits)
             probe = probe if probe is not None and probe < kept else None
-            probe_rule = "probe-below"
+            if probe is not None:
+                # if the work is CPU-bound this round is slower (still within the deadline)
+                # at the same cost
+                where = (
+                    f"{model.measured_max_mb} MB"
+                    if model.measured_sizes == 1
+                    else f"{int(model.curve.observed_min_mb)} MB and above"
+                )
+                probe_why = (
+                    f"measured at {where} only: one worker probes {probe} MB "
+                    "to learn whether less memory is as fast (the deadline holds if it is not)"
+                )
+            uncertain = next((v for v in decision.vetoes if v.rule == "low-confidence"), None)
+            if (
+                probe is None
+                and uncertain is not None
+                and uncertain.proposed_mb < kept
+                and uncertain.proposed_mb >= floor
+                and probe_fits(uncertain.proposed_mb)
+            ):
+                # The plan wants a smaller size the curve is too unsure of to move every
+                # worker there: measure it with one worker, where the uncertainty is, so
+                # that the next plan can act on it (else the workers stay at the larger size
+                # for good: nothing else measures the smaller one).
+                probe = uncertain.proposed_mb
+                probe_why = (
+                    f"the plan wants {probe} MB but the curve is unsure there "
+                    f"({uncertain.reason}): one worker measures it (the deadline holds if it "
+                    "is slower)"
+                )
 
         def worker_cost(m: int, cold: bool) -> float:
             return remaining_cost(m, cold) / workers
@@ -462,27 +507,7 @@ class CeScaling:
             cold_fits=cold_fits,
         )
         if probe is not None and len(context.stage.tasks) > 1:
-            if probe_rule == "probe-above":
-                # One worker tries the larger size; the round, which waits for its slowest
-                # worker, is no slower for it, and only that worker pays if more memory buys
-                # nothing.
-                why = (
-                    f"no size measured so far meets the deadline with {rounds_left} round(s) "
-                    f"left: one worker probes {probe} MB to learn whether more memory is faster"
-                )
-            else:
-                # One worker tries a smaller size; if the work is CPU-bound this round is
-                # slower (still within the deadline) at the same cost.
-                where = (
-                    f"{model.measured_max_mb} MB"
-                    if model.measured_sizes == 1
-                    else f"{int(model.curve.observed_min_mb)} MB and above"
-                )
-                why = (
-                    f"measured at {where} only: one worker probes {probe} MB "
-                    "to learn whether less memory is as fast (the deadline holds if it is not)"
-                )
-            decisions[context.stage.tasks[-1].key] = MemoryDecision(probe, probe_rule, why)
+            decisions[context.stage.tasks[-1].key] = MemoryDecision(probe, "probe-below", probe_why)
         return decisions
 
     @staticmethod
