@@ -235,8 +235,10 @@ class CeScaling:
                 stage_counts,
                 {s: self.within_timeout(models[s], grids[s], epochs, spec) for s in stage_counts},
                 time_s,
+                # priced at the upper end of the interval: the size that is cheap even if
+                # the curve is off there, not the one cheapest only if it is right
                 lambda s, m: invocation_usd(
-                    m, models[s].duration_ms(m, epochs), models[s].init_ms, arch
+                    m, models[s].upper_ms(m, epochs), models[s].init_ms, arch
                 ),
                 context.stage_overhead_s,
             )
