@@ -481,7 +481,7 @@ class _Step:
             if running and any(t.status not in TERMINAL for t in current_tasks):
                 waiting = [t for t in current_tasks if t.memory_mb is None]
                 decided = [t for t in current_tasks if t.memory_mb is not None]
-                if waiting and self.pilots_measured(decided):
+                if waiting and self.pilots_measured(current, decided):
                     self.load_all()
                     waiting = [t for t in self.own(current.position) if t.memory_mb is None]
                     self.decide_waiting(current, waiting)
@@ -546,21 +546,28 @@ class _Step:
                 )
             )
 
-    def pilots_measured(self, decided: list[TaskView]) -> bool:
+    def pilots_measured(self, stage: StageView, decided: list[TaskView]) -> bool:
         """Have the tasks decided first (the pilots the others wait for) measured what they
         can? Each has finished — or has run out of memory and is retrying above the raised
-        floor while another task of its shape has finished: that run's time and peak are
-        known, and the failure gave the floor, so the waiting tasks need not wait for the
-        retry as well (under a tight deadline that is a whole extra run on the stage's
-        critical path)."""
+        floor while another run of its shape in this stage has finished: that run's time and
+        peak are known, and the failure gave the floor, so the waiting tasks need not wait for
+        the retry as well (under a tight deadline that is a whole extra run on the stage's
+        critical path). (``decided`` may hold the unfinished tasks only: what finished is read
+        from the stage's runs.)"""
         unfinished = [t for t in decided if t.status not in TERMINAL]
         if not unfinished:
             return True
-        finished = {t.shape for t in decided if t.status == WorkStatus.SUCCEEDED.value}
-        if any(t.shape not in finished for t in unfinished):
-            return False
-        floors = self.evidence().oom_floors
-        return all(t.shape in floors and (t.memory_mb or 0) >= floors[t.shape] for t in unfinished)
+        evidence = self.evidence()
+        measured = {
+            row.shape
+            for row in evidence.samples
+            if row.stage_position == stage.position and row.outcome == InvocationOutcome.OK.value
+        }
+        floors = evidence.oom_floors
+        return all(
+            t.shape in measured and t.shape in floors and (t.memory_mb or 0) >= floors[t.shape]
+            for t in unfinished
+        )
 
     def decide_waiting(self, stage: StageView, waiting: list[TaskView]) -> None:
         """Tasks the policy left undecided when the stage opened (e.g. behind a pilot): decide
