@@ -142,6 +142,7 @@ class SampleRow(NamedTuple):
     epoch_from: int | None
     epoch_to: int | None
     outcome: str | None
+    architecture: str = "x86_64"  # the one the invocation ran on
 
     @property
     def epochs(self) -> int:
@@ -233,6 +234,7 @@ class TaskOpened:
     plan: TaskPlan
     memory_mb: int | None  # None: waits for a later decision
     checkpoint_in: str | list[str] | None
+    architecture: str | None = None  # the policy's choice (architecture "auto"), else None
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,7 @@ class MemoryDecided:
     position: int
     memory: dict[str, int]
     planned_memory_mb: int | None
+    architecture: dict[str, str] = field(default_factory=dict)  # task key -> the policy's choice
 
 
 @dataclass(frozen=True)
@@ -515,7 +518,7 @@ class _Step:
             round=plan.round,
         )
         self.stages.append(stage)
-        memory, planned, changes = self.decide(stage, plan, must_decide_all=False)
+        memory, planned, changes, architecture = self.decide(stage, plan, must_decide_all=False)
         self.stages[-1] = replace(stage, planned_memory_mb=planned)
         self.changes.append(StageOpened(plan, self.now, planned))
         self.changes.extend(changes)
@@ -529,7 +532,13 @@ class _Step:
                     t.checkpoint_out for t in self.own(plan.resume_model) if t.checkpoint_out
                 ]
             self.changes.append(
-                TaskOpened(plan.position, task, memory.get(task.key), checkpoint_in)
+                TaskOpened(
+                    plan.position,
+                    task,
+                    memory.get(task.key),
+                    checkpoint_in,
+                    architecture.get(task.key),
+                )
             )
             self.tasks.append(
                 TaskView(
@@ -556,9 +565,9 @@ class _Step:
             tuple(_task_plan(t) for t in waiting),
             round=stage.round,
         )
-        memory, planned, changes = self.decide(stage, plan, must_decide_all=True)
+        memory, planned, changes, architecture = self.decide(stage, plan, must_decide_all=True)
         self.changes.extend(changes)
-        self.changes.append(MemoryDecided(stage.position, memory, planned))
+        self.changes.append(MemoryDecided(stage.position, memory, planned, architecture))
         self.stages[-1] = replace(stage, planned_memory_mb=planned)
         self.tasks = [
             replace(t, memory_mb=memory[t.key])
@@ -569,9 +578,9 @@ class _Step:
 
     def decide(
         self, stage: StageView, plan: StagePlan, *, must_decide_all: bool
-    ) -> tuple[dict[str, int], int | None, list[MemoryChange]]:
-        """The policy's memory per task, the stage's planned memory (the largest), and the
-        memory changes to record."""
+    ) -> tuple[dict[str, int], int | None, list[MemoryChange], dict[str, str]]:
+        """The policy's memory per task, the stage's planned memory (the largest), the
+        memory changes to record, and the architecture of the tasks the policy chose one for."""
         observations = self.observations()
         decisions = self.policy.allocate(
             PolicyContext(
@@ -588,7 +597,12 @@ class _Step:
             raise RuntimeError(f"policy {self.policy.name} left tasks of {plan.name} undecided")
         memory, changes = _memory_of(plan, decisions, observations)
         planned = [m for m in (stage.planned_memory_mb, *memory.values()) if m is not None]
-        return memory, max(planned) if planned else None, changes
+        architecture = {
+            key: decision.architecture
+            for key, decision in decisions.items()
+            if decision.architecture is not None
+        }
+        return memory, max(planned) if planned else None, changes, architecture
 
     def observations(self) -> Observations:
         evidence = self.evidence()
@@ -602,6 +616,7 @@ class _Step:
                 peak_mb=float(row.peak_mb) if row.peak_mb is not None else None,
                 epochs=row.epochs,
                 ok=row.outcome == InvocationOutcome.OK.value,
+                architecture=row.architecture,
             )
             for row in evidence.samples
             if row.outcome != InvocationOutcome.THROTTLED.value
@@ -673,7 +688,7 @@ class _Step:
         admission = Admission(
             float(self.job.max_cost_usd),
             float(self.spent()),
-            CostModel.of(runs, self.settings.spec.workload.architecture),
+            CostModel.of(runs, self.settings.spec.workload.base_architecture),
         )
         by_id = {task.id: task for task in self.tasks if task.id is not None}
         for invocation in self.snapshot.open_invocations:
