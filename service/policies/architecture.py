@@ -5,13 +5,15 @@ oracle in simulation) through ``AutoArchitecture``, which adds one decision per 
 or arm64. arm64's GB-second costs 20 % less, but how fast a workload runs there differs per
 workload, so it is measured, not assumed:
 
-1. *Pilot.* While a shape has not run on both architectures at one memory size, its tasks are
-   planned on x86_64 and one more task of it runs on arm64 at the same memory as its (first)
-   x86_64 pilot: a task that would have waited for the pilot, else one of the stage's decided
-   tasks (never a probe). A shape with a single task in the stage waits for a stage with two.
+1. *Pilot.* While a shape has not run on both architectures at one memory size (cold beside
+   cold, or warm beside warm), one task of it runs on the other architecture at the same
+   memory as its first task: a task that would have waited for the memory pilot, else one of
+   the stage's decided tasks (never a probe). Before anything is measured the shapes are
+   planned on x86_64; a shape with a single task in the stage waits for a stage with two.
 2. *Speed.* The shape's arm64 slowdown is the geometric mean, over the memory sizes it ran at
-   on both, of the ratio of its median per-epoch durations (arm64 / x86_64). A shape that has
-   not been measured on both borrows the mean slowdown of those that have.
+   on both, of the ratio of its median per-epoch durations (arm64 / x86_64), cold runs
+   compared with cold runs and warm with warm (a first run in a new environment may load its
+   data lazily). A shape not measured on both borrows the mean slowdown of those that are.
 3. *Choice.* The policy plans the stage twice, once with every run seen as if it had run on
    x86_64 and once as if on arm64 (durations of the other architecture scaled by the
    slowdown, their cold starts left out: those environments are no use on this one). For
@@ -52,15 +54,18 @@ PROBE_RULES = ("probe-above", "probe-below")
 def arm64_slowdowns(samples: tuple[Sample, ...]) -> dict[str, float]:
     """Per shape measured on both architectures at a common size: arm64's per-epoch duration
     over x86_64's (geometric mean over the common sizes of the ratio of medians)."""
-    per: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    per: dict[tuple[str, str, int, bool], list[float]] = defaultdict(list)
     for s in samples:
         if s.ok and s.duration_ms > 0:
-            per[(s.shape, s.architecture, s.memory_mb)].append(s.duration_ms / max(1, s.epochs))
+            cold = s.init_ms is not None  # a first run may load lazily: compare like with like
+            per[(s.shape, s.architecture, s.memory_mb, cold)].append(
+                s.duration_ms / max(1, s.epochs)
+            )
     ratios: dict[str, list[float]] = defaultdict(list)
-    for (shape, arch, memory), durations in per.items():
-        if arch != "arm64" or (shape, "x86_64", memory) not in per:
-            continue
-        ratios[shape].append(median(durations) / median(per[(shape, "x86_64", memory)]))
+    for (shape, arch, memory, cold), durations in per.items():
+        x86 = per.get((shape, "x86_64", memory, cold))
+        if arch == "arm64" and x86:
+            ratios[shape].append(median(durations) / median(x86))
     return {
         shape: math.exp(sum(math.log(r) for r in found) / len(found))
         for shape, found in ratios.items()
@@ -209,9 +214,15 @@ class AutoArchitecture:
         unmeasured = [s for s in shapes if s not in measured]
         if self.known_arm64_speed is not None:
             unmeasured = []
-        if slowdowns is None or unmeasured:
-            return self.pilot(context, unmeasured or shapes, slowdowns or {})
-        return self.per_shape(context, shapes, slowdowns)
+        if slowdowns is None:
+            inner, planner = self.on(context, "x86_64", {})
+            decisions = {
+                key: dataclasses.replace(decision, architecture="x86_64")
+                for key, decision in planner.allocate(inner).items()
+            }
+        else:
+            decisions = self.per_shape(context, shapes, slowdowns)
+        return self.with_pilots(context, decisions, unmeasured)
 
     def on(self, context: PolicyContext, architecture: str, slowdowns: dict[str, float]):
         """The planner's context and planner for planning on ``architecture``."""
@@ -224,36 +235,37 @@ class AutoArchitecture:
             planner = dataclasses.replace(planner, truth=_slowed(truth, self.known_arm64_speed))
         return dataclasses.replace(context, spec=spec, observations=observations), planner
 
-    def pilot(
-        self, context: PolicyContext, unmeasured: list[str], slowdowns: dict[str, float]
+    @staticmethod
+    def with_pilots(
+        context: PolicyContext, decisions: dict[str, MemoryDecision], unmeasured: list[str]
     ) -> dict[str, MemoryDecision]:
-        """Plan on x86_64; one task of each shape not yet measured on both architectures runs
-        on arm64 at the memory of the shape's first x86_64 task."""
-        inner, planner = self.on(context, "x86_64", slowdowns)
-        decisions = {
-            key: dataclasses.replace(decision, architecture="x86_64")
-            for key, decision in planner.allocate(inner).items()
-        }
+        """One task of each shape not yet measured on both architectures runs on the other
+        architecture than the shape's first decided task, at the same memory: a task that
+        would have waited (for the memory pilot), else the last decided one that is not a
+        probe (and not that first task)."""
+        decisions = dict(decisions)
         for shape in unmeasured:
             tasks = [t for t in context.stage.tasks if t.shape == shape]
             decided = [t for t in tasks if t.key in decisions]
             if not decided:
                 continue
             waiting = [t for t in tasks if t.key not in decisions]
+            plain = [t for t in decided[1:] if decisions[t.key].rule not in PROBE_RULES]
             if waiting:
                 chosen = waiting[0]
-            else:
-                plain = [t for t in decided[1:] if decisions[t.key].rule not in PROBE_RULES]
-                if not plain:
-                    continue  # a single task (or its probe): no pilot beside it this stage
+            elif plain:
                 chosen = plain[-1]
-            memory = decisions[decided[0].key].memory_mb
+            else:
+                continue  # a single task (or its probe): no pilot beside it this stage
+            first = decisions[decided[0].key]
+            other = "x86_64" if first.architecture == "arm64" else "arm64"
             decisions[chosen.key] = MemoryDecision(
-                memory,
+                first.memory_mb,
                 "architecture-pilot",
-                f"{shape}: not measured on arm64 yet: this task runs on arm64 at {memory} MB, "
-                "beside the x86_64 runs at the same size, to measure its speed there",
-                architecture="arm64",
+                f"{shape}: not measured on both architectures yet: this task runs on {other} "
+                f"at {first.memory_mb} MB, beside the {first.architecture or 'x86_64'} runs at "
+                "the same size, to measure its speed there",
+                architecture=other,
             )
         return decisions
 
