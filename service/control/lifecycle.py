@@ -714,10 +714,12 @@ def _memory_of(
     plan: StagePlan, decisions: dict[str, MemoryDecision], observations: Observations
 ) -> tuple[dict[str, int], list[MemoryChange]]:
     """Each task's memory (never below its shape's out-of-memory floor), and one memory
-    change per shape and size that changed — plus one per vetoed proposal."""
+    change per shape and size that changed (or, for an "auto" job, moved to another
+    architecture) — plus one per vetoed proposal."""
     memory: dict[str, int] = {}
     changes: list[MemoryChange] = []
-    by_shape: dict[str, dict[int, MemoryDecision]] = {}
+    # per shape, one decision per size (and architecture, for an "auto" job's pilots)
+    by_shape: dict[str, dict[tuple[int, str], MemoryDecision]] = {}
     for task in plan.tasks:
         decision = decisions.get(task.key)
         if decision is None:
@@ -725,14 +727,19 @@ def _memory_of(
         floor = observations.oom_floors.get(task.shape)
         if floor is not None and floor > decision.memory_mb:
             decision = MemoryDecision(
-                floor, "oom-floor", f"raised to the out-of-memory floor of {floor} MB"
+                floor,
+                "oom-floor",
+                f"raised to the out-of-memory floor of {floor} MB",
+                architecture=decision.architecture,
             )
         memory[task.key] = decision.memory_mb
-        by_shape.setdefault(task.shape, {}).setdefault(decision.memory_mb, decision)
+        variant = (decision.memory_mb, decisions[task.key].architecture or "")
+        by_shape.setdefault(task.shape, {}).setdefault(variant, decision)
+    ran_on = {s.shape: s.architecture for s in observations.samples}  # each shape's latest
     for shape, sizes in sorted(by_shape.items()):
         previous = observations.current_mb.get(shape)
         recorded_vetoes = set()
-        for size, decision in sorted(sizes.items()):
+        for (size, architecture), decision in sorted(sizes.items()):
             for veto in decision.vetoes:
                 if (veto.rule, veto.proposed_mb) not in recorded_vetoes:
                     recorded_vetoes.add((veto.rule, veto.proposed_mb))
@@ -745,7 +752,8 @@ def _memory_of(
                             vetoed=True,
                         )
                     )
-            if size != previous or len(sizes) > 1:
+            moved = architecture and architecture != ran_on.get(shape, architecture)
+            if size != previous or len(sizes) > 1 or moved:
                 changes.append(MemoryChange(plan.position, shape, previous, decision))
     return memory, changes
 

@@ -369,7 +369,8 @@ class JobStepper:
                 rule=decision.rule,
                 reason=decision.reason,
                 predicted_gain_usd=decision.predicted_gain_usd,
-                detail={"shape": shape},
+                detail={"shape": shape}
+                | ({"architecture": decision.architecture} if decision.architecture else {}),
                 created_at=self._at(),
             )
         )

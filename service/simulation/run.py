@@ -216,6 +216,11 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
                 "shape": (a.detail or {}).get("shape"),
                 "from_mb": a.from_mb,
                 "to_mb": a.to_mb,
+                **(
+                    {"architecture": a.detail["architecture"]}
+                    if (a.detail or {}).get("architecture")
+                    else {}
+                ),
                 "state": a.state,
                 "rule": a.rule,
                 "reason": a.reason,

@@ -58,6 +58,13 @@ def test_arm64_as_fast_ends_on_arm64_and_costs_less_than_x86_64():
     assert "arm64" in stages[0] and "x86_64" in stages[0]  # the pilots ran on both
     assert all(set(later) == {"arm64"} for later in stages[1:])
     assert chosen["cost_usd"] < x86["cost_usd"]
+    # the job's record says where and why: the pilots, then the move to arm64
+    changes = chosen["memory_changes"]
+    pilots = [c for c in changes if c["rule"] == "architecture-pilot"]
+    assert {c["architecture"] for c in pilots} <= {"arm64", "x86_64"}
+    assert sum(c["architecture"] == "arm64" for c in pilots) >= 1
+    assert any("on arm64: rest of the job predicted" in c["reason"] for c in changes)
+    assert "architecture" not in str(x86["memory_changes"])  # unchanged for a fixed one
 
 
 def test_arm64_much_slower_stays_on_x86_64():
