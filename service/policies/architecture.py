@@ -289,9 +289,11 @@ class AutoArchitecture:
                 for arch in ARCHITECTURES
                 if models[arch] is not None
             ]
+            if len(predictions) < len(ARCHITECTURES):  # nothing to compare (not expected)
+                predictions = [p for p in predictions if p.architecture == "x86_64"] or predictions
             current = last_architecture(obs.samples, shape)
             best = choose(predictions, current)
-            other = next(p for p in predictions if p.architecture != best.architecture)
+            other = next((p for p in predictions if p.architecture != best.architecture), best)
             speed = 1.0 / slowdowns[shape]
             source = "known" if self.known_arm64_speed is not None else "measured"
             why = (

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from service.models.enums import StageKind
 from service.policies.architecture import (
     AutoArchitecture,
     Prediction,
@@ -17,7 +18,7 @@ from service.policies.architecture import (
 from service.policies.base import Observations, Sample
 from service.policies.ce_scaling import CeScaling
 from service.policies.registry import policy_for
-from tests.policies.helpers import context, cpu_bound, hpo_spec, stage
+from tests.policies.helpers import context, cpu_bound, hpo_spec, stage, training_spec
 
 
 def auto(spec):
@@ -120,3 +121,16 @@ def test_choose_the_cheapest_that_fits_else_the_fastest_and_do_not_flip_for_nois
     barely = dataclasses.replace(arm, cost_usd=0.99)
     assert choose([x86, barely], "x86_64").architecture == "x86_64"  # within the switch gain
     assert choose([x86, barely], None).architecture == "arm64"
+
+
+def test_training_without_a_waiting_task_pilots_a_decided_worker_never_the_probe():
+    spec = auto(training_spec(60, workers=4))
+    plan = stage(0, {"worker": 4}, kind=StageKind.ROUND)
+    decisions = AutoArchitecture(CeScaling()).allocate(context(spec, plan, outline=[(4, 1)] * 9))
+    assert len(decisions) == 4  # a tight deadline: every worker runs in the first round
+    arm = [k for k, d in decisions.items() if d.architecture == "arm64"]
+    assert len(arm) == 1 and decisions[arm[0]].rule == "architecture-pilot"
+    assert decisions["worker-0"].architecture == "x86_64"
+    assert decisions[arm[0]].memory_mb == decisions["worker-0"].memory_mb
+    probes = [d for d in decisions.values() if d.rule == "probe-above"]
+    assert all(d.architecture == "x86_64" for d in probes)
