@@ -17,9 +17,10 @@ workload, so it is measured, not assumed:
 3. *Choice.* The policy plans the stage twice, once with every run seen as if it had run on
    x86_64 and once as if on arm64 (durations of the other architecture scaled by the
    slowdown, their cold starts left out: those environments are no use on this one). For
-   each shape, the plan's predicted cost and time for the rest of the job (this stage's sizes
-   kept for the stages after it) decide: the cheaper of the architectures whose predicted time
-   meets the remaining deadline, else the faster. A shape stays on the architecture it ran
+   each shape, the plan's predicted cost and time for the rest of the job (``predict``: this
+   stage as planned; then training's remaining rounds at this size, or HPO's later rungs as
+   the deadline split would size them for the shape alone) decide: the cheaper of the
+   architectures whose predicted time meets the remaining deadline, else the faster. A shape stays on the architecture it ran
    on last unless the other is predicted at least ``SWITCH_GAIN`` cheaper (run-to-run noise
    must not flip it back and forth: every switch starts cold).
 
@@ -37,8 +38,10 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any, Literal
 
+from service.domain.lambda_limits import MAX_MEMORY_MB, MIN_MEMORY_MB
 from service.policies.base import MemoryDecision, Observations, Policy, PolicyContext, Sample
-from service.policies.costing import invocation_usd
+from service.policies.costing import grid_between, invocation_usd
+from service.policies.deadline_split import fastest, split, stage_options
 
 Architecture = Literal["x86_64", "arm64"]
 ARCHITECTURES: tuple[Architecture, ...] = ("x86_64", "arm64")
@@ -145,8 +148,10 @@ def predict(
     rounds_left: int | None,
 ) -> Prediction:
     """The shape's predicted cost and time for the rest of the job under ``decisions``: this
-    stage's tasks at their decided sizes, and every later stage's share of tasks at the size
-    most of them got now (training: the rounds still needed, ``rounds_left``)."""
+    stage's tasks at their decided sizes; for training, the rounds still needed
+    (``rounds_left``) at the size most workers got now; for HPO, the shape's share of every
+    later rung's tasks at the sizes the deadline split (``deadline_split``) gives them in the
+    time left, as if the shape were alone (the fastest sizes when no split fits)."""
     tasks = [t for t in context.stage.tasks if t.shape == shape and t.key in decisions]
     if not tasks:
         return Prediction(architecture, 0.0, 0.0, True)
@@ -168,13 +173,29 @@ def predict(
         later = max(0, rounds_left - 1)
         cost += later * len(tasks) * task_cost(kept, epochs)
         time_s += later * stage_time(kept, epochs)
-    else:
-        share = len(tasks) / len(context.stage.tasks)
-        for outline in context.outline:
-            count = max(1, math.ceil(outline.tasks * share))
-            cost += count * task_cost(kept, outline.epochs)
-            time_s += stage_time(kept, outline.epochs)
-    return Prediction(architecture, cost, time_s, time_s <= budget_s)
+        return Prediction(architecture, cost, time_s, time_s <= budget_s)
+    # HPO: this stage as planned, then the later rungs split the time left between them as
+    # ce-scaling's deadline split would (the shape's share of their tasks, as if alone)
+    share = len(tasks) / len(context.stage.tasks)
+    grid = grid_between(max(model.floor_mb, MIN_MEMORY_MB), MAX_MEMORY_MB)
+    later = [
+        stage_options(
+            {shape: max(1, math.ceil(outline.tasks * share))},
+            {shape: grid},
+            lambda _, m, e=outline.epochs: stage_time(m, e) - context.stage_overhead_s,
+            lambda _, m, e=outline.epochs: task_cost(m, e),
+            context.stage_overhead_s,
+        )
+        for outline in context.outline
+    ]
+    if not later:
+        return Prediction(architecture, cost, time_s, time_s <= budget_s)
+    plan = split(later, budget_s - time_s)
+    fits = plan is not None
+    chosen = plan if plan is not None else fastest(later)
+    cost += sum(option.cost_usd for option in chosen)
+    time_s += sum(option.time_s for option in chosen)
+    return Prediction(architecture, cost, time_s, fits and time_s <= budget_s)
 
 
 def choose(predictions: list[Prediction], current: str | None) -> Prediction:
