@@ -396,10 +396,12 @@ class Controller:
             sent = self.in_flight.keys() | self.finished.keys()
             for invocation, task, stage, job in repo.pending_dispatch(self.owner, skip=sent):
                 spec = self._spec(job)
-                # an "auto" job names the architecture of every variant it runs
+                # an "auto" job's task on the other architecture than the function's own runs
+                # that architecture's variant (``mem-<MB>-arm64``); on its own, the plain one
                 where = (
                     {"architecture": invocation.architecture}
                     if spec.workload.architecture == "auto"
+                    and invocation.architecture != spec.workload.base_architecture
                     else {}
                 )
                 try:

@@ -20,9 +20,10 @@ workload, so it is measured, not assumed:
    each shape, the plan's predicted cost and time for the rest of the job (``predict``: this
    stage as planned; then training's remaining rounds at this size, or HPO's later rungs as
    the deadline split would size them for the shape alone) decide: the cheaper of the
-   architectures whose predicted time meets the remaining deadline, else the faster. A shape stays on the architecture it ran
-   on last unless the other is predicted at least ``SWITCH_GAIN`` cheaper (run-to-run noise
-   must not flip it back and forth: every switch starts cold).
+   architectures whose predicted time meets the remaining deadline, else the faster. A
+   shape stays on the architecture it ran on last unless the other is predicted at least
+   ``SWITCH_GAIN`` cheaper (run-to-run noise must not flip it back and forth: every switch
+   starts cold).
 
 The policy's own rules (deadline split, resize, guards, probes) are unchanged: it plans on one
 architecture at a time and does not know the other exists.

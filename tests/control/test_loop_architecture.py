@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from service.api.query_schemas import InvocationPageOut
 from service.control.drive import drive
 from service.control.loop import Controller
 from service.database import Database
@@ -18,6 +19,7 @@ from service.platform import pricing
 from service.platform.clock import VirtualClock
 from service.platform.emulator.backend import EmulatorPlatform
 from service.platform.interface import Report
+from service.usage.service import UsageService
 from tests.conftest import truncate_all
 from tests.control.helpers import HPO, assert_invariants, submit
 
@@ -69,6 +71,13 @@ def test_an_auto_job_runs_each_task_on_its_decided_architecture(loop_env):
             assert abs(invocation.compute_cost_usd - elsewhere) > Decimal("1e-10")
         assert sum(i.compute_cost_usd for i in invocations) > Decimal(0)
         tenant = session.get(Tenant, job.tenant_id)
+        # the listing names the variant each attempt ran: arm64's own, or the function's
+        page = InvocationPageOut.of(UsageService(session).invocations(tenant, job_id, None, 500))
+        assert {(i.architecture, i.alias) for i in page.items} == {
+            (i.architecture, f"mem-{i.memory_mb}" + ("-arm64" if i.architecture == "arm64" else ""))
+            for i in page.items
+        }
+        assert any(i.alias.endswith("-arm64") for i in page.items)
         events = JobService(session).timeline(tenant, job_id)
         changes = [e.detail for e in events if e.type == "allocation.changed"]
         assert any(c.get("rule") == "architecture-pilot" for c in changes)
