@@ -10,6 +10,8 @@ workload, so it is measured, not assumed:
    memory as its first task: a task that would have waited for the memory pilot, else one of
    the stage's decided tasks (never a probe). Before anything is measured the shapes are
    planned on x86_64; a shape with a single task in the stage waits for a stage with two.
+   Training pilots only where the deadline has room for a slow worker holding up its round
+   (``round_has_room``).
 2. *Speed.* The shape's arm64 slowdown is the geometric mean, over the memory sizes it ran at
    on both, of the ratio of its median per-epoch durations (arm64 / x86_64), cold runs
    compared with cold runs and warm with warm (a first run in a new environment may load its
@@ -110,6 +112,8 @@ def as_if_on(
         )
         for s in observations.samples
     )
+    if all(s.architecture == architecture for s in observations.samples):
+        return observations  # all ran here: nothing to convert, the stored fits hold
     predictors = {
         name: state
         for name, state in observations.predictors.items()
@@ -244,7 +248,43 @@ class AutoArchitecture:
             }
         else:
             decisions = self.per_shape(context, shapes, slowdowns)
+        if context.spec.kind == "training":
+            unmeasured = [s for s in unmeasured if self.round_has_room(context, decisions, s)]
         return self.with_pilots(context, decisions, unmeasured)
+
+    def round_has_room(
+        self, context: PolicyContext, decisions: dict[str, MemoryDecision], shape: str
+    ) -> bool:
+        """Training: a round waits for its slowest worker, so a pilot on a slower architecture
+        holds the whole round up. It runs only when the deadline has room for that: in the
+        first round, only under a loose deadline (ce-scaling's cheap-pilot rule); later, only
+        when the rest of the job at its fastest on x86_64 still fits with one more round and a
+        cold start (the pilot at half the speed, in a new environment): the plan can then buy
+        the time back with larger sizes."""
+        if not any(s.shape == shape for s in context.observations.samples):
+            return self.planner.loose_for_pilot(context)
+        inner, planner = self.on(context, "x86_64", {})
+        models = planner.models(inner, [shape])
+        if models is None:
+            return False
+        model = models[shape]
+        budget = (context.spec.qos.deadline_s - context.observations.elapsed_s) * (
+            self.planner.safety
+        )
+        rounds = self.planner.rounds_left(context)
+        tasks = [t for t in context.stage.tasks if t.shape == shape and t.key in decisions]
+        if not tasks:
+            return False
+        memory = decisions[tasks[0].key].memory_mb
+        epochs = tasks[0].epoch_to - tasks[0].epoch_from
+        grid = grid_between(max(model.floor_mb, MIN_MEMORY_MB), MAX_MEMORY_MB)
+        # the fastest the rest can go: the plan fills the deadline with cheaper sizes, and
+        # can buy the pilot's time back with faster ones afterwards
+        fastest_s = min(
+            rounds * (model.upper_ms(m, epochs) / 1000 + context.stage_overhead_s) for m in grid
+        )
+        extra_s = (model.upper_ms(memory, epochs) + model.init_ms) / 1000
+        return fastest_s + extra_s <= budget
 
     def on(self, context: PolicyContext, architecture: str, slowdowns: dict[str, float]):
         """The planner's context and planner for planning on ``architecture``."""

@@ -123,14 +123,25 @@ def test_choose_the_cheapest_that_fits_else_the_fastest_and_do_not_flip_for_nois
     assert choose([x86, barely], None).architecture == "arm64"
 
 
-def test_training_without_a_waiting_task_pilots_a_decided_worker_never_the_probe():
+def test_training_under_a_tight_deadline_does_not_pilot_a_round_it_would_hold_up():
     spec = auto(training_spec(60, workers=4))
     plan = stage(0, {"worker": 4}, kind=StageKind.ROUND)
     decisions = AutoArchitecture(CeScaling()).allocate(context(spec, plan, outline=[(4, 1)] * 9))
     assert len(decisions) == 4  # a tight deadline: every worker runs in the first round
+    assert {d.architecture for d in decisions.values()} == {"x86_64"}
+
+
+def test_training_with_room_pilots_a_plain_worker_of_a_later_round():
+    spec = auto(training_spec(600, workers=4))
+    first = tuple(
+        run("worker", m, cpu_bound(2000.0)(m), "x86_64", stage_=0) for m in (1769, 1769, 1769, 3584)
+    )
+    plan = stage(1, {"worker": 4}, kind=StageKind.ROUND)
+    ctx = context(spec, plan, outline=[(4, 1)] * 8, samples=first, current_mb={"worker": 1769})
+    decisions = AutoArchitecture(CeScaling()).allocate(ctx)
     arm = [k for k, d in decisions.items() if d.architecture == "arm64"]
     assert len(arm) == 1 and decisions[arm[0]].rule == "architecture-pilot"
-    assert decisions["worker-0"].architecture == "x86_64"
+    assert arm[0] != "worker-0"
     assert decisions[arm[0]].memory_mb == decisions["worker-0"].memory_mb
-    probes = [d for d in decisions.values() if d.rule == "probe-above"]
+    probes = [d for d in decisions.values() if d.rule.startswith("probe-")]
     assert all(d.architecture == "x86_64" for d in probes)
