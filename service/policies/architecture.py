@@ -95,13 +95,17 @@ def as_if_on(
     observations: Observations, architecture: str, slowdowns: dict[str, float]
 ) -> Observations:
     """Every run as if it had run on ``architecture``: the other architecture's durations
-    scaled by the shape's slowdown, their cold starts dropped. Predictors fitted on both
-    architectures' runs mixed are left out (the policy refits on these runs)."""
+    scaled by the shape's slowdown, their cold starts dropped. A successful run of the other
+    architecture at a size the shape has run at here is left out: the slowdown was measured
+    from such pairs, so, scaled, it only repeats this architecture's own runs there, and a
+    curve fitted on the copies would look surer than it is. Predictors fitted on both
+    architectures' runs mixed are left out too (the policy refits on these runs)."""
+    if all(s.architecture == architecture for s in observations.samples):
+        return observations  # all ran here: nothing to convert, the stored fits hold
+    here = {(s.shape, s.memory_mb) for s in observations.samples if s.architecture == architecture}
 
     def factor(sample: Sample) -> float:
         slowdown = slowdowns.get(sample.shape, 1.0)
-        if sample.architecture == architecture:
-            return 1.0
         return slowdown if architecture == "arm64" else 1.0 / slowdown
 
     samples = tuple(
@@ -111,9 +115,8 @@ def as_if_on(
             s, duration_ms=s.duration_ms * factor(s), init_ms=None, architecture=architecture
         )
         for s in observations.samples
+        if s.architecture == architecture or not (s.ok and (s.shape, s.memory_mb) in here)
     )
-    if all(s.architecture == architecture for s in observations.samples):
-        return observations  # all ran here: nothing to convert, the stored fits hold
     predictors = {
         name: state
         for name, state in observations.predictors.items()

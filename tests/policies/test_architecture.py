@@ -58,17 +58,24 @@ def test_runs_are_seen_as_if_on_one_architecture():
     observations = Observations(
         0.0,
         0.0,
-        samples=(run("a", 256, 1000.0, "x86_64"), run("a", 256, 2000.0, "arm64")),
+        samples=(
+            run("a", 256, 1000.0, "x86_64"),
+            run("a", 1024, 250.0, "x86_64"),
+            run("a", 256, 2000.0, "arm64"),
+        ),
         predictors={"memory-curve:a": {}, "loss-curve": {}},
     )
     on_arm = as_if_on(observations, "arm64", {"a": 2.0})
-    assert [s.duration_ms for s in on_arm.samples] == [2000.0, 2000.0]
-    assert [s.architecture for s in on_arm.samples] == ["arm64", "arm64"]
+    # x86_64's run at 256 MB only repeats arm64's own there: left out; 1024 MB is converted
+    assert [(s.memory_mb, s.duration_ms) for s in on_arm.samples] == [(1024, 500.0), (256, 2000.0)]
+    assert {s.architecture for s in on_arm.samples} == {"arm64"}
     assert on_arm.samples[0].init_ms is None  # an x86_64 environment is no warm arm64 one
     assert on_arm.samples[1].init_ms == 300.0
     assert set(on_arm.predictors) == {"loss-curve"}  # the mixed curve is refitted
     on_x86 = as_if_on(observations, "x86_64", {"a": 2.0})
-    assert [s.duration_ms for s in on_x86.samples] == [1000.0, 1000.0]
+    assert [(s.memory_mb, s.duration_ms) for s in on_x86.samples] == [(256, 1000.0), (1024, 250.0)]
+    alone = Observations(0.0, 0.0, samples=observations.samples[:2], predictors={"x": {}})
+    assert as_if_on(alone, "x86_64", {}) is alone  # one architecture: nothing to convert
 
 
 def test_first_stage_pilots_every_shape_on_both_architectures_at_one_size():
