@@ -32,7 +32,7 @@ from service.domain.lambda_limits import MAX_MEMORY_MB, MB_PER_VCPU, MIN_MEMORY_
 from service.policies import guards
 from service.policies.base import MemoryDecision, PolicyContext
 from service.policies.costing import cold_start_usd, grid_between, invocation_usd
-from service.policies.deadline_split import StageOption, fastest, split, stage_options
+from service.policies.deadline_split import StageOption, split, stage_options
 from service.policies.shape_model import DurationModel, fit_all, floor_mb, provenance
 from service.prediction.loss_curve import LossCurve
 from service.spec import CeScalingPolicy
@@ -266,7 +266,15 @@ class CeScaling:
                 f"predicted times this stage {chosen.time_s:.1f} s of the {budget:.1f} s left"
             )
         elif plan is None:
-            chosen, why = fastest(stages)[0], "no plan meets the deadline: fastest sizes"
+            # Options that tie on time (within the run-to-run noise: a single-threaded curve
+            # is flat above one vCPU, and a pilot pair's noise can tilt it) differ in cost:
+            # the cheapest of the (near-)fastest.
+            quickest = min(o.time_s for o in stages[0])
+            chosen = min(
+                (o for o in stages[0] if o.time_s <= quickest * FASTEST_TOLERANCE),
+                key=lambda o: (o.cost_usd, o.time_s),
+            )
+            why = "no plan meets the deadline: fastest sizes"
         else:
             chosen = plan[0]
             predicted = sum(o.cost_usd for o in plan)

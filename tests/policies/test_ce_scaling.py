@@ -396,3 +396,17 @@ def test_training_out_of_time_at_the_upper_bound_takes_the_cheapest_size_likely_
     assert chosen == {1769}
     reason = next(d.reason for d in decisions.values() if d.memory_mb == 1769)
     assert "at the predicted times" in reason
+
+
+def test_hpo_out_of_time_takes_the_cheapest_of_the_near_fastest_sizes():
+    """No plan meets the deadline. A single-threaded shape measured at one vCPU and, 2 % faster
+    by run-to-run noise, at twice that: the sizes within 3 % of the fastest tie, and the
+    cheapest of them wins (the fastest by a hair cost up to 1.3× the oracle)."""
+    plan = stage(1, {"a": 4}, epochs=3)
+    seen = (
+        *samples("a", SLOW, sizes=(1769,)),
+        *samples("a", lambda m: SLOW(m) * 0.98, sizes=(3584,)),
+    )
+    decisions = CeScaling().allocate(context(hpo_spec(5), plan, [(1, 9)], samples=seen))
+    assert memories(decisions) == {1769}
+    assert all("no plan meets the deadline" in d.reason for d in decisions.values())
