@@ -136,7 +136,7 @@ class Oracle(CeScaling):
             tasks[epochs_now] = counts[shape]
             peak = self.truth(params, 1, MB_PER_VCPU)[2]
             models[shape] = TrueModel(
-                self.truth,
+                remembered(self.truth, params),
                 params,
                 math.ceil(peak) + 1,
                 self.sigma,
@@ -243,6 +243,17 @@ class Oracle(CeScaling):
                 )
             )
         return {task.key: decisions[task.shape] for task in context.stage.tasks}
+
+
+def remembered(truth: Truth, params: dict[str, Any]) -> Truth:
+    """``truth`` for one task's parameters, each (epochs, size) computed once: a plan asks for
+    the same sizes over and over."""
+
+    @cache
+    def at(epochs: int, memory_mb: int) -> tuple[float, float, float]:
+        return truth(params, epochs, memory_mb)
+
+    return lambda _params, epochs, memory_mb: at(epochs, memory_mb)
 
 
 def usage(counts: Mapping[str, int], option: Memory) -> Counter:

@@ -46,9 +46,10 @@ def warm_split(
     # best[j, b]: lowest cost of the stages so far, ending with option j, within b bins
     best = np.full((len(options[0]), size), np.inf)
     for j, option in enumerate(options[0]):
-        used = bins(price(0, option, None).time_s)
+        priced = price(0, option, None)
+        used = bins(priced.time_s)
         if used <= resolution:
-            best[j, used:] = price(0, option, None).cost_usd
+            best[j, used:] = priced.cost_usd
     backs: list[tuple[np.ndarray, np.ndarray]] = []
     for k in range(1, len(options)):
         table = np.full((len(options[k]), size), np.inf)
