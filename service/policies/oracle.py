@@ -202,12 +202,15 @@ class Oracle(CeScaling):
 
         candidates = [options(k) for k in range(len(stages))]
         budget = (spec.qos.deadline_s - obs.elapsed_s) * self.safety
-        plan, margin = None, 0.0
-        for _ in range(3):  # the margin depends on the plan's durations: settle it
+        # The margin depends on the plan's durations: settle it. When no plan leaves room for
+        # it, the last plan that met the deadline at its expected times stands (cheaper than
+        # the fastest sizes, which need not leave room for it either).
+        plan, margin, kept = None, 0.0, 0.0
+        for _ in range(3):
             found = warm_split(candidates, price, budget - margin)
             if found is None:
                 break
-            plan = found
+            plan, kept = found, margin
             settled = job_z() * math.sqrt(sum(p.spread_s**2 for _, p in plan))
             if settled <= margin + 1e-3:
                 break
@@ -224,8 +227,9 @@ class Oracle(CeScaling):
             why = (
                 f"deadline split, environments warm between rungs: this stage "
                 f"{plan[0][1].time_s:.1f} s of the {budget:.1f} s left for {len(stages)} "
-                f"stage(s), {margin:.1f} s of it kept for the noise; predicted job cost "
-                f"${sum(p.cost_usd for _, p in plan):.6f}"
+                f"stage(s), {kept:.1f} s of it kept for the noise"
+                + (f" (wanted {margin:.1f} s: no plan leaves room)" if margin > kept else "")
+                + f"; predicted job cost ${sum(p.cost_usd for _, p in plan):.6f}"
             )
         decisions = {}
         for shape in counts:
