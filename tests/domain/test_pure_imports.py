@@ -19,6 +19,7 @@ PURE = [
     "service.policies.power_tuning",
     "service.policies.ce_scaling",
     "service.policies.oracle",
+    "service.policies.warm_split",
     "service.prediction.memory_curve",
     "service.prediction.loss_curve",
     "service.control.retry",
