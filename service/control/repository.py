@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import case, func, select, type_coerce
+from sqlalchemy import case, func, insert, select, type_coerce
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -44,6 +44,12 @@ class LoopRepository:
 
     def flush(self) -> None:
         self.session.flush()
+
+    def add_observations(self, rows: list[dict]) -> None:
+        """Insert observations (column values) in one statement, in the order given (their
+        ids follow it), instead of one INSERT per ORM object."""
+        if rows:
+            self.session.execute(insert(Observation), rows)
 
     # -- a tick's first reads, for every claimed job at once --------------------------------
     def waiting_jobs(self, job_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
@@ -364,22 +370,20 @@ class LoopRepository:
     ) -> list[tuple[Invocation, Task, Stage, Job]]:
         """Open intents of this owner's jobs, but those in ``skip`` (already sent): their ids
         first, then the rows of the rest only, so a pass over thousands of running
-        invocations does not load them all again."""
+        invocations does not load them all again. With nothing to skip (a takeover or a
+        restart, when every intent is sent again), the rows in one statement."""
         skip = set(skip)
+        if not skip:  # a takeover or restart: every open intent, in one statement
+            return [
+                (invocation, task, stage, job)
+                for invocation, task, stage, job in self.session.execute(
+                    _with_dispatch_rows(select(Invocation, Task, Stage, Job), owner)
+                )
+            ]
         ids = [
             invocation_id
             for invocation_id in self.session.scalars(
-                select(Invocation.id)
-                .join(Task, Task.id == Invocation.task_id)
-                .join(Job, Job.id == Invocation.job_id)
-                .join(Stage, Stage.id == Invocation.stage_id)
-                .where(
-                    Job.lease_owner == owner,
-                    Invocation.state == InvocationState.INTENT.value,
-                )
-                # a stable order (not ids, which are random): the same run dispatches the same
-                # way, so a seeded simulation gives the same result every time
-                .order_by(Job.created_at, Stage.position, Task.key, Invocation.attempt)
+                _with_dispatch_rows(select(Invocation.id), owner)
             )
             if invocation_id not in skip
         ]
@@ -411,6 +415,20 @@ class LoopRepository:
         if not ids:
             return []
         return list(self.session.scalars(select(Allocation).where(Allocation.id.in_(ids))))
+
+
+def _with_dispatch_rows(query, owner: str):
+    """``query`` over the open intents of ``owner``'s jobs, joined to their task, stage and job,
+    in the order they are sent."""
+    return (
+        query.join(Task, Task.id == Invocation.task_id)
+        .join(Stage, Stage.id == Invocation.stage_id)
+        .join(Job, Job.id == Invocation.job_id)
+        .where(Job.lease_owner == owner, Invocation.state == InvocationState.INTENT.value)
+        # a stable order (not ids, which are random): the same run dispatches the same way, so
+        # a seeded simulation gives the same result every time
+        .order_by(Job.created_at, Stage.position, Task.key, Invocation.attempt)
+    )
 
 
 _MONEY = Money()
