@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import case, func, insert, select, type_coerce
+from sqlalchemy import bindparam, case, func, insert, select, type_coerce
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -112,32 +112,16 @@ class LoopRepository:
         tasks: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
         opened: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
         spend: dict[uuid.UUID, Decimal] = {}  # capped jobs only; others read it when needed
-        compute, requests = _spend_columns()
         for start in range(0, len(ids), PRELOAD_CHUNK):
             chunk = ids[start : start + PRELOAD_CHUNK]
-            for stage in self.session.scalars(
-                select(Stage).where(Stage.job_id.in_(chunk)).order_by(Stage.position)
-            ):
+            for stage in self.session.scalars(_STAGES, {"ids": chunk}):
                 stages[stage.job_id].append(stage)
-            for task in self.session.scalars(
-                select(Task)
-                .where(Task.job_id.in_(chunk), Task.status.in_(UNFINISHED))
-                .order_by(Task.key)
-                .options(*_TASK_JSON)
-            ):
+            for task in self.session.scalars(_UNFINISHED_TASKS, {"ids": chunk}):
                 tasks[task.job_id].append(task)
-            for invocation in self.session.scalars(
-                select(Invocation).where(
-                    Invocation.job_id.in_(chunk),
-                    Invocation.state == InvocationState.INTENT.value,
-                )
-            ):
+            for invocation in self.session.scalars(_OPEN_INVOCATIONS, {"ids": chunk}):
                 opened[invocation.job_id].append(invocation)
             for job_id, spent_compute, spent_requests in self.session.execute(
-                select(Invocation.job_id, compute, requests)
-                .join(Job, Job.id == Invocation.job_id)
-                .where(Invocation.job_id.in_(chunk), Job.max_cost_usd.is_not(None))
-                .group_by(Invocation.job_id)
+                _CAPPED_SPEND, {"ids": chunk}
             ):
                 spend[job_id] = spent_compute + spent_requests
         self._preloaded = {"stages": stages, "unfinished": tasks, "open": opened, "spend": spend}
@@ -159,25 +143,14 @@ class LoopRepository:
         preloaded = self._take("stages", job_id)
         if preloaded is not None:
             return preloaded
-        return list(
-            self.session.scalars(
-                select(Stage).where(Stage.job_id == job_id).order_by(Stage.position)
-            )
-        )
+        return list(self.session.scalars(_STAGES, {"ids": [job_id]}))
 
     def unfinished_tasks(self, job_id: uuid.UUID) -> list[Task]:
         """Tasks pending or running (the current stage's), without their JSON columns."""
         preloaded = self._take("unfinished", job_id)
         if preloaded is not None:
             return preloaded
-        return list(
-            self.session.scalars(
-                select(Task)
-                .where(Task.job_id == job_id, Task.status.in_(UNFINISHED))
-                .order_by(Task.key)
-                .options(*_TASK_JSON)
-            )
-        )
+        return list(self.session.scalars(_UNFINISHED_TASKS, {"ids": [job_id]}))
 
     def tasks(self, job_id: uuid.UUID) -> list[Task]:
         return list(
@@ -189,14 +162,7 @@ class LoopRepository:
         preloaded = self._take("open", job_id)
         if preloaded is not None:
             return preloaded
-        return list(
-            self.session.scalars(
-                select(Invocation).where(
-                    Invocation.job_id == job_id,
-                    Invocation.state == InvocationState.INTENT.value,
-                )
-            )
-        )
+        return list(self.session.scalars(_OPEN_INVOCATIONS, {"ids": [job_id]}))
 
     def task_outcomes(self, task_id: uuid.UUID) -> list[str | None]:
         return list(
@@ -282,7 +248,7 @@ class LoopRepository:
         scopes = list(scopes)
         if not scopes:
             return {}
-        rows = self.session.scalars(select(PredictorState).where(PredictorState.scope.in_(scopes)))
+        rows = self.session.scalars(_PREDICTOR_STATES, {"scopes": scopes})
         return {(row.scope, row.name): row for row in rows}
 
     def last_observed(self, series: str) -> datetime | None:
@@ -377,14 +343,12 @@ class LoopRepository:
             return [
                 (invocation, task, stage, job)
                 for invocation, task, stage, job in self.session.execute(
-                    _with_dispatch_rows(select(Invocation, Task, Stage, Job), owner)
+                    _DISPATCH_ROWS, {"owner": owner}
                 )
             ]
         ids = [
             invocation_id
-            for invocation_id in self.session.scalars(
-                _with_dispatch_rows(select(Invocation.id), owner)
-            )
+            for invocation_id in self.session.scalars(_DISPATCH_IDS, {"owner": owner})
             if invocation_id not in skip
         ]
         rows = {}
@@ -417,20 +381,6 @@ class LoopRepository:
         return list(self.session.scalars(select(Allocation).where(Allocation.id.in_(ids))))
 
 
-def _with_dispatch_rows(query, owner: str):
-    """``query`` over the open intents of ``owner``'s jobs, joined to their task, stage and job,
-    in the order they are sent."""
-    return (
-        query.join(Task, Task.id == Invocation.task_id)
-        .join(Stage, Stage.id == Invocation.stage_id)
-        .join(Job, Job.id == Invocation.job_id)
-        .where(Job.lease_owner == owner, Invocation.state == InvocationState.INTENT.value)
-        # a stable order (not ids, which are random): the same run dispatches the same way, so
-        # a seeded simulation gives the same result every time
-        .order_by(Job.created_at, Stage.position, Task.key, Invocation.attempt)
-    )
-
-
 _MONEY = Money()
 
 
@@ -444,3 +394,48 @@ def _spend_columns():
     compute = type_coerce(func.coalesce(func.sum(Invocation.compute_cost_usd), 0), Money)
     requests = type_coerce(func.coalesce(func.sum(Invocation.request_cost_usd), 0), Money)
     return compute, requests
+
+
+def _ids(name: str = "ids"):
+    """An ``IN (...)`` list given at execution: one statement for any number of values."""
+    return bindparam(name, expanding=True)
+
+
+def _with_dispatch_rows(query):
+    """``query`` over the open intents of the jobs of the lease owner ``:owner``, joined to
+    their task, stage and job, in the order they are sent."""
+    return (
+        query.join(Task, Task.id == Invocation.task_id)
+        .join(Stage, Stage.id == Invocation.stage_id)
+        .join(Job, Job.id == Invocation.job_id)
+        .where(
+            Job.lease_owner == bindparam("owner"),
+            Invocation.state == InvocationState.INTENT.value,
+        )
+        # a stable order (not ids, which are random): the same run dispatches the same way, so
+        # a seeded simulation gives the same result every time
+        .order_by(Job.created_at, Stage.position, Task.key, Invocation.attempt)
+    )
+
+
+# The statements a tick runs for every job it steps, built once (building and keying a
+# statement costs about as much as running it on SQLite): only their parameters change.
+_STAGES = select(Stage).where(Stage.job_id.in_(_ids())).order_by(Stage.position)
+_UNFINISHED_TASKS = (
+    select(Task)
+    .where(Task.job_id.in_(_ids()), Task.status.in_(UNFINISHED))
+    .order_by(Task.key)
+    .options(*_TASK_JSON)
+)
+_OPEN_INVOCATIONS = select(Invocation).where(
+    Invocation.job_id.in_(_ids()), Invocation.state == InvocationState.INTENT.value
+)
+_CAPPED_SPEND = (
+    select(Invocation.job_id, *_spend_columns())
+    .join(Job, Job.id == Invocation.job_id)
+    .where(Invocation.job_id.in_(_ids()), Job.max_cost_usd.is_not(None))
+    .group_by(Invocation.job_id)
+)
+_PREDICTOR_STATES = select(PredictorState).where(PredictorState.scope.in_(_ids("scopes")))
+_DISPATCH_IDS = _with_dispatch_rows(select(Invocation.id))
+_DISPATCH_ROWS = _with_dispatch_rows(select(Invocation, Task, Stage, Job))
