@@ -224,7 +224,7 @@ class Controller:
         self.applied.clear()
         if self._dispatch_due:
             with clock("dispatch"):
-                report.dispatched = self._dispatch()
+                report.dispatched = self._dispatch(now)
             self._dispatch_due = bool(self.dispatch_failures)
         if self.reconciler.due(now):
             with clock("reconcile"):
@@ -392,11 +392,11 @@ class Controller:
         return workflow
 
     # -- acting on the platform, after the commit --------------------------------------------
-    def _dispatch(self) -> int:
+    def _dispatch(self, now: datetime) -> int:
         dispatched = 0
         with self.database.session() as session:
             repo = LoopRepository(session)
-            for allocation, job in repo.pending_allocations(self.owner):
+            for allocation, job in repo.pending_allocations(self.owner, now):
                 try:
                     self._ensure_variant(self._spec(job), allocation.to_mb)
                 except (PlatformError, ValueError) as error:
@@ -404,7 +404,7 @@ class Controller:
                     continue
                 self.applied.add(allocation.id)
             sent = self.in_flight.keys() | self.finished.keys()
-            for invocation, task, stage, job in repo.pending_dispatch(self.owner, skip=sent):
+            for invocation, task, stage, job in repo.pending_dispatch(self.owner, now, skip=sent):
                 spec = self._spec(job)
                 try:
                     self._ensure_variant(spec, invocation.memory_mb)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, case, func, insert, select, type_coerce
+from sqlalchemy import and_, bindparam, case, func, insert, select, type_coerce
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -332,45 +332,41 @@ class LoopRepository:
 
     # -- what the dispatcher acts on, after the tick's commit ------------------------------
     def pending_dispatch(
-        self, owner: str, skip: Iterable[uuid.UUID] = ()
+        self, owner: str, now: datetime, skip: Iterable[uuid.UUID] = ()
     ) -> list[tuple[Invocation, Task, Stage, Job]]:
-        """Open intents of this owner's jobs, but those in ``skip`` (already sent): their ids
-        first, then the rows of the rest only, so a pass over thousands of running
-        invocations does not load them all again. With nothing to skip (a takeover or a
-        restart, when every intent is sent again), the rows in one statement."""
+        """Open intents of the jobs this owner holds at ``now`` (its name on an expired lease
+        is not enough: another replica may be taking the job over), but those in ``skip``
+        (already sent): their ids first, then the rows of the rest only, so a pass over
+        thousands of running invocations does not load them all again. With nothing to skip (a
+        takeover or a restart, when every intent is sent again): the rows in one statement and
+        the jobs in another, each job read once rather than once per intent."""
+        held = {"owner": owner, "now": now}
         skip = set(skip)
-        if not skip:  # a takeover or restart: every open intent, in one statement
+        if not skip:
+            jobs = {job.id: job for job in self.session.scalars(_HELD_JOBS, held)}
             return [
-                (invocation, task, stage, job)
-                for invocation, task, stage, job in self.session.execute(
-                    _DISPATCH_ROWS, {"owner": owner}
-                )
+                (invocation, task, stage, jobs[invocation.job_id])
+                for invocation, task, stage in self.session.execute(_DISPATCH_ROWS, held)
+                if invocation.job_id in jobs
             ]
         ids = [
             invocation_id
-            for invocation_id in self.session.scalars(_DISPATCH_IDS, {"owner": owner})
+            for invocation_id in self.session.scalars(_DISPATCH_IDS, held)
             if invocation_id not in skip
         ]
         rows = {}
         for start in range(0, len(ids), PRELOAD_CHUNK):
-            for invocation, task, stage, job in self.session.execute(
-                select(Invocation, Task, Stage, Job)
-                .join(Task, Task.id == Invocation.task_id)
-                .join(Stage, Stage.id == Invocation.stage_id)
-                .join(Job, Job.id == Invocation.job_id)
-                .where(Invocation.id.in_(ids[start : start + PRELOAD_CHUNK]))
-            ):
+            chunk = ids[start : start + PRELOAD_CHUNK]
+            for invocation, task, stage, job in self.session.execute(_INTENTS, {"ids": chunk}):
                 rows[invocation.id] = (invocation, task, stage, job)
         return [rows[i] for i in ids if i in rows]
 
-    def pending_allocations(self, owner: str) -> list[tuple[Allocation, Job]]:
+    def pending_allocations(self, owner: str, now: datetime) -> list[tuple[Allocation, Job]]:
+        """Memory changes to carry out, of the jobs this owner holds at ``now``."""
         return [
             (allocation, job)
             for allocation, job in self.session.execute(
-                select(Allocation, Job)
-                .join(Job, Job.id == Allocation.job_id)
-                .where(Job.lease_owner == owner, Allocation.state == AllocationState.INTENT.value)
-                .order_by(Allocation.created_at, Allocation.id)
+                _PENDING_ALLOCATIONS, {"owner": owner, "now": now}
             )
         ]
 
@@ -401,17 +397,18 @@ def _ids(name: str = "ids"):
     return bindparam(name, expanding=True)
 
 
+# the jobs whose lease ``:owner`` holds at ``:now``
+_HELD = and_(Job.lease_owner == bindparam("owner"), Job.lease_expires_at > bindparam("now"))
+
+
 def _with_dispatch_rows(query):
-    """``query`` over the open intents of the jobs of the lease owner ``:owner``, joined to
-    their task, stage and job, in the order they are sent."""
+    """``query`` over the open intents of the jobs held (``_HELD``), joined to their task,
+    stage and job, in the order they are sent."""
     return (
         query.join(Task, Task.id == Invocation.task_id)
         .join(Stage, Stage.id == Invocation.stage_id)
         .join(Job, Job.id == Invocation.job_id)
-        .where(
-            Job.lease_owner == bindparam("owner"),
-            Invocation.state == InvocationState.INTENT.value,
-        )
+        .where(_HELD, Invocation.state == InvocationState.INTENT.value)
         # a stable order (not ids, which are random): the same run dispatches the same way, so
         # a seeded simulation gives the same result every time
         .order_by(Job.created_at, Stage.position, Task.key, Invocation.attempt)
@@ -438,4 +435,20 @@ _CAPPED_SPEND = (
 )
 _PREDICTOR_STATES = select(PredictorState).where(PredictorState.scope.in_(_ids("scopes")))
 _DISPATCH_IDS = _with_dispatch_rows(select(Invocation.id))
-_DISPATCH_ROWS = _with_dispatch_rows(select(Invocation, Task, Stage, Job))
+# what an invocation's event is made of (not the task's result, nor the job's)
+_DISPATCH_ROWS = _with_dispatch_rows(select(Invocation, Task, Stage)).options(defer(Task.result))
+_HELD_JOBS = select(Job).where(_HELD).options(defer(Job.result))
+_INTENTS = (
+    select(Invocation, Task, Stage, Job)
+    .join(Task, Task.id == Invocation.task_id)
+    .join(Stage, Stage.id == Invocation.stage_id)
+    .join(Job, Job.id == Invocation.job_id)
+    .where(Invocation.id.in_(_ids()))
+    .options(defer(Task.result), defer(Job.result))
+)
+_PENDING_ALLOCATIONS = (
+    select(Allocation, Job)
+    .join(Job, Job.id == Allocation.job_id)
+    .where(_HELD, Allocation.state == AllocationState.INTENT.value)
+    .order_by(Allocation.created_at, Allocation.id)
+)
