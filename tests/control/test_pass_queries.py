@@ -89,7 +89,7 @@ def test_statements_of_a_takeover_pass_do_not_grow_with_the_jobs(
     few = pass_statements(pg_url, pg_engine, 4, pending=1)
     many = pass_statements(pg_url, pg_engine, 40, pending=1)
     assert many[0] == few[0], (few, many)
-    assert many[0] <= 30
+    assert many[0] <= 40  # the new job's step included
 
 
 @pytest.mark.usefixtures("clean")
