@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 
@@ -27,6 +27,7 @@ from service.models import (
 from service.models.base import Money
 
 PRELOAD_CHUNK = 500  # job ids per IN (...) list
+DISPATCH_BATCH = 1000  # rows fetched at a time when every open intent is sent again
 UNFINISHED = (WorkStatus.PENDING.value, WorkStatus.RUNNING.value)
 # A task's JSON columns, read only when a stage ends or a decision is made (then by the query of
 # every task, which fills them in on the objects already loaded)
@@ -333,22 +334,22 @@ class LoopRepository:
     # -- what the dispatcher acts on, after the tick's commit ------------------------------
     def pending_dispatch(
         self, owner: str, now: datetime, skip: Iterable[uuid.UUID] = ()
-    ) -> list[tuple[Invocation, Task, Stage, Job]]:
+    ) -> Iterator[tuple[Invocation, Task, Stage, Job]]:
         """Open intents of the jobs this owner holds at ``now`` (its name on an expired lease
         is not enough: another replica may be taking the job over), but those in ``skip``
         (already sent): their ids first, then the rows of the rest only, so a pass over
         thousands of running invocations does not load them all again. With nothing to skip (a
-        takeover or a restart, when every intent is sent again): the rows in one statement and
-        the jobs in another, each job read once rather than once per intent."""
+        takeover or a restart, when every intent is sent again): the rows in one statement,
+        fetched ``DISPATCH_BATCH`` at a time as they are sent, and the jobs in another, each
+        job read once rather than once per intent."""
         held = {"owner": owner, "now": now}
         skip = set(skip)
         if not skip:
             jobs = {job.id: job for job in self.session.scalars(_HELD_JOBS, held)}
-            return [
-                (invocation, task, stage, jobs[invocation.job_id])
-                for invocation, task, stage in self.session.execute(_DISPATCH_ROWS, held)
-                if invocation.job_id in jobs
-            ]
+            for invocation, task, stage in self.session.execute(_DISPATCH_ROWS, held):
+                if invocation.job_id in jobs:
+                    yield invocation, task, stage, jobs[invocation.job_id]
+            return
         ids = [
             invocation_id
             for invocation_id in self.session.scalars(_DISPATCH_IDS, held)
@@ -359,7 +360,7 @@ class LoopRepository:
             chunk = ids[start : start + PRELOAD_CHUNK]
             for invocation, task, stage, job in self.session.execute(_INTENTS, {"ids": chunk}):
                 rows[invocation.id] = (invocation, task, stage, job)
-        return [rows[i] for i in ids if i in rows]
+        yield from (rows[i] for i in ids if i in rows)
 
     def pending_allocations(self, owner: str, now: datetime) -> list[tuple[Allocation, Job]]:
         """Memory changes to carry out, of the jobs this owner holds at ``now``."""
@@ -436,7 +437,11 @@ _CAPPED_SPEND = (
 _PREDICTOR_STATES = select(PredictorState).where(PredictorState.scope.in_(_ids("scopes")))
 _DISPATCH_IDS = _with_dispatch_rows(select(Invocation.id))
 # what an invocation's event is made of (not the task's result, nor the job's)
-_DISPATCH_ROWS = _with_dispatch_rows(select(Invocation, Task, Stage)).options(defer(Task.result))
+_DISPATCH_ROWS = (
+    _with_dispatch_rows(select(Invocation, Task, Stage))
+    .options(defer(Task.result))
+    .execution_options(yield_per=DISPATCH_BATCH)
+)
 _HELD_JOBS = select(Job).where(_HELD).options(defer(Job.result))
 _INTENTS = (
     select(Invocation, Task, Stage, Job)
