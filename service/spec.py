@@ -254,8 +254,19 @@ class Workload(_Spec):
         "file:///path.npz",
         json_schema_extra={"pattern": _DATASET.pattern},
     )
-    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    architecture: Literal["x86_64", "arm64", "auto"] = Field(
+        "x86_64",
+        description="The Lambda architecture the tasks run on. `auto` (ce-scaling only): the "
+        "first stage's pilots run on both, then each task shape runs on the one with the lower "
+        "predicted cost among those that meet the deadline (docs/policies.md).",
+    )
     timeout_s: Int = Field(300, ge=1, le=MAX_TIMEOUT_S, description="Per-invocation timeout.")
+
+    @property
+    def base_architecture(self) -> Literal["x86_64", "arm64"]:
+        """The architecture the function is created with and priced at before a run says
+        otherwise: the spec's, or x86_64 under ``auto``."""
+        return "x86_64" if self.architecture == "auto" else self.architecture
 
     @field_validator("function")
     @classmethod
@@ -430,9 +441,24 @@ def _builtin_rules(section: str, field: str, with_values: bool) -> dict[str, Any
             {
                 "description": "A built-in workload takes only its own parameters.",
                 "anyOf": rules,
-            }
+            },
+            _AUTO_ARCHITECTURE_RULE,
         ]
     }
+
+
+# Architecture ``auto`` is decided by ce-scaling only (JobSpec._auto_needs_ce_scaling).
+_AUTO_ARCHITECTURE_RULE: dict[str, Any] = {
+    "description": "Architecture 'auto' needs the ce-scaling policy (the default).",
+    "anyOf": [
+        {
+            "properties": {
+                "workload": {"properties": {"architecture": {"enum": ["x86_64", "arm64"]}}}
+            }
+        },
+        {"properties": {"policy": {"properties": {"name": {"const": "ce-scaling"}}}}},
+    ],
+}
 
 
 class HpoJobSpec(_PublishedJob):
@@ -498,6 +524,19 @@ class JobSpec(_Spec):
             raise ValueError("kind 'hpo' needs an 'hpo' section and no 'training' section")
         if self.kind == "training" and (self.training is None or self.hpo is not None):
             raise ValueError("kind 'training' needs a 'training' section and no 'hpo' section")
+        return self
+
+    @model_validator(mode="after")
+    def _auto_needs_ce_scaling(self) -> JobSpec:
+        """Only ce-scaling decides an architecture: any other policy has no rule to choose
+        one, so ``auto`` with it is refused rather than silently run on x86_64."""
+        if self.workload.architecture == "auto" and self.policy.name != "ce-scaling":
+            raise _invalid(
+                ["workload", "architecture"],
+                f"architecture 'auto' needs the ce-scaling policy, not {self.policy.name!r}: "
+                "pick x86_64 or arm64 for it",
+                "architecture_needs_ce_scaling",
+            )
         return self
 
     @model_validator(mode="after")

@@ -32,7 +32,10 @@ class InvocationOut(BaseModel):
     shape: str
     attempt: int
     function: str
-    alias: str = Field(description="The memory variant invoked (mem-<MB>).")
+    alias: str = Field(
+        description="The memory variant invoked (mem-<MB>; mem-<MB>-arm64 for a job with "
+        "architecture auto that ran it on arm64)."
+    )
     memory_mb: int
     architecture: str
     state: str = Field(description="intent, done or ambiguous")
@@ -53,7 +56,7 @@ class InvocationOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, row: InvocationRow) -> InvocationOut:
+    def of(cls, row: InvocationRow, base_architecture: str = "x86_64") -> InvocationOut:
         inv = row.invocation
         cost = (
             inv.compute_cost_usd + (inv.request_cost_usd or Decimal(0))
@@ -68,7 +71,10 @@ class InvocationOut(BaseModel):
             shape=row.shape,
             attempt=inv.attempt,
             function=inv.function_name,
-            alias=variant_alias(inv.memory_mb),
+            alias=variant_alias(
+                inv.memory_mb,
+                inv.architecture if inv.architecture != base_architecture else None,  # type: ignore[arg-type]
+            ),
             memory_mb=inv.memory_mb,
             architecture=inv.architecture,
             state=inv.state,
@@ -97,7 +103,7 @@ class InvocationPageOut(BaseModel):
     def of(cls, page: InvocationPage) -> InvocationPageOut:
         return cls(
             job_id=page.job_id,
-            items=[InvocationOut.of(r) for r in page.rows],
+            items=[InvocationOut.of(r, page.base_architecture) for r in page.rows],
             next_cursor=page.next_cursor,
         )
 

@@ -61,7 +61,8 @@ def deploy_command(
         )
     if spec is not None:
         try:
-            from_spec = JobSpec.model_validate_json(spec.read_text()).workload.architecture
+            # "auto" deploys on x86_64: the service publishes arm64 variants itself
+            from_spec = JobSpec.model_validate_json(spec.read_text()).workload.base_architecture
         except ValueError as error:
             _fail(f"{spec}: not a valid job spec: {str(error).splitlines()[0]}")
         if architecture is not None and architecture != from_spec:

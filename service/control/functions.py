@@ -69,7 +69,7 @@ def function_spec(spec: JobSpec, backend: str) -> FunctionSpec:
         name=function_name(spec),
         handler=registry.resolve(function, spec.kind),
         timeout_s=float(spec.workload.timeout_s),
-        architecture=spec.workload.architecture,
+        architecture=spec.workload.base_architecture,
     )
 
 

@@ -142,6 +142,7 @@ class SampleRow(NamedTuple):
     epoch_from: int | None
     epoch_to: int | None
     outcome: str | None
+    architecture: str = "x86_64"  # the one the invocation ran on
 
     @property
     def epochs(self) -> int:
@@ -233,6 +234,7 @@ class TaskOpened:
     plan: TaskPlan
     memory_mb: int | None  # None: waits for a later decision
     checkpoint_in: str | list[str] | None
+    architecture: str | None = None  # the policy's choice (architecture "auto"), else None
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,7 @@ class MemoryDecided:
     position: int
     memory: dict[str, int]
     planned_memory_mb: int | None
+    architecture: dict[str, str] = field(default_factory=dict)  # task key -> the policy's choice
 
 
 @dataclass(frozen=True)
@@ -481,7 +484,7 @@ class _Step:
             if running and any(t.status not in TERMINAL for t in current_tasks):
                 waiting = [t for t in current_tasks if t.memory_mb is None]
                 decided = [t for t in current_tasks if t.memory_mb is not None]
-                if waiting and all(t.status in TERMINAL for t in decided):
+                if waiting and self.pilots_measured(current, decided):
                     self.load_all()
                     waiting = [t for t in self.own(current.position) if t.memory_mb is None]
                     self.decide_waiting(current, waiting)
@@ -515,7 +518,7 @@ class _Step:
             round=plan.round,
         )
         self.stages.append(stage)
-        memory, planned, changes = self.decide(stage, plan, must_decide_all=False)
+        memory, planned, changes, architecture = self.decide(stage, plan, must_decide_all=False)
         self.stages[-1] = replace(stage, planned_memory_mb=planned)
         self.changes.append(StageOpened(plan, self.now, planned))
         self.changes.extend(changes)
@@ -529,7 +532,13 @@ class _Step:
                     t.checkpoint_out for t in self.own(plan.resume_model) if t.checkpoint_out
                 ]
             self.changes.append(
-                TaskOpened(plan.position, task, memory.get(task.key), checkpoint_in)
+                TaskOpened(
+                    plan.position,
+                    task,
+                    memory.get(task.key),
+                    checkpoint_in,
+                    architecture.get(task.key),
+                )
             )
             self.tasks.append(
                 TaskView(
@@ -546,6 +555,29 @@ class _Step:
                 )
             )
 
+    def pilots_measured(self, stage: StageView, decided: list[TaskView]) -> bool:
+        """Have the tasks decided first (the pilots the others wait for) measured what they
+        can? Each has finished — or has run out of memory and is retrying above the raised
+        floor while another run of its shape in this stage has finished: that run's time and
+        peak are known, and the failure gave the floor, so the waiting tasks need not wait for
+        the retry as well (under a tight deadline that is a whole extra run on the stage's
+        critical path). (``decided`` may hold the unfinished tasks only: what finished is read
+        from the stage's runs.)"""
+        unfinished = [t for t in decided if t.status not in TERMINAL]
+        if not unfinished:
+            return True
+        evidence = self.evidence()
+        measured = {
+            row.shape
+            for row in evidence.samples
+            if row.stage_position == stage.position and row.outcome == InvocationOutcome.OK.value
+        }
+        floors = evidence.oom_floors
+        return all(
+            t.shape in measured and t.shape in floors and (t.memory_mb or 0) >= floors[t.shape]
+            for t in unfinished
+        )
+
     def decide_waiting(self, stage: StageView, waiting: list[TaskView]) -> None:
         """Tasks the policy left undecided when the stage opened (e.g. behind a pilot): decide
         them now that the decided ones have finished."""
@@ -556,9 +588,9 @@ class _Step:
             tuple(_task_plan(t) for t in waiting),
             round=stage.round,
         )
-        memory, planned, changes = self.decide(stage, plan, must_decide_all=True)
+        memory, planned, changes, architecture = self.decide(stage, plan, must_decide_all=True)
         self.changes.extend(changes)
-        self.changes.append(MemoryDecided(stage.position, memory, planned))
+        self.changes.append(MemoryDecided(stage.position, memory, planned, architecture))
         self.stages[-1] = replace(stage, planned_memory_mb=planned)
         self.tasks = [
             replace(t, memory_mb=memory[t.key])
@@ -569,9 +601,9 @@ class _Step:
 
     def decide(
         self, stage: StageView, plan: StagePlan, *, must_decide_all: bool
-    ) -> tuple[dict[str, int], int | None, list[MemoryChange]]:
-        """The policy's memory per task, the stage's planned memory (the largest), and the
-        memory changes to record."""
+    ) -> tuple[dict[str, int], int | None, list[MemoryChange], dict[str, str]]:
+        """The policy's memory per task, the stage's planned memory (the largest), the
+        memory changes to record, and the architecture of the tasks the policy chose one for."""
         observations = self.observations()
         decisions = self.policy.allocate(
             PolicyContext(
@@ -588,7 +620,12 @@ class _Step:
             raise RuntimeError(f"policy {self.policy.name} left tasks of {plan.name} undecided")
         memory, changes = _memory_of(plan, decisions, observations)
         planned = [m for m in (stage.planned_memory_mb, *memory.values()) if m is not None]
-        return memory, max(planned) if planned else None, changes
+        architecture = {
+            key: decision.architecture
+            for key, decision in decisions.items()
+            if decision.architecture is not None
+        }
+        return memory, max(planned) if planned else None, changes, architecture
 
     def observations(self) -> Observations:
         evidence = self.evidence()
@@ -602,6 +639,7 @@ class _Step:
                 peak_mb=float(row.peak_mb) if row.peak_mb is not None else None,
                 epochs=row.epochs,
                 ok=row.outcome == InvocationOutcome.OK.value,
+                architecture=row.architecture,
             )
             for row in evidence.samples
             if row.outcome != InvocationOutcome.THROTTLED.value
@@ -673,7 +711,7 @@ class _Step:
         admission = Admission(
             float(self.job.max_cost_usd),
             float(self.spent()),
-            CostModel.of(runs, self.settings.spec.workload.architecture),
+            CostModel.of(runs, self.settings.spec.workload.base_architecture),
         )
         by_id = {task.id: task for task in self.tasks if task.id is not None}
         for invocation in self.snapshot.open_invocations:
@@ -699,10 +737,12 @@ def _memory_of(
     plan: StagePlan, decisions: dict[str, MemoryDecision], observations: Observations
 ) -> tuple[dict[str, int], list[MemoryChange]]:
     """Each task's memory (never below its shape's out-of-memory floor), and one memory
-    change per shape and size that changed — plus one per vetoed proposal."""
+    change per shape and size that changed (or, for an "auto" job, moved to another
+    architecture) — plus one per vetoed proposal."""
     memory: dict[str, int] = {}
     changes: list[MemoryChange] = []
-    by_shape: dict[str, dict[int, MemoryDecision]] = {}
+    # per shape, one decision per size (and architecture, for an "auto" job's pilots)
+    by_shape: dict[str, dict[tuple[int, str], MemoryDecision]] = {}
     for task in plan.tasks:
         decision = decisions.get(task.key)
         if decision is None:
@@ -710,14 +750,19 @@ def _memory_of(
         floor = observations.oom_floors.get(task.shape)
         if floor is not None and floor > decision.memory_mb:
             decision = MemoryDecision(
-                floor, "oom-floor", f"raised to the out-of-memory floor of {floor} MB"
+                floor,
+                "oom-floor",
+                f"raised to the out-of-memory floor of {floor} MB",
+                architecture=decision.architecture,
             )
         memory[task.key] = decision.memory_mb
-        by_shape.setdefault(task.shape, {}).setdefault(decision.memory_mb, decision)
+        variant = (decision.memory_mb, decisions[task.key].architecture or "")
+        by_shape.setdefault(task.shape, {}).setdefault(variant, decision)
+    ran_on = {s.shape: s.architecture for s in observations.samples}  # each shape's latest
     for shape, sizes in sorted(by_shape.items()):
         previous = observations.current_mb.get(shape)
         recorded_vetoes = set()
-        for size, decision in sorted(sizes.items()):
+        for (size, architecture), decision in sorted(sizes.items()):
             for veto in decision.vetoes:
                 if (veto.rule, veto.proposed_mb) not in recorded_vetoes:
                     recorded_vetoes.add((veto.rule, veto.proposed_mb))
@@ -730,7 +775,8 @@ def _memory_of(
                             vetoed=True,
                         )
                     )
-            if size != previous or len(sizes) > 1:
+            moved = architecture and architecture != ran_on.get(shape, architecture)
+            if size != previous or len(sizes) > 1 or moved:
                 changes.append(MemoryChange(plan.position, shape, previous, decision))
     return memory, changes
 

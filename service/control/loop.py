@@ -140,7 +140,7 @@ class Controller:
         self.applied: set[uuid.UUID] = set()  # allocations done on the platform, not yet recorded
         self.dispatch_failures: dict[uuid.UUID, tuple[int, str]] = {}
         self._functions: set[str] = set()
-        self._variants: set[tuple[str, int]] = set()
+        self._variants: set[tuple[str, int, str | None]] = set()
         self._workflows: dict[uuid.UUID, Workflow] = {}
         self._specs: dict[uuid.UUID, JobSpec] = {}  # a job's spec never changes once submitted
         # Whether the dispatcher may find intents: after a start or restart (a dead replica's,
@@ -397,8 +397,13 @@ class Controller:
         with self.database.session() as session:
             repo = LoopRepository(session)
             for allocation, job in repo.pending_allocations(self.owner, now):
+                spec = self._spec(job)
+                if spec.workload.architecture == "auto":
+                    # a shape's size comes without its architecture: made at dispatch instead
+                    self.applied.add(allocation.id)
+                    continue
                 try:
-                    self._ensure_variant(self._spec(job), allocation.to_mb)
+                    self._ensure_variant(spec, allocation.to_mb)
                 except (PlatformError, ValueError) as error:
                     self._dispatch_failed(job.id, f"memory change to {allocation.to_mb} MB", error)
                     continue
@@ -406,13 +411,21 @@ class Controller:
             sent = self.in_flight.keys() | self.finished.keys()
             for invocation, task, stage, job in repo.pending_dispatch(self.owner, now, skip=sent):
                 spec = self._spec(job)
+                # an "auto" job's task on the other architecture than the function's own runs
+                # that architecture's variant (``mem-<MB>-arm64``); on its own, the plain one
+                where = (
+                    {"architecture": invocation.architecture}
+                    if spec.workload.architecture == "auto"
+                    and invocation.architecture != spec.workload.base_architecture
+                    else {}
+                )
                 try:
-                    self._ensure_variant(spec, invocation.memory_mb)
+                    self._ensure_variant(spec, invocation.memory_mb, **where)
                     payload = functions.event(
                         job, stage, task, invocation, self.settings.resolved_store_url
                     )
                     self.in_flight[invocation.id] = self.platform.start_invoke(
-                        invocation.function_name, payload, memory_mb=invocation.memory_mb
+                        invocation.function_name, payload, memory_mb=invocation.memory_mb, **where
                     )
                     self._job_of[invocation.id] = job.id
                 except (PlatformError, ValueError) as error:
@@ -430,16 +443,18 @@ class Controller:
         count, _ = self.dispatch_failures.get(job_id, (0, ""))
         self.dispatch_failures[job_id] = (count + 1, f"{what} failed on the platform: {error}")
 
-    def _ensure_variant(self, spec: JobSpec, memory_mb: int) -> None:
+    def _ensure_variant(self, spec: JobSpec, memory_mb: int, **architecture: str) -> None:
+        """``architecture`` (``auto`` jobs only): the variant on that architecture."""
         name = functions.function_name(spec)
         if name not in self._functions:
             function_spec = functions.function_spec(spec, self.settings.backend)
             if function_spec is not None:
                 self.platform.ensure_function(function_spec)
             self._functions.add(name)
-        if (name, memory_mb) not in self._variants:
-            self.platform.ensure_variant(name, memory_mb)
-            self._variants.add((name, memory_mb))
+        key = (name, memory_mb, architecture.get("architecture"))
+        if key not in self._variants:
+            self.platform.ensure_variant(name, memory_mb, **architecture)
+            self._variants.add(key)
 
     # -- for the drivers ----------------------------------------------------------------------
     def next_event(self) -> float | None:

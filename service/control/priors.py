@@ -61,7 +61,10 @@ def lookup(
     session: Session, tenant_id: uuid.UUID, spec: JobSpec, job_id: uuid.UUID, now: datetime
 ) -> dict[str, dict]:
     """The tenant's priors for this spec's work, by predictor name ("prior:<shape>"), in the
-    shape of ``Observations.predictors``; never the job's own."""
+    shape of ``Observations.predictors``; never the job's own. None for architecture "auto":
+    its pilots measure both architectures, which a prior of one does not tell apart."""
+    if spec.workload.architecture == "auto":
+        return {}
     rows = session.scalars(
         select(CurvePrior).where(
             CurvePrior.tenant_id == tenant_id,
@@ -85,7 +88,10 @@ def remember(
     session: Session, job: Job, spec: JobSpec, samples: list[SampleRow], now: datetime
 ) -> int:
     """Keep what ``job`` measured of each shape for the tenant's next jobs. ``samples``: the
-    job's finished runs as ``LoopRepository.samples`` gives them. Returns the shapes kept."""
+    job's finished runs as ``LoopRepository.samples`` gives them. Returns the shapes kept.
+    An "auto" job keeps none: its runs mix architectures (``lookup`` reads none for it)."""
+    if spec.workload.architecture == "auto":
+        return 0
     runs: dict[str, list[tuple[int, float]]] = {}
     inits: dict[str, list[float]] = {}
     peaks: dict[str, float] = {}

@@ -196,7 +196,7 @@ class LoopRepository:
 
     def samples(self, job_id: uuid.UUID, stages: Iterable[int] | None = None) -> list[SampleRow]:
         """Finished, billed runs: (shape, stage position, memory, duration, init, peak, epochs,
-        outcome), oldest first; of the stages at these positions only, if given."""
+        outcome, architecture), oldest first; of the stages at these positions only, if given."""
         query = (
             select(
                 Task.shape,
@@ -208,6 +208,7 @@ class LoopRepository:
                 Task.epoch_from,
                 Task.epoch_to,
                 Invocation.outcome,
+                Invocation.architecture,
             )
             .join(Task, Task.id == Invocation.task_id)
             .join(Stage, Stage.id == Invocation.stage_id)

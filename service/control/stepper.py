@@ -299,6 +299,7 @@ class JobStepper:
                     params=plan.params,
                     function_name=self.function_name,
                     memory_mb=change.memory_mb,
+                    architecture=change.architecture,
                     epoch_from=plan.epoch_from,
                     epoch_to=plan.epoch_to,
                     checkpoint_in=change.checkpoint_in,
@@ -314,6 +315,7 @@ class JobStepper:
                 for key, memory_mb in change.memory.items():
                     task = by_ref[(change.position, key)]
                     task.memory_mb = memory_mb
+                    task.architecture = change.architecture.get(key)
                     stamp(task, self._at())
             elif isinstance(change, TaskLaunched):
                 if unflushed:
@@ -340,7 +342,8 @@ class JobStepper:
                 attempt=change.attempt,
                 function_name=self.function_name,
                 memory_mb=change.memory_mb,
-                architecture=self.spec.workload.architecture,
+                # the policy's choice for this task (architecture "auto"), else the spec's
+                architecture=task.architecture or self.spec.workload.base_architecture,
                 state=InvocationState.INTENT.value,
                 created_at=self._at(),
             )
@@ -368,7 +371,8 @@ class JobStepper:
                 rule=decision.rule,
                 reason=decision.reason,
                 predicted_gain_usd=decision.predicted_gain_usd,
-                detail={"shape": shape},
+                detail={"shape": shape}
+                | ({"architecture": decision.architecture} if decision.architecture else {}),
                 created_at=self._at(),
             )
         )

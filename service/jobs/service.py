@@ -263,15 +263,19 @@ class JobService:
 
 
 def _allocation_event(allocation: Allocation, stage_names: dict) -> TimelineEvent:
+    detail = allocation.detail or {}
+    # an "auto" job's decisions also say the architecture the tasks run on
+    where = {"architecture": detail["architecture"]} if detail.get("architecture") else {}
     return TimelineEvent(
         allocation.applied_at or allocation.created_at,
         "allocation.vetoed" if allocation.state == "vetoed" else "allocation.changed",
         stage_names.get(allocation.stage_id),
         {
             "function": allocation.function_name,
-            "shape": (allocation.detail or {}).get("shape"),
+            "shape": detail.get("shape"),
             "from_mb": allocation.from_mb,
             "to_mb": allocation.to_mb,
+            **where,
             "state": allocation.state,
             "rule": allocation.rule,
             "reason": allocation.reason,

@@ -98,6 +98,7 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         CheckConstraint(check_in("status", WorkStatus), name="status"),
+        CheckConstraint("architecture IN ('x86_64', 'arm64')", name="architecture"),
         UniqueConstraint("stage_id", "key"),
         Index("ix_tasks_job_status", "job_id", "status"),
     )
@@ -114,6 +115,8 @@ class Task(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     function_name: Mapped[str] = mapped_column(String(200))
     memory_mb: Mapped[int | None] = mapped_column(Integer)
+    # The architecture the policy decided for it (architecture "auto"); None: the spec's.
+    architecture: Mapped[str | None] = mapped_column(String(8))
     epoch_from: Mapped[int | None] = mapped_column(Integer)
     epoch_to: Mapped[int | None] = mapped_column(Integer)
     # A checkpoint URI, or a list of them to average (the workers of the previous round).

@@ -64,9 +64,27 @@ def check_memory(memory_mb: int) -> int:
     return memory_mb
 
 
-def variant_alias(memory_mb: int) -> str:
-    """The alias a memory variant is published under: one immutable version per size."""
-    return f"mem-{check_memory(memory_mb)}"
+def variant_alias(memory_mb: int, architecture: Architecture | None = None) -> str:
+    """The alias a memory variant is published under: one immutable version per size, on the
+    function's own architecture (``mem-<MB>``) or, for a job whose architecture is "auto", on
+    a named one (``mem-<MB>-<architecture>``: a version keeps the architecture it was
+    published with, so both can run side by side)."""
+    alias = f"mem-{check_memory(memory_mb)}"
+    if architecture is None:
+        return alias
+    if architecture not in ("x86_64", "arm64"):
+        raise ValueError(f"architecture must be x86_64 or arm64, got {architecture!r}")
+    return f"{alias}-{architecture.replace('_', '-')}"
+
+
+MAX_ARM64_SPEED = 4.0
+
+
+def check_arm64_speed(speed: float) -> float:
+    """A workload's speed on arm64 relative to x86_64: positive, at most ``MAX_ARM64_SPEED``."""
+    if not 0.0 < speed <= MAX_ARM64_SPEED:
+        raise ValueError(f"arm64_speed must be within (0, {MAX_ARM64_SPEED:g}], got {speed!r}")
+    return speed
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,8 @@ class Traits:
     `cold_cpu_ms` (no code run) is CPU work that only the first invocation in a new execution
     environment does, on top of `cpu_ms` and billed in its duration: a handler that loads and
     caches its dataset on first use. Run code shows it in its measured CPU time.
+    `arm64_speed` is how fast the workload runs on arm64 relative to x86_64 (1.0: as fast;
+    0.85: an invocation takes 1/0.85 times as long); init time is the same on both.
     """
 
     parallel_fraction: float = 0.0
@@ -88,8 +108,10 @@ class Traits:
     cpu_ms: float | None = None
     peak_memory_mb: float | None = None
     cold_cpu_ms: float = 0.0
+    arm64_speed: float = 1.0  # speed on arm64 relative to x86_64 (0.85: runs at 0.85× the speed)
 
     def __post_init__(self) -> None:
+        check_arm64_speed(self.arm64_speed)
         if not 0.0 <= self.parallel_fraction <= 1.0:
             raise ValueError("parallel_fraction must be within [0, 1]")
         if self.max_threads < 1:
@@ -232,8 +254,12 @@ class Platform(Protocol):
         """Make the function exist with this configuration (idempotent)."""
         ...
 
-    def ensure_variant(self, name: str, memory_mb: int) -> str:
-        """Make a memory variant exist (AWS: version + alias ``mem-<MB>``); return its alias."""
+    def ensure_variant(
+        self, name: str, memory_mb: int, architecture: Architecture | None = None
+    ) -> str:
+        """Make a memory variant exist (AWS: version + alias ``mem-<MB>``); return its alias.
+        With ``architecture``, the variant runs on that architecture whatever the function's
+        own is (alias ``mem-<MB>-<architecture>``, see `variant_alias`)."""
         ...
 
     def set_memory(self, name: str, memory_mb: int) -> None:
@@ -248,13 +274,24 @@ class Platform(Protocol):
         ...
 
     def invoke(
-        self, name: str, payload: JSONValue, *, memory_mb: int | None = None
+        self,
+        name: str,
+        payload: JSONValue,
+        *,
+        memory_mb: int | None = None,
+        architecture: Architecture | None = None,
     ) -> InvokeResult:
-        """Invoke and wait. `memory_mb` selects a variant; None runs the function in place."""
+        """Invoke and wait. `memory_mb` selects a variant; None runs the function in place.
+        `architecture` (with `memory_mb`) selects the variant published on that architecture."""
         ...
 
     def start_invoke(
-        self, name: str, payload: JSONValue, *, memory_mb: int | None = None
+        self,
+        name: str,
+        payload: JSONValue,
+        *,
+        memory_mb: int | None = None,
+        architecture: Architecture | None = None,
     ) -> InvocationHandle:
         """Start an invocation without waiting for it."""
         ...

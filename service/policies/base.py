@@ -28,6 +28,7 @@ class Sample:
     peak_mb: float | None
     epochs: int
     ok: bool
+    architecture: str = "x86_64"  # the one it ran on
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ class MemoryDecision:
     reason: str
     predicted_gain_usd: float | None = None
     vetoes: tuple[Veto, ...] = ()
+    # The architecture the task runs on, for a job whose spec says "auto"
+    # (``service.policies.architecture``); None: the spec's own.
+    architecture: str | None = None
 
 
 class Policy(Protocol):

@@ -32,7 +32,7 @@ from service.domain.lambda_limits import MAX_MEMORY_MB, MB_PER_VCPU, MIN_MEMORY_
 from service.policies import guards
 from service.policies.base import MemoryDecision, PolicyContext
 from service.policies.costing import cold_start_usd, grid_between, invocation_usd
-from service.policies.deadline_split import StageOption, fastest, split, stage_options
+from service.policies.deadline_split import StageOption, split, stage_options
 from service.policies.shape_model import DurationModel, fit_all, floor_mb, provenance
 from service.prediction.loss_curve import LossCurve
 from service.spec import CeScalingPolicy
@@ -42,6 +42,13 @@ from service.spec import CeScalingPolicy
 # while CPU-bound work costs about the same per task as at any smaller size. The sizes the rest
 # of the stage then runs at give the curve its further points.
 PROBE_MB = (MB_PER_VCPU,)
+# An HPO shape's pilot under a deadline that is not loose: two tasks at once, at one vCPU and at
+# twice that. The stage waits for the pilot, and a plan made from one size cannot tell
+# multi-threaded work (twice as fast at twice the size) from single-threaded (no faster): a
+# later stage that needs more speed would then have to probe above on its own critical path,
+# or, with one task left, could not probe at all. A footprint above one vCPU's memory fits the
+# upper pilot, whose peak then sets the retry of the lower one.
+PILOT_MB = (MB_PER_VCPU, 3584)
 PILOT_SHARE = 2  # a shape with at least 2 tasks per probe size sends a pilot first
 SAFETY = 0.9  # plan to finish with 10 % of the remaining deadline to spare
 # A deadline that leaves at least this much per epoch still to run (one after another) is
@@ -95,7 +102,8 @@ class CeScaling:
         like any other); a shape with few tasks spreads them over the probe sizes. Under a loose
         deadline the probe size is small (``CHEAP_PILOT_MB``)."""
         cheap = self.loose_for_pilot(context)
-        sizes = (CHEAP_PILOT_MB,) if cheap else PROBE_MB
+        training = context.spec.kind == "training"
+        sizes = PROBE_MB if training else (CHEAP_PILOT_MB,) if cheap else PILOT_MB
         probes = sorted({min(max(p, self.min_memory_mb), self.max_memory_mb) for p in sizes})
         counts = Counter(task.shape for task in context.stage.tasks)
         decisions, seen = {}, Counter()
@@ -104,8 +112,8 @@ class CeScaling:
             seen[task.shape] += 1
             pilot = (
                 not context.must_decide_all
+                and not training
                 and counts[task.shape] >= PILOT_SHARE * len(probes)
-                and (cheap or context.spec.kind != "training")
             )
             if pilot and index >= len(probes):
                 continue  # waits for the pilot
@@ -118,7 +126,7 @@ class CeScaling:
                 f"nothing measured yet: {task.shape} {what} over {probes} MB to fit its "
                 "memory curve",
             )
-        if context.spec.kind == "training" and not cheap and len(decisions) > 1:
+        if training and not cheap and len(decisions) > 1:
             rounds = 1 + len(context.outline)
             # the probe costs one extra worker-round (at twice the size): against the job's
             if EXPLORE_SHARE * len(decisions) * rounds >= PROBE_ABOVE_FACTOR - 1:
@@ -217,25 +225,56 @@ class CeScaling:
             for s in counts
         }
 
-        def options(stage_counts: dict[str, int], epochs: int) -> list[StageOption]:
+        def options(stage_counts: dict[str, int], epochs: int, upper=True) -> list[StageOption]:
+            def time_s(s: str, m: int) -> float:
+                model = models[s]
+                ms = model.upper_ms(m, epochs) if upper else model.duration_ms(m, epochs)
+                return (ms + model.init_ms) / 1000
+
             return stage_options(
                 stage_counts,
                 {s: self.within_timeout(models[s], grids[s], epochs, spec) for s in stage_counts},
-                lambda s, m: (models[s].upper_ms(m, epochs) + models[s].init_ms) / 1000,
+                time_s,
+                # priced at the upper end of the interval: the size that is cheap even if
+                # the curve is off there, not the one cheapest only if it is right
                 lambda s, m: invocation_usd(
-                    m, models[s].duration_ms(m, epochs), models[s].init_ms, arch
+                    m, models[s].upper_ms(m, epochs), models[s].init_ms, arch
                 ),
                 context.stage_overhead_s,
             )
 
-        stages = [options(dict(counts), epochs_now)]
-        for outline in context.outline:
-            future = {s: max(1, math.ceil(outline.tasks * share)) for s, share in mix.items()}
-            stages.append(options(future, outline.epochs))
+        def plan_stages(upper: bool) -> list[list[StageOption]]:
+            stages = [options(dict(counts), epochs_now, upper)]
+            for outline in context.outline:
+                future = {s: max(1, math.ceil(outline.tasks * share)) for s, share in mix.items()}
+                stages.append(options(future, outline.epochs, upper))
+            return stages
+
+        stages = plan_stages(upper=True)
         budget = (spec.qos.deadline_s - obs.elapsed_s) * self.safety
         plan = split(stages, budget)
+        expected = None
         if plan is None:
-            chosen, why = fastest(stages)[0], "no plan meets the deadline: fastest sizes"
+            # The upper bounds of curves fitted on a few sizes are wide: a plan that fits at
+            # the predicted times is still the best guess, and far cheaper than the fastest
+            # sizes of every stage (re-planned at the next stage, with more points).
+            expected = split(plan_stages(upper=False), budget)
+        if plan is None and expected is not None:
+            chosen = expected[0]
+            why = (
+                f"no plan meets the deadline at the upper end of the predictions; at the "
+                f"predicted times this stage {chosen.time_s:.1f} s of the {budget:.1f} s left"
+            )
+        elif plan is None:
+            # Options that tie on time (within the run-to-run noise: a single-threaded curve
+            # is flat above one vCPU, and a pilot pair's noise can tilt it) differ in cost:
+            # the cheapest of the (near-)fastest.
+            quickest = min(o.time_s for o in stages[0])
+            chosen = min(
+                (o for o in stages[0] if o.time_s <= quickest * FASTEST_TOLERANCE),
+                key=lambda o: (o.cost_usd, o.time_s),
+            )
+            why = "no plan meets the deadline: fastest sizes"
         else:
             chosen = plan[0]
             predicted = sum(o.cost_usd for o in plan)
@@ -271,6 +310,8 @@ class CeScaling:
                     max_mb=self.max_memory_mb,
                 )
             )
+        if plan is None and expected is None:
+            self.all_above(models, decisions_by_shape)
         decisions = {task.key: decisions_by_shape[task.shape] for task in context.stage.tasks}
         for shape, n in counts.items():
             planned = decisions_by_shape[shape].memory_mb
@@ -286,6 +327,25 @@ class CeScaling:
                 "faster",
             )
         return decisions
+
+    def all_above(
+        self, models: dict[str, DurationModel], decisions: dict[str, MemoryDecision]
+    ) -> None:
+        """No plan meets the deadline even at the fastest sizes the curves know. A shape whose
+        curve stops at the largest size it has run at (above it is a guess: flat, the slow
+        reading) runs every task of this stage at the size a probe would try: more memory is
+        never slower on Lambda, and the deadline is at stake. Changes ``decisions``."""
+        for shape, decision in list(decisions.items()):
+            probe = self.probe_above(models[shape], decision.memory_mb)
+            if probe is None:
+                continue
+            decisions[shape] = MemoryDecision(
+                probe,
+                "probe-above",
+                f"{shape}: no plan meets the deadline at the sizes measured so far (up to "
+                f"{decision.memory_mb} MB): every task runs at {probe} MB, which is never "
+                "slower, and measures whether it is faster",
+            )
 
     # -- training: resize between rounds ------------------------------------------------------
     def resize_training(self, context: PolicyContext, model: DurationModel):
@@ -323,12 +383,28 @@ class CeScaling:
 
         grid = self.within_timeout(model, grid_between(floor, self.max_memory_mb), epochs, spec)
         feasible = [m for m in grid if remaining_time(m) <= remaining_s]
-        probe = None
+
+        def expected_time(m: int) -> float:
+            cold = m != current or warm[m] < len(context.stage.tasks)
+            expected_round_s = model.duration_ms(m, epochs) / 1000 + context.stage_overhead_s
+            return rounds_left * expected_round_s + (model.init_ms / 1000 if cold else 0.0)
+
+        likely = [m for m in grid if expected_time(m) <= remaining_s] if not feasible else []
         if feasible:
             proposed = min(feasible, key=lambda m: (remaining_cost(m, m != current), m))
             why = (
                 f"cheapest size whose {rounds_left} remaining round(s) fit the "
                 f"{remaining_s:.1f} s left"
+            )
+        elif likely:
+            # The upper bounds of a curve fitted on a round or two are wide, and the round
+            # count is its upper end too: the cheapest size that meets the deadline at the
+            # predicted times is still the best guess, far cheaper than the fastest size (the
+            # plan is made again after every round, with the bounds narrowing).
+            proposed = min(likely, key=lambda m: (remaining_cost(m, m != current), m))
+            why = (
+                f"no size meets the deadline at the upper end of the predictions with "
+                f"{rounds_left} round(s) left: the cheapest that meets it at the predicted times"
             )
         else:
             # Sizes that tie on time (a single-threaded curve is flat above one vCPU) differ
@@ -337,11 +413,19 @@ class CeScaling:
             near = [m for m in grid if remaining_time(m) <= quickest * FASTEST_TOLERANCE]
             proposed = min(near, key=lambda m: (remaining_cost(m, m != current), m))
             why = f"no size meets the deadline with {rounds_left} round(s) left: fastest size"
-            # A worker at a new size starts cold, and the round waits for it: probe above only
-            # when the workers change size (and start cold) anyway, never to spend a cold start
-            # of a round that was to run warm.
-            if proposed != current:
-                probe = self.probe_above(model, proposed)
+            # Above the largest size measured the curve is a guess (flat: the slow reading).
+            # The deadline is at stake, and more memory is never slower on Lambda: every
+            # worker moves up to where a probe would go, and the next rounds know the curve
+            # there. (One worker alone would learn it as well, but the rounds until the plan
+            # can act on it are rounds the deadline does not have.)
+            above = self.probe_above(model, proposed)
+            if above is not None:
+                why = (
+                    f"no size measured so far (up to {proposed} MB) meets the deadline with "
+                    f"{rounds_left} round(s) left: every worker moves to {above} MB, never "
+                    "slower, to learn whether more memory is faster"
+                )
+                proposed = above
         current_ok = (
             current is not None
             and current >= floor
@@ -370,8 +454,8 @@ class CeScaling:
             )
         )
         decisions = {task.key: decision for task in context.stage.tasks}
-        probe_rule = "probe-above"
-        if probe is None and rounds_left >= 2:
+        probe, probe_why = None, ""
+        if rounds_left >= 2:
             # one round with one worker at the smaller size, the rest at the decided one
             kept = decision.memory_mb
             rest_s = (rounds_left - 1) * round_time(kept) + model.init_ms / 1000
@@ -381,7 +465,36 @@ class CeScaling:
 
             probe = self.probe_below(model, grid, probe_fits)
             probe = probe if probe is not None and probe < kept else None
-            probe_rule = "probe-below"
+            if probe is not None:
+                # if the work is CPU-bound this round is slower (still within the deadline)
+                # at the same cost
+                where = (
+                    f"{model.measured_max_mb} MB"
+                    if model.measured_sizes == 1
+                    else f"{int(model.curve.observed_min_mb)} MB and above"
+                )
+                probe_why = (
+                    f"measured at {where} only: one worker probes {probe} MB "
+                    "to learn whether less memory is as fast (the deadline holds if it is not)"
+                )
+            uncertain = next((v for v in decision.vetoes if v.rule == "low-confidence"), None)
+            if (
+                probe is None
+                and uncertain is not None
+                and uncertain.proposed_mb < kept
+                and uncertain.proposed_mb >= floor
+                and probe_fits(uncertain.proposed_mb)
+            ):
+                # The plan wants a smaller size the curve is too unsure of to move every
+                # worker there: measure it with one worker, where the uncertainty is, so
+                # that the next plan can act on it (else the workers stay at the larger size
+                # for good: nothing else measures the smaller one).
+                probe = uncertain.proposed_mb
+                probe_why = (
+                    f"the plan wants {probe} MB but the curve is unsure there "
+                    f"({uncertain.reason}): one worker measures it (the deadline holds if it "
+                    "is slower)"
+                )
 
         def worker_cost(m: int, cold: bool) -> float:
             return remaining_cost(m, cold) / workers
@@ -404,27 +517,7 @@ class CeScaling:
             cold_fits=cold_fits,
         )
         if probe is not None and len(context.stage.tasks) > 1:
-            if probe_rule == "probe-above":
-                # One worker tries the larger size; the round, which waits for its slowest
-                # worker, is no slower for it, and only that worker pays if more memory buys
-                # nothing.
-                why = (
-                    f"no size measured so far meets the deadline with {rounds_left} round(s) "
-                    f"left: one worker probes {probe} MB to learn whether more memory is faster"
-                )
-            else:
-                # One worker tries a smaller size; if the work is CPU-bound this round is
-                # slower (still within the deadline) at the same cost.
-                where = (
-                    f"{model.measured_max_mb} MB"
-                    if model.measured_sizes == 1
-                    else f"{int(model.curve.observed_min_mb)} MB and above"
-                )
-                why = (
-                    f"measured at {where} only: one worker probes {probe} MB "
-                    "to learn whether less memory is as fast (the deadline holds if it is not)"
-                )
-            decisions[context.stage.tasks[-1].key] = MemoryDecision(probe, probe_rule, why)
+            decisions[context.stage.tasks[-1].key] = MemoryDecision(probe, "probe-below", probe_why)
         return decisions
 
     @staticmethod

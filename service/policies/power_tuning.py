@@ -83,7 +83,7 @@ class PowerTuning:
         )
 
     def choose(self, context: PolicyContext) -> tuple[int, str]:
-        arch = context.spec.workload.architecture
+        arch = context.spec.workload.base_architecture
         runs: dict[int, list[float]] = defaultdict(list)
         failed: set[int] = set()
         for sample in context.observations.samples:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from service.policies.architecture import AutoArchitecture
 from service.policies.base import Policy
 from service.policies.ce_scaling import CeScaling
 from service.policies.power_tuning import PowerTuning
@@ -17,6 +18,8 @@ def policy_for(spec: JobSpec) -> Policy:
     if isinstance(spec.policy, StaticPolicy):
         return Static(spec.policy.memory_mb)
     if isinstance(spec.policy, CeScalingPolicy):
+        if spec.workload.architecture == "auto":
+            return AutoArchitecture(CeScaling.of(spec.policy))
         return CeScaling.of(spec.policy)
     if isinstance(spec.policy, PowerTuningPolicy):
         return PowerTuning.of(spec.policy)

@@ -26,6 +26,7 @@ from typing import Any
 from service.platform.emulator.backend import EmulatorPlatform
 from service.platform.emulator.profiles import MeasuredProfile, parse_profile
 from service.platform.interface import (
+    Architecture,
     FunctionMetrics,
     FunctionSpec,
     InvocationHandle,
@@ -74,8 +75,10 @@ class SimulatedPlatform:
             dataclasses.replace(spec, handler=None, profile=None, traits=Traits(cpu_ms=0.0))
         )
 
-    def ensure_variant(self, name: str, memory_mb: int) -> str:
-        return self.emulator.ensure_variant(name, memory_mb)
+    def ensure_variant(
+        self, name: str, memory_mb: int, architecture: Architecture | None = None
+    ) -> str:
+        return self.emulator.ensure_variant(name, memory_mb, architecture)
 
     def set_memory(self, name: str, memory_mb: int) -> None:
         self.emulator.set_memory(name, memory_mb)
@@ -88,12 +91,21 @@ class SimulatedPlatform:
 
     # -- invocations --------------------------------------------------------------------------
     def start_invoke(
-        self, name: str, payload: Any, *, memory_mb: int | None = None
+        self,
+        name: str,
+        payload: Any,
+        *,
+        memory_mb: int | None = None,
+        architecture: Architecture | None = None,
     ) -> InvocationHandle:
         builtin = self._builtin[name]
         work = self.workload.work(builtin, payload)
         inner = self.emulator.start_invoke(
-            name, payload, memory_mb=memory_mb, behaviour=self._behaviour(work)
+            name,
+            payload,
+            memory_mb=memory_mb,
+            behaviour=self._behaviour(work),
+            architecture=architecture,
         )
         self._pending[inner.invocation_id] = (inner, builtin, payload)
         return inner
@@ -107,8 +119,15 @@ class SimulatedPlatform:
         response = _response(builtin, payload, self.loss_salt, result) if result.ok else None
         return dataclasses.replace(result, payload=response)
 
-    def invoke(self, name: str, payload: Any, *, memory_mb: int | None = None) -> InvokeResult:
-        handle = self.start_invoke(name, payload, memory_mb=memory_mb)
+    def invoke(
+        self,
+        name: str,
+        payload: Any,
+        *,
+        memory_mb: int | None = None,
+        architecture: Architecture | None = None,
+    ) -> InvokeResult:
+        handle = self.start_invoke(name, payload, memory_mb=memory_mb, architecture=architecture)
         self.clock.sleep(max(0.0, self.completion_time(handle) - self.clock.now()))
         result = self.poll(handle)
         assert result is not None

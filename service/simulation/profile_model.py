@@ -53,6 +53,10 @@ class ProfileWorkload:
         return max(point.sigma for point in self.profile.points)
 
     @property
+    def arm64_speed(self) -> float:
+        return self.profile.arm64_speed
+
+    @property
     def cold_start_ms(self) -> float:
         cold = self.profile.cold_start_ms
         return cold if cold is not None else RUNTIME_INIT_MS
@@ -76,7 +80,7 @@ class ProfileWorkload:
             for size, stats in self.document["memory_mb"].items()
         }
         scaled: dict[str, Any] = {"name": f"{self.name}x{epochs}", "memory_mb": table}
-        for key in ("runtime", "cold_start_ms"):
+        for key in ("runtime", "cold_start_ms", "arm64_speed"):
             if self.document.get(key) is not None:
                 scaled[key] = self.document[key]
         return scaled

@@ -3,6 +3,7 @@ and a virtual clock, in a private in-memory database. Deterministic for a given 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from service.models import Allocation, Invocation, Job, Stage, Task, Tenant
 from service.models.base import Money
 from service.platform.clock import VirtualClock
 from service.platform.emulator.backend import EmulatorPlatform
+from service.policies.architecture import with_architecture
 from service.policies.base import Policy
 from service.policies.oracle import Oracle, Truth
 from service.policies.registry import policy_for
@@ -110,10 +112,13 @@ def simulate(
             seed=seed,
             policy_for=(
                 (
-                    lambda _spec: Oracle(
-                        truth=truth_for(spec, model),
-                        sigma=model.sigma,
-                        rounds=rounds_to_target(spec, f"seed-{seed}"),
+                    lambda _spec: with_architecture(
+                        Oracle(
+                            truth=truth_for(spec, model),
+                            sigma=model.sigma,
+                            rounds=rounds_to_target(spec, f"seed-{seed}"),
+                        ),
+                        model.arm64_speed,
                     )
                 )
                 if oracle
@@ -197,6 +202,13 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
             .group_by(Invocation.stage_id, Task.shape, Invocation.memory_mb)
         ):
             by_shape.setdefault(stage_id, {}).setdefault(shape, {})[memory_mb] = n
+        by_architecture: dict[Any, dict[str, int]] = {}
+        for stage_id, architecture, n in session.execute(
+            select(Invocation.stage_id, Invocation.architecture, func.count())
+            .where(Invocation.job_id == job_id)
+            .group_by(Invocation.stage_id, Invocation.architecture)
+        ):
+            by_architecture.setdefault(stage_id, {})[architecture] = n
         names = {stage.id: stage.name for stage in stages}
         changes = [
             {
@@ -204,6 +216,11 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
                 "shape": (a.detail or {}).get("shape"),
                 "from_mb": a.from_mb,
                 "to_mb": a.to_mb,
+                **(
+                    {"architecture": a.detail["architecture"]}
+                    if (a.detail or {}).get("architecture")
+                    else {}
+                ),
                 "state": a.state,
                 "rule": a.rule,
                 "reason": a.reason,
@@ -226,6 +243,10 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
             "invocations": invocations,
             "costliest_invocation_usd": float(costliest or 0),
             "cold_starts": cold,
+            # invocations per architecture they ran on (retries included)
+            "architectures": dict(
+                sorted(sum((Counter(n) for n in by_architecture.values()), Counter()).items())
+            ),
             "stages": [
                 {
                     "name": stage.name,
@@ -233,6 +254,7 @@ def summary(database: Database, tenant: Tenant, job_id) -> dict[str, Any]:
                     "memory_mb": stage.planned_memory_mb,
                     # invocations per task shape and memory size (retries included)
                     "memory_by_shape": by_shape.get(stage.id, {}),
+                    "architectures": by_architecture.get(stage.id, {}),
                     "started_s": round((stage.started_at - job.started_at).total_seconds(), 3)
                     if stage.started_at and job.started_at
                     else None,

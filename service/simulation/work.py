@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from service.platform.emulator.model import DEFAULT_SIGMA, duration_ms
-from service.platform.interface import Traits
+from service.platform.interface import Traits, check_arm64_speed
 from service.simulation.workload_model import Cost, invocation_cost
 
 
@@ -47,6 +47,11 @@ class WorkloadModel(Protocol):
         """The run-to-run noise (log-normal sigma) the emulator applies to this workload."""
         ...
 
+    @property
+    def arm64_speed(self) -> float:
+        """How fast it runs on arm64 relative to x86_64 (``truth`` is x86_64's)."""
+        ...
+
     def work(self, function: str, event: dict[str, Any]) -> Work:
         """How the emulator should run the invocation ``event`` of built-in ``function``."""
         ...
@@ -75,10 +80,13 @@ class AnalyticWorkload:
 
     sigma = DEFAULT_SIGMA
 
-    def __init__(self, cpu_scale: float = 1.0) -> None:
+    def __init__(self, cpu_scale: float = 1.0, arm64_speed: float = 1.0) -> None:
         # CPU time relative to the reference machine the model is calibrated on: 2.0 models a
         # host on which the same work takes twice the CPU (benchmarks/sim_vs_live.py measures it)
         self.cpu_scale = cpu_scale
+        # Speed on arm64 relative to x86_64. The model is calibrated on x86_64 only: 1.0 (as
+        # fast) is a prior, not a measurement; a measured profile says its own.
+        self.arm64_speed = check_arm64_speed(arm64_speed)
 
     def _cost(
         self, function: str, dataset: str, params: dict[str, Any], epochs: int, shard: int
@@ -103,6 +111,7 @@ class AnalyticWorkload:
                 init_ms=cost.init_ms,
                 io_ms=0.0,
                 cold_cpu_ms=cost.cold_cpu_ms,
+                arm64_speed=self.arm64_speed,
             ),
         )
 

@@ -90,6 +90,9 @@ class InvocationPage:
     job_id: uuid.UUID
     rows: list[InvocationRow]
     next_cursor: str | None
+    # the architecture the job's function was created on: an invocation on another one ran
+    # that architecture's variant (architecture "auto": ``mem-<MB>-arm64``)
+    base_architecture: str = "x86_64"
 
 
 @dataclass(frozen=True)
@@ -224,8 +227,12 @@ class UsageService:
         more = len(rows) > limit
         rows = rows[:limit]
         last = rows[-1].invocation if rows else None
+        architecture = (job.spec.get("workload") or {}).get("architecture") or "x86_64"
         return InvocationPage(
-            job.id, rows, _encode(last.created_at.isoformat(), last.id) if more and last else None
+            job.id,
+            rows,
+            _encode(last.created_at.isoformat(), last.id) if more and last else None,
+            "x86_64" if architecture == "auto" else architecture,
         )
 
     def series(self, tenant: Tenant, job_id: uuid.UUID) -> JobSeries:

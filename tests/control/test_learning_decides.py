@@ -23,33 +23,45 @@ def plan(result: dict) -> list[tuple[int, str]]:
     return [(c["to_mb"], c["rule"]) for c in result["memory_changes"]]
 
 
-def test_a_drifting_jobs_plan_differs_with_and_without_the_learn_step():
-    # a cell of `cescale bench --ablate learning`, derived as the ablation derives it (so the test
-    # follows the workload model instead of pinning its figures): train-mlp-w4 under the trend
-    # (runs 60 % slower per stationary static-1769 JCT into the job), seed 0, the tight deadline
-    # from the static sizes' runs under that drift
+def drifting_runs(seed: int) -> dict[bool, dict]:
+    """A cell of `cescale bench --ablate learning`, derived as the ablation derives it (so the
+    test follows the workload model instead of pinning its figures): train-mlp-w4 under the
+    trend (runs 60 % slower per stationary static-1769 JCT into the job), the tight deadline from
+    the static sizes' runs under that drift; ce-scaling with and without the learn step."""
     workload = {w.id: w for w in builtin_workloads()}["train-mlp-w4"]
     unread = 30 * 24 * 3600.0
-    reference = execute(RunTask(workload, bench_policy("static-1769", workload), 0, unread))
+    reference = execute(RunTask(workload, bench_policy("static-1769", workload), seed, unread))
     drift = drifts_for(float(reference["jct_s"]))["trend"]
     static_jct = {
         f"static-{size}": float(
             execute(
-                RunTask(workload, bench_policy(f"static-{size}", workload), 0, unread, drift=drift)
+                RunTask(
+                    workload, bench_policy(f"static-{size}", workload), seed, unread, drift=drift
+                )
             )["jct_s"]
         )
         for size in STATIC_SIZES
     }
     deadline = derive(static_jct).of("tight")
-    spec = workload.spec({"name": "ce-scaling"}, deadline, 0)
-    runs = {
-        learn: simulate(spec, seed=0, workload=workload.model(), drift=drift, learn=learn)
+    spec = workload.spec({"name": "ce-scaling"}, deadline, seed)
+    return {
+        learn: simulate(spec, seed=seed, workload=workload.model(), drift=drift, learn=learn)
         for learn in (True, False)
     }
-    # the learn step's forecast of slowing rounds changes what the policy decides; whether that
-    # meets a tight deadline is measured over seeds by the ablation, not pinned here
-    assert plan(runs[True]) != plan(runs[False])
-    assert all(r["status"] == "succeeded" for r in runs.values())
+
+
+def test_a_drifting_jobs_plan_differs_with_and_without_the_learn_step():
+    # The learn step's forecast of slowing rounds changes what the policy decides — at some
+    # seed: where a plan has room to spare (or none at all) both may decide alike. Whether
+    # learning meets more tight deadlines is measured over seeds by the ablation, not here.
+    differs = []
+    for seed in range(4):
+        runs = drifting_runs(seed)
+        assert all(r["status"] == "succeeded" for r in runs.values())
+        differs.append(plan(runs[True]) != plan(runs[False]))
+        if differs[-1]:
+            break
+    assert any(differs), "the learn step changed no decision at seeds 0-3"
 
 
 def test_without_drift_the_hpo_plan_is_the_same_with_stored_or_refitted_curves():

@@ -27,18 +27,20 @@ def run(profile: str, kind: str, policy: dict, deadline_s: float, seed: int) -> 
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_a_memory_heavy_training_job_is_not_failed_by_its_pilot(seed):
-    """~1.13 GB resident, multi-threaded: under a loose deadline the pilot starts at 256 MB and
-    runs out of memory; its retries double to a size that fits without using up attempts (×1.5
-    steps, counted as attempts, failed this job: 256 → 384 → 576 → 864)."""
+def test_a_memory_heavy_training_job_is_not_failed_by_exploring(seed):
+    """~1.13 GB resident, multi-threaded, a loose deadline. A pilot worker at 256 MB used to run
+    out of memory and step up ×1.5, each step an attempt, until the job failed (256 → 384 →
+    576 → 864). Training now never waits for a pilot: every worker starts at one vCPU, and
+    explores below only as far as the measured footprint allows."""
     result = run("memory-heavy", "training", {"name": "ce-scaling"}, 360.0, seed)
     assert result["status"] == "succeeded", result["status_reason"]
+    assert set(result["stages"][0]["memory_by_shape"]["worker"]) == {1769}
     retries = [c for c in result["memory_changes"] if c["reason"].startswith("out of memory")]
-    assert [(c["from_mb"], c["to_mb"]) for c in retries] == [(256, 512), (512, 1024), (1024, 2048)]
-    # the workers that waited for the pilot run at what it needed, not at the overshoot
-    later = result["stages"][1]["memory_by_shape"]["worker"]
-    assert min(int(m) for m in later) < 2048
-    assert all(int(m) >= 1130 for m in later)  # ... and never below the footprint
+    assert retries == []
+    # later rounds go below one vCPU (the deadline is loose) but never below the footprint
+    later = [int(m) for s in result["stages"][1:] for m in s["memory_by_shape"]["worker"]]
+    assert min(later) < 1769
+    assert all(m >= 1130 for m in later)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -62,3 +64,32 @@ def test_a_tight_deadline_that_the_largest_size_meets_is_met():
         result = run("cold-heavy", "training", {"name": "ce-scaling"}, deadline, seed)
         assert result["status"] == "succeeded", result["status_reason"]
         assert result["jct_s"] <= deadline, (seed, result["jct_s"], deadline)
+
+
+def test_trials_held_for_a_pilot_pair_do_not_wait_for_its_out_of_memory_retry():
+    """hpo-families under its tight deadline: the 3 GB shape's pilot at 1,769 MB runs out of
+    memory while its pair-mate at 3,584 MB has finished (its time and peak are known). The held
+    trials are planned right then and run beside the pilot's retry, not after it: waiting for
+    the retry put a whole extra run of the largest shape on the first rung."""
+    from service.bench.workloads import paper_workloads
+
+    (families,) = [w for w in paper_workloads() if w.id == "hpo-families"]
+    spec = families.spec({"name": "ce-scaling"}, 78.0, 0)
+    result = simulate(spec, seed=0, workload=families.model(), timeline=True, common_draws=True)
+    assert result["status"] == "succeeded", result["status_reason"]
+    changes = [c for c in result["memory_changes"] if c["stage"] == "rung-0"]
+    events = [e for e in result["timeline"] if e["stage"] == "rung-0"]
+    at = [e["at_s"] for e in events if e["type"] == "allocation.changed"]
+    assert len(at) == len(changes)
+    pilots = [t for c, t in zip(changes, at, strict=True) if c["rule"] == "explore"]
+    assert any(c["rule"] == "oom-floor" for c in changes)  # the lower pilot ran out of memory
+    held = [t for c, t in zip(changes, at, strict=True) if c["rule"] == "deadline-split"]
+    finished = next(e["at_s"] for e in events if e["type"] == "stage.finished")
+    assert pilots and held
+    # The pilot's run until it is killed, its retry and the held trials' run take about as
+    # long each (the largest shape at about 3.3 GB, or killed part-way at 1,769 MB). Held
+    # until the retry ends, the trials would start some two thirds into the rung; beside the
+    # retry they start about half way.
+    start = max(pilots)
+    assert max(held) - start < 0.6 * (finished - start), (start, held, finished)
+    assert finished <= 40.0  # was 48 s, waiting for the retry

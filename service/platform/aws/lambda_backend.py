@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import (
@@ -127,15 +127,31 @@ class FunctionCode:
 
 
 def variant_memory(alias: str) -> int | None:
-    """The memory of a variant alias ``mem-<MB>``; None for any other alias."""
+    """The memory of a variant alias ``mem-<MB>``; None for any other alias (an
+    architecture's variant ``mem-<MB>-<architecture>`` too: see `variant_of`)."""
     prefix, _, size = alias.partition("-")
     if prefix != "mem" or not size.isdigit():
         return None
     return int(size)
 
 
-def fingerprint(config: dict[str, Any]) -> str:
-    """Everything a version runs except its memory size."""
+def variant_of(alias: str) -> tuple[int, Architecture | None] | None:
+    """(memory, architecture) of a variant alias: ``mem-<MB>`` (the function's own
+    architecture, None) or ``mem-<MB>-<architecture>``; None for any other alias."""
+    memory = variant_memory(alias)
+    if memory is not None:
+        return memory, None
+    for architecture in ("x86_64", "arm64"):
+        suffix = "-" + architecture.replace("_", "-")
+        if alias.endswith(suffix):
+            memory = variant_memory(alias.removesuffix(suffix))
+            if memory is not None:
+                return memory, architecture  # type: ignore[return-value]
+    return None
+
+
+def fingerprint(config: dict[str, Any], but: tuple[str, ...] = ()) -> str:
+    """Everything a version runs except its memory size (and the fields in ``but``)."""
 
     def normal(key: str) -> Any:
         value = config.get(key)
@@ -145,7 +161,9 @@ def fingerprint(config: dict[str, Any]) -> str:
             return (value or {}).get("Variables") or {}
         return value
 
-    return json.dumps({key: normal(key) for key in _FINGERPRINT}, sort_keys=True, default=str)
+    return json.dumps(
+        {key: normal(key) for key in _FINGERPRINT if key not in but}, sort_keys=True, default=str
+    )
 
 
 def copied_config(source: dict[str, Any]) -> dict[str, Any]:
@@ -278,18 +296,30 @@ class AwsPlatform:
             if updates:
                 self._update(spec.name, updates)
 
-    def ensure_variant(self, name: str, memory_mb: int) -> str:
+    def ensure_variant(
+        self, name: str, memory_mb: int, architecture: Architecture | None = None
+    ) -> str:
         """Alias ``mem-<MB>`` → a version with exactly that memory and $LATEST's code and
         configuration. Only for functions the service owns (built-ins, copies): publishing a
-        version resizes $LATEST, which no one invokes on them (service/platform/README.md)."""
-        alias = variant_alias(memory_mb)
+        version resizes $LATEST, which no one invokes on them (service/platform/README.md).
+
+        With ``architecture``: alias ``mem-<MB>-<architecture>`` → a version on that
+        architecture, with $LATEST's code and configuration otherwise. Lambda changes a
+        function's architecture only with its code (UpdateFunctionCode with
+        ``Architectures``): $LATEST is moved to it with its own code, published, and moved
+        back (``_publish_on``). The code must run on both (pure Python, or a package built
+        for both)."""
+        alias = variant_alias(memory_mb, architecture)
         with self._lock:
             if (name, alias) in self._variants:
                 return alias
-        if not self._variant_current(name, alias, memory_mb):
+        if not self._variant_current(name, alias, memory_mb, architecture):
             with self._mutating(name):
-                if not self._variant_current(name, alias, memory_mb):
-                    self._publish_variant(name, alias, memory_mb)
+                if not self._variant_current(name, alias, memory_mb, architecture):
+                    if architecture is None:
+                        self._publish_variant(name, alias, memory_mb)
+                    else:
+                        self._publish_on(name, alias, memory_mb, architecture)
         with self._lock:
             self._variants.add((name, alias))
         return alias
@@ -301,11 +331,15 @@ class AwsPlatform:
         moved = []
         with self._mutating(name):
             for alias in self._list_aliases(name):
-                memory_mb = variant_memory(alias["Name"])
-                if memory_mb is None:
+                variant = variant_of(alias["Name"])
+                if variant is None:
                     continue
-                if not self._variant_current(name, alias["Name"], memory_mb):
-                    self._publish_variant(name, alias["Name"], memory_mb)
+                memory_mb, architecture = variant
+                if not self._variant_current(name, alias["Name"], memory_mb, architecture):
+                    if architecture is None:
+                        self._publish_variant(name, alias["Name"], memory_mb)
+                    else:
+                        self._publish_on(name, alias["Name"], memory_mb, architecture)
                     moved.append(alias["Name"])
         return moved
 
@@ -433,16 +467,33 @@ class AwsPlatform:
 
     # -- invocations --------------------------------------------------------------------------
 
-    def invoke(self, name: str, payload: Any, *, memory_mb: int | None = None) -> InvokeResult:
-        return self._invoke(name, payload, memory_mb, self.clock.now())
+    def invoke(
+        self,
+        name: str,
+        payload: Any,
+        *,
+        memory_mb: int | None = None,
+        architecture: Architecture | None = None,
+    ) -> InvokeResult:
+        return self._invoke(name, payload, memory_mb, self.clock.now(), architecture)
 
     def start_invoke(
-        self, name: str, payload: Any, *, memory_mb: int | None = None
+        self,
+        name: str,
+        payload: Any,
+        *,
+        memory_mb: int | None = None,
+        architecture: Architecture | None = None,
     ) -> InvocationHandle:
+        if architecture is not None and memory_mb is None:
+            raise ValueError("an architecture selects a memory variant: give memory_mb too")
         if memory_mb is not None:
-            self._known_variant(name, memory_mb)  # fail here, as the emulator does (cached)
+            # fail here, as the emulator does (cached)
+            self._known_variant(name, memory_mb, architecture)
         handle = InvocationHandle(uuid.uuid4().hex, name, memory_mb, self.clock.now())
-        future = self._executor.submit(self._invoke, name, payload, memory_mb, handle.started_at)
+        future = self._executor.submit(
+            self._invoke, name, payload, memory_mb, handle.started_at, architecture
+        )
         with self._lock:
             self._pending[handle.invocation_id] = future
         return handle
@@ -521,7 +572,12 @@ class AwsPlatform:
         return self.clients.lambda_control
 
     def _invoke(
-        self, name: str, payload: Any, memory_mb: int | None, started_at: float
+        self,
+        name: str,
+        payload: Any,
+        memory_mb: int | None,
+        started_at: float,
+        architecture: Architecture | None = None,
     ) -> InvokeResult:
         request: dict[str, Any] = {
             "FunctionName": name,
@@ -530,7 +586,7 @@ class AwsPlatform:
             "Payload": json.dumps(payload).encode("utf-8"),
         }
         if memory_mb is not None:
-            request["Qualifier"] = self._known_variant(name, memory_mb)
+            request["Qualifier"] = self._known_variant(name, memory_mb, architecture)
         else:
             self._wait_until_not_updating(name)  # never invoke mid-update (docs/safety.md)
         attempts = self.retrier.backoff.max_attempts
@@ -553,12 +609,13 @@ class AwsPlatform:
                     raise self._error("invoke", name, error) from error
                 if error_code(error) == NOT_FOUND:
                     if memory_mb is not None:
+                        alias = variant_alias(memory_mb, architecture)
                         raise VariantNotFoundError(
-                            f"{name}: no variant {variant_alias(memory_mb)}; call ensure_variant"
+                            f"{name}: no variant {alias}; call ensure_variant"
                         ) from error
                     raise FunctionNotFoundError(f"function {name!r} does not exist") from error
                 if status >= 500:
-                    return self._ambiguous(name, memory_mb, started_at, str(error))
+                    return self._ambiguous(name, memory_mb, started_at, str(error), architecture)
                 raise self._error("invoke", name, error) from error
             except (EndpointConnectionError, ConnectTimeoutError) as error:
                 # Never connected, so never sent: safe to try again.
@@ -567,12 +624,17 @@ class AwsPlatform:
                 self.retrier.wait(attempt)
                 continue
             except HTTPClientError as error:  # read timeout, connection closed after sending
-                return self._ambiguous(name, memory_mb, started_at, str(error))
-            return self._result(name, memory_mb, started_at, response)
+                return self._ambiguous(name, memory_mb, started_at, str(error), architecture)
+            return self._result(name, memory_mb, started_at, response, architecture)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _result(
-        self, name: str, memory_mb: int | None, started_at: float, response: dict[str, Any]
+        self,
+        name: str,
+        memory_mb: int | None,
+        started_at: float,
+        response: dict[str, Any],
+        architecture_asked: Architecture | None = None,
     ) -> InvokeResult:
         log_text = decode_log_result(response.get("LogResult"))
         report = parse_log(log_text)
@@ -587,7 +649,7 @@ class AwsPlatform:
             report.request_id if report else None
         )
         architecture = self._architecture(
-            name, response.get("ExecutedVersion") or self._qualifier(memory_mb)
+            name, response.get("ExecutedVersion") or self._qualifier(memory_mb, architecture_asked)
         )
         if memory_mb is None and report is None:
             with self._lock:
@@ -629,7 +691,12 @@ class AwsPlatform:
         )
 
     def _ambiguous(
-        self, name: str, memory_mb: int | None, started_at: float, message: str
+        self,
+        name: str,
+        memory_mb: int | None,
+        started_at: float,
+        message: str,
+        architecture_asked: Architecture | None = None,
     ) -> InvokeResult:
         return InvokeResult(
             function=name,
@@ -642,12 +709,12 @@ class AwsPlatform:
             ambiguous=True,
             started_at=started_at,
             finished_at=self.clock.now(),
-            architecture=self._architecture(name, self._qualifier(memory_mb)),
+            architecture=self._architecture(name, self._qualifier(memory_mb, architecture_asked)),
         )
 
     @staticmethod
-    def _qualifier(memory_mb: int | None) -> str:
-        return variant_alias(memory_mb) if memory_mb is not None else LATEST
+    def _qualifier(memory_mb: int | None, architecture: Architecture | None = None) -> str:
+        return variant_alias(memory_mb, architecture) if memory_mb is not None else LATEST
 
     def _architecture(self, name: str, qualifier: str) -> Architecture | None:
         """The architecture `qualifier` (a version, alias or $LATEST) of the function really
@@ -817,8 +884,11 @@ class AwsPlatform:
             )
         return FunctionCode({"ZipFile": data}, architecture, "Zip", config["CodeSha256"])
 
-    def _variant_current(self, name: str, alias: str, memory_mb: int) -> bool:
-        """Alias exists and its version has this memory and $LATEST's code and configuration."""
+    def _variant_current(
+        self, name: str, alias: str, memory_mb: int, architecture: Architecture | None = None
+    ) -> bool:
+        """Alias exists and its version has this memory and $LATEST's code and configuration
+        (with ``architecture``: runs on it, and has $LATEST's code and all else)."""
         try:
             target = self._control(lambda: self._lambda.get_alias(FunctionName=name, Name=alias))
         except ClientError as error:
@@ -828,6 +898,14 @@ class AwsPlatform:
             raise self._error("read alias of", name, error) from error
         version = self._configuration(name, qualifier=target["FunctionVersion"])
         latest = self._configuration(name)
+        if architecture is not None:
+            on = (version.get("Architectures") or ["x86_64"]) == [architecture]
+            return (
+                on
+                and int(version["MemorySize"]) == memory_mb
+                and fingerprint(version, but=("Architectures",))
+                == fingerprint(latest, but=("Architectures",))
+            )
         return int(version["MemorySize"]) == memory_mb and fingerprint(version) == fingerprint(
             latest
         )
@@ -854,6 +932,44 @@ class AwsPlatform:
             # publish, or the code moved on: read again and redo, after a jittered pause.
             self.retrier.wait(attempt)
         raise UpdateFailedError(f"{name}: kept changing while publishing {memory_mb} MB; gave up")
+
+    def _publish_on(
+        self, name: str, alias: str, memory_mb: int, architecture: Architecture
+    ) -> None:
+        """Publish `memory_mb` on `architecture` under `alias`: UpdateFunctionCode moves
+        $LATEST to that architecture with its own code (read back with GetFunction: Lambda
+        takes ``Architectures`` only with code), the version is published as any variant
+        (`_publish_variant`), and $LATEST moves back to the architecture it had, whatever
+        happened. Every version is immutable: the function's other variants keep running
+        meanwhile. The caller holds `_mutating(name)`."""
+        config = self._wait_settled(name)
+        home = (config.get("Architectures") or ["x86_64"])[0]
+        if home == architecture:
+            self._publish_variant(name, alias, memory_mb)
+            return
+        try:
+            found = self._control(lambda: self._lambda.get_function(FunctionName=name))
+        except ClientError as error:
+            raise self._error("read the code of", name, error) from error
+        code = self._source_code(name, found["Configuration"], found.get("Code") or {})
+        self._put_code(name, replace(code, architecture=architecture))
+        try:
+            self._publish_variant(name, alias, memory_mb)
+        finally:
+            self._put_code(name, replace(code, architecture=home))
+
+    def _put_code(self, name: str, code: FunctionCode) -> dict[str, Any]:
+        """UpdateFunctionCode with ``Architectures`` (conditional on the RevisionId read), then
+        wait until it has settled."""
+        current = self._wait_settled(name)
+        request = {"FunctionName": name, **code.code, "Architectures": [code.architecture]}
+        if current.get("RevisionId"):
+            request["RevisionId"] = current["RevisionId"]
+        try:
+            updated = self._control(lambda: self._lambda.update_function_code(**request))
+        except ClientError as error:
+            raise self._error(f"move to {code.architecture} the code of", name, error) from error
+        return self._wait_settled(name, updated)
 
     def _point_alias(self, name: str, alias: str, version: str) -> None:
         try:
@@ -892,10 +1008,12 @@ class AwsPlatform:
                 return aliases
             request["Marker"] = page["NextMarker"]
 
-    def _known_variant(self, name: str, memory_mb: int) -> str:
+    def _known_variant(
+        self, name: str, memory_mb: int, architecture: Architecture | None = None
+    ) -> str:
         """The variant's alias, checked once per process (Lambda would fall back to nothing;
         an unknown qualifier must be an error, not a run at some other size)."""
-        alias = variant_alias(memory_mb)
+        alias = variant_alias(memory_mb, architecture)
         with self._lock:
             if (name, alias) in self._variants:
                 return alias

@@ -43,6 +43,7 @@ from service.platform.emulator.profiles import (
 )
 from service.platform.emulator.runner import RunOutcome, Task, WorkerPool
 from service.platform.interface import (
+    Architecture,
     Datapoint,
     ErrorKind,
     FunctionMetrics,
@@ -70,6 +71,8 @@ class _Function:
     traits: Traits
     profile: MeasuredProfile | None
     variants: set[int] = field(default_factory=set)
+    # variants published on a named architecture (``variant_alias(memory, architecture)``)
+    architecture_variants: set[tuple[int, Architecture]] = field(default_factory=set)
 
 
 @dataclass
@@ -156,13 +159,25 @@ class EmulatorPlatform:
             if current is not None and current.memory_mb != spec.memory_mb:
                 self._drop_environments(spec.name, None)
             variants = current.variants if current is not None else set()
-            self._functions[spec.name] = _Function(spec, spec.memory_mb, traits, profile, variants)
+            named = current.architecture_variants if current is not None else set()
+            self._functions[spec.name] = _Function(
+                spec, spec.memory_mb, traits, profile, variants, named
+            )
 
-    def ensure_variant(self, name: str, memory_mb: int) -> str:
-        check_memory(memory_mb)
+    def ensure_variant(
+        self, name: str, memory_mb: int, architecture: Architecture | None = None
+    ) -> str:
+        """A memory variant; with ``architecture``, one that runs on it whatever the
+        function's own architecture (Lambda: a version published after UpdateFunctionCode
+        with ``Architectures=[architecture]``), with environments of its own."""
+        alias = variant_alias(memory_mb, architecture)
         with self._lock:
-            self._function(name).variants.add(memory_mb)
-        return variant_alias(memory_mb)
+            function = self._function(name)
+            if architecture is None:
+                function.variants.add(memory_mb)
+            else:
+                function.architecture_variants.add((memory_mb, architecture))
+        return alias
 
     def set_memory(self, name: str, memory_mb: int) -> None:
         check_memory(memory_mb)
@@ -181,8 +196,15 @@ class EmulatorPlatform:
 
     # -- invocations --------------------------------------------------------------------------
 
-    def invoke(self, name: str, payload: Any, *, memory_mb: int | None = None) -> InvokeResult:
-        handle = self.start_invoke(name, payload, memory_mb=memory_mb)
+    def invoke(
+        self,
+        name: str,
+        payload: Any,
+        *,
+        memory_mb: int | None = None,
+        architecture: Architecture | None = None,
+    ) -> InvokeResult:
+        handle = self.start_invoke(name, payload, memory_mb=memory_mb, architecture=architecture)
         while True:
             result = self.poll(handle)
             if result is not None:
@@ -196,6 +218,7 @@ class EmulatorPlatform:
         *,
         memory_mb: int | None = None,
         behaviour: Traits | MeasuredProfile | None = None,
+        architecture: Architecture | None = None,
     ) -> InvocationHandle:
         """Start one invocation. ``behaviour`` (the simulator's workload models) replaces the
         function's own for this invocation alone: code traits or a measured profile that say how
@@ -211,19 +234,30 @@ class EmulatorPlatform:
                 profile = behaviour
             qualifier = None
             memory = function.memory_mb
+            spec = function.spec
+            if architecture is not None and memory_mb is None:
+                raise ValueError("an architecture selects a memory variant: give memory_mb too")
             if memory_mb is not None:
-                if memory_mb not in function.variants:
+                known = (
+                    memory_mb in function.variants
+                    if architecture is None
+                    else (memory_mb, architecture) in function.architecture_variants
+                )
+                if not known:
                     raise VariantNotFoundError(
-                        f"{name}: no variant {variant_alias(memory_mb)}; call ensure_variant first"
+                        f"{name}: no variant {variant_alias(memory_mb, architecture)}; call "
+                        "ensure_variant first"
                     )
-                qualifier, memory = variant_alias(memory_mb), memory_mb
+                qualifier, memory = variant_alias(memory_mb, architecture), memory_mb
+                if architecture is not None:
+                    spec = replace(spec, architecture=architecture)
             now = self.clock.now()
             handle = InvocationHandle(uuid.uuid4().hex, name, memory_mb, now)
             rng = self._draws(payload)
             request_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             invocation = _Invocation(
                 handle,
-                function.spec,
+                spec,
                 traits,
                 profile,
                 memory,
@@ -246,6 +280,7 @@ class EmulatorPlatform:
                 z_init=rng.gauss(0.0, 1.0) if self.noise else 0.0,
                 sigma=self.noise_sigma,
                 slowdown=self.slowdown(now) if self.slowdown is not None else 1.0,
+                speed=_speed(spec.architecture, traits, profile),
             )
             if function.spec.handler is not None and behaviour is None:
                 invocation.future = self.pool.submit(
@@ -518,6 +553,14 @@ class EmulatorPlatform:
         with self._lock:
             self._in_flight(now)  # complete any finished real-code runs first
             return [r for r in self._records.get(name, []) if r.finished_at <= now]
+
+
+def _speed(architecture: str, traits: Traits, profile: MeasuredProfile | None) -> float:
+    """How fast the workload runs on ``architecture`` relative to x86_64 (its profile's
+    ``arm64_speed`` when it has a measured profile, else its traits')."""
+    if architecture != "arm64":
+        return 1.0
+    return profile.arm64_speed if profile is not None else traits.arm64_speed
 
 
 def _behaviour(spec: FunctionSpec) -> tuple[Traits, MeasuredProfile | None]:

@@ -66,6 +66,14 @@ class Conditions:
     # Environmental drift at the invocation's start (a noisy neighbour, a slower data source):
     # the run takes this many times its modelled duration. 1.0 unless a simulation sets one.
     slowdown: float = 1.0
+    # The speed of the architecture the invocation runs on, relative to x86_64 (a workload's
+    # ``arm64_speed`` on arm64, else 1.0): the run takes 1/speed times its modelled duration.
+    speed: float = 1.0
+
+    @property
+    def time_factor(self) -> float:
+        """What the modelled run time is multiplied by: drift over the architecture's speed."""
+        return self.slowdown / self.speed
 
 
 def from_run(
@@ -88,7 +96,7 @@ def from_run(
         "oom": ErrorKind.OUT_OF_MEMORY,
     }[run.status]
     return _settle(
-        modelled * noise_factor(conditions.z_run, conditions.sigma) * conditions.slowdown,
+        modelled * noise_factor(conditions.z_run, conditions.sigma) * conditions.time_factor,
         init,
         run.peak_rss_mb,
         error,
@@ -112,7 +120,7 @@ def from_traits(traits: Traits, conditions: Conditions) -> Execution:
     )
     peak = traits.peak_memory_mb if traits.peak_memory_mb is not None else PYTHON_BASELINE_MB
     init = _init(traits.init_ms if traits.init_ms is not None else RUNTIME_INIT_MS, conditions)
-    run = modelled * noise_factor(conditions.z_run, conditions.sigma) * conditions.slowdown
+    run = modelled * noise_factor(conditions.z_run, conditions.sigma) * conditions.time_factor
     if peak > conditions.memory_mb:
         # Killed on reaching the limit; assume memory grows steadily over the run.
         return _out_of_memory(run * conditions.memory_mb / peak, init, conditions)
@@ -126,7 +134,7 @@ def from_profile(profile: MeasuredProfile, conditions: Conditions) -> Execution:
     run = (
         curve.p50_ms(memory)
         * noise_factor(conditions.z_run, curve.sigma(memory))
-        * conditions.slowdown
+        * conditions.time_factor
     )
     cold_ms = profile.cold_start_ms if profile.cold_start_ms is not None else RUNTIME_INIT_MS
     init = None

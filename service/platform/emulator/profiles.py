@@ -7,7 +7,9 @@ Two file formats, told apart by their keys, both read by `load_profile`:
   ``{"name": "builtin:mlp", "cpu_ms": 1234.0, "parallel_fraction": 0.3, "max_threads": 2,
   "io_ms": 0.0, "peak_memory_mb": 210.0, "init_ms": 450.0}``;
 - a **measured profile** (docs/platform.md): per memory size, duration percentiles and memory used
-  as measured on real Lambda, under the key ``"memory_mb"``, plus optional ``cold_start_ms``.
+  as measured on real Lambda, under the key ``"memory_mb"``, plus optional ``cold_start_ms``
+  and ``arm64_speed`` (the speed on arm64 relative to x86_64, where the sizes were measured;
+  1.0 when absent). A code profile takes ``arm64_speed`` too.
 
 A measured profile becomes a `ProfileCurve`, tabulated for every whole MB from 128 to 10,240
 (Lambda's 1 MB steps) so that lookups are exact and cheap:
@@ -49,10 +51,19 @@ from service.platform.emulator.model import (
     fit_cpu_model,
     sigma_from_percentiles,
 )
-from service.platform.interface import MAX_MEMORY_MB, MIN_MEMORY_MB, Traits
+from service.platform.interface import MAX_MEMORY_MB, MIN_MEMORY_MB, Traits, check_arm64_speed
 
 CODE_PROFILE_KEYS = frozenset(
-    {"name", "cpu_ms", "parallel_fraction", "max_threads", "io_ms", "peak_memory_mb", "init_ms"}
+    {
+        "name",
+        "cpu_ms",
+        "parallel_fraction",
+        "max_threads",
+        "io_ms",
+        "peak_memory_mb",
+        "init_ms",
+        "arm64_speed",
+    }
 )
 
 
@@ -87,6 +98,9 @@ class MeasuredProfile:
     points: tuple[MeasuredPoint, ...]  # sorted by memory
     cold_start_ms: float | None = None
     runtime: str | None = None
+    # Speed on arm64 relative to x86_64 (the sizes above were measured on x86_64): 0.85 runs
+    # every invocation 1/0.85 times as long on arm64. 1.0 when the profile does not say.
+    arm64_speed: float = 1.0
 
     @cached_property
     def curve(self) -> ProfileCurve:
@@ -193,6 +207,7 @@ def _parse_code(data: dict[str, Any]) -> CodeProfile:
             init_ms=_optional_number(data, "init_ms"),
             cpu_ms=_number(data, "cpu_ms"),
             peak_memory_mb=_optional_number(data, "peak_memory_mb"),
+            arm64_speed=_number(data, "arm64_speed", 1.0),
         )
     except ValueError as error:
         raise ProfileError(str(error)) from None
@@ -236,11 +251,17 @@ def _parse_measured(data: dict[str, Any]) -> MeasuredProfile:
         raise ProfileError("cold_start_ms must not be negative")
     points.sort(key=lambda p: p.memory_mb)
     runtime = data.get("runtime")
+    speed = _number(data, "arm64_speed", 1.0)
+    try:
+        check_arm64_speed(speed)
+    except ValueError as error:
+        raise ProfileError(str(error)) from None
     return MeasuredProfile(
         name=str(data.get("name", "unnamed")),
         points=tuple(points),
         cold_start_ms=cold,
         runtime=str(runtime) if runtime is not None else None,
+        arm64_speed=speed,
     )
 
 

@@ -146,7 +146,7 @@ class Jolteon(PowerTuning):
         if context.stage.kind is StageKind.PROFILING:
             return profiling_decisions(context.stage, "jolteon-profile")
         spec, obs = context.spec, context.observations
-        arch = spec.workload.architecture
+        arch = spec.workload.base_architecture
         measured = profiles(obs)
         counts = Counter(task.shape for task in context.stage.tasks)
         if any(shape not in measured for shape in counts):

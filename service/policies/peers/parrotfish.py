@@ -144,7 +144,7 @@ class Parrotfish(PowerTuning):
         cost × (1 + knowledge), knowledge being a Gaussian (σ = 200 MB) bump around every
         size explored — the cheap region, away from what is already known."""
         measured = profiles(context.observations)
-        arch = context.spec.workload.architecture
+        arch = context.spec.workload.base_architecture
         decisions = {}
         for task in context.stage.tasks:
             shape = measured_shape(task.shape)
@@ -174,7 +174,7 @@ class Parrotfish(PowerTuning):
         measured = profiles(context.observations)
         if not measured:
             return MAX_MEMORY_MB, "parrotfish: no profiling run succeeded: the largest size"
-        arch = context.spec.workload.architecture
+        arch = context.spec.workload.base_architecture
         counts = {s: sum(1 for t in context.stage.tasks if t.shape == s) for s in measured}
         total = sum(counts.values()) or 1
         curves = {s: Curve.fit(p) for s, p in measured.items()}
