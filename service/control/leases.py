@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from service.models import Job, JobStatus
@@ -22,67 +22,68 @@ from service.models import Job, JobStatus
 ACTIVE = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
 
 
-def _claimable(owner: str, now: datetime):
-    return and_(
-        Job.status.in_(ACTIVE),
-        or_(
-            Job.lease_owner.is_(None),
-            Job.lease_owner == owner,
-            Job.lease_expires_at.is_(None),
-            Job.lease_expires_at < now,
-        ),
-    )
+# The claim's statements, built once (every tick runs them); their parameters: the claiming
+# ``owner``, the loop's clock ``now`` (also the rows' ``updated_at``: the loop's clock, not the
+# database's), the lease's end ``expires``, and the jobs.
+_CLAIMABLE = and_(
+    Job.status.in_(ACTIVE),
+    or_(
+        Job.lease_owner.is_(None),
+        Job.lease_owner == bindparam("owner"),
+        Job.lease_expires_at.is_(None),
+        Job.lease_expires_at < bindparam("now"),
+    ),
+)
+_CANDIDATES = (
+    select(Job.id).where(_CLAIMABLE).order_by(Job.created_at, Job.id).limit(bindparam("limit"))
+)
+_CANDIDATES_LOCKED = _CANDIDATES.with_for_update(skip_locked=True, of=Job)  # Postgres
+_LEASE = {
+    "lease_owner": bindparam("owner"),
+    "lease_expires_at": bindparam("expires"),
+    "version": Job.version + 1,
+    "updated_at": bindparam("now"),
+}
+_TAKE_MANY = (
+    update(Job)
+    .where(Job.id.in_(bindparam("ids", expanding=True)))
+    .values(_LEASE)
+    .execution_options(synchronize_session=False)
+)
+# SQLite: one job at a time, re-checking the lease
+_TAKE_ONE = (
+    update(Job)
+    .where(Job.id == bindparam("job_id"), _CLAIMABLE)
+    .values(_LEASE)
+    .execution_options(synchronize_session=False)
+)
+_CLAIMED = (
+    select(Job)
+    .where(Job.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Job.created_at, Job.id)
+    # the spec never changes and the loop keeps it parsed: read when first needed
+    # (``LoopRepository.load_specs``); the result is only ever written here
+    .options(defer(Job.spec), defer(Job.result))
+    .execution_options(populate_existing=True)
+)
 
 
 def claim(session: Session, owner: str, now: datetime, ttl_s: float, limit: int) -> list[Job]:
     """Take (or keep) the leases of up to ``limit`` active jobs; oldest first. Uncommitted."""
-    expires = now + timedelta(seconds=ttl_s)
-    query = (
-        select(Job.id).where(_claimable(owner, now)).order_by(Job.created_at, Job.id).limit(limit)
-    )
+    params = {"owner": owner, "now": now, "expires": now + timedelta(seconds=ttl_s)}
     if session.get_bind().dialect.name == "postgresql":
-        ids = list(session.scalars(query.with_for_update(skip_locked=True, of=Job)))
+        ids = list(session.scalars(_CANDIDATES_LOCKED, params | {"limit": limit}))
         if ids:
-            session.execute(
-                update(Job)
-                .where(Job.id.in_(ids))
-                .values(
-                    lease_owner=owner,
-                    lease_expires_at=expires,
-                    version=Job.version + 1,
-                    updated_at=now,  # the loop's clock, not the database's
-                )
-                .execution_options(synchronize_session=False)
-            )
+            session.execute(_TAKE_MANY, params | {"ids": ids})
     else:
         ids = []
-        for job_id in session.scalars(query).all():
-            taken = session.execute(
-                update(Job)
-                .where(Job.id == job_id, _claimable(owner, now))
-                .values(
-                    lease_owner=owner,
-                    lease_expires_at=expires,
-                    version=Job.version + 1,
-                    updated_at=now,  # the loop's clock, not the database's
-                )
-                .execution_options(synchronize_session=False)
-            )
+        for job_id in session.scalars(_CANDIDATES, params | {"limit": limit}).all():
+            taken = session.execute(_TAKE_ONE, params | {"job_id": job_id})
             if taken.rowcount == 1:
                 ids.append(job_id)
     if not ids:
         return []
-    return list(
-        session.scalars(
-            select(Job)
-            .where(Job.id.in_(ids))
-            .order_by(Job.created_at, Job.id)
-            # the spec never changes and the loop keeps it parsed: read when first needed
-            # (``LoopRepository.load_specs``); the result is only ever written here
-            .options(defer(Job.spec), defer(Job.result))
-            .execution_options(populate_existing=True)
-        )
-    )
+    return list(session.scalars(_CLAIMED, {"ids": ids}))
 
 
 def release(job: Job) -> None:

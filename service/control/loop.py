@@ -224,7 +224,7 @@ class Controller:
         self.applied.clear()
         if self._dispatch_due:
             with clock("dispatch"):
-                report.dispatched = self._dispatch()
+                report.dispatched = self._dispatch(now)
             self._dispatch_due = bool(self.dispatch_failures)
         if self.reconciler.due(now):
             with clock("reconcile"):
@@ -271,17 +271,32 @@ class Controller:
 
     def _may_wait(self, job: Job) -> bool:
         """Whether this job may sit this tick out if it only waits on running invocations
-        (``LoopRepository.waiting_jobs``): it runs, this controller has advanced it before,
-        no result or platform failure of it is to be recorded, and no cancellation is asked
+        (``LoopRepository.waiting_jobs``): it runs, its spec is valid and this backend can run
+        it, no result or platform failure of it is to be recorded, and no cancellation is asked
         for. Its tick would change nothing: skipping it spares reading the job's tasks and
-        invocations."""
+        invocations. That holds on a takeover too (this controller's first pass, or a job
+        taken from a replica whose lease ran out): the open intents of a job that only waits
+        are sent again by the dispatcher, which reads them by themselves."""
         return (
             job.status == JobStatus.RUNNING.value
             and job.cancel_requested_at is None
-            and job.id in self._specs
             and job.id not in self.dispatch_failures
             and job.id not in self._results_for
+            and self._runnable(job)
         )
+
+    def _runnable(self, job: Job) -> bool:
+        """Whether the job's spec validates and this backend can run it, checked once per job
+        (the spec never changes); a job that fails either is stepped, and its step fails it
+        with the reason."""
+        if job.id in self._specs:
+            return True
+        try:
+            functions.function_spec(self._spec(job), self.settings.backend)
+        except Exception:  # whatever it is, the job's step meets it again and says so
+            self._specs.pop(job.id, None)
+            return False
+        return True
 
     def _context(self, now: datetime, results: dict) -> StepContext:
         return StepContext(
@@ -377,11 +392,11 @@ class Controller:
         return workflow
 
     # -- acting on the platform, after the commit --------------------------------------------
-    def _dispatch(self) -> int:
+    def _dispatch(self, now: datetime) -> int:
         dispatched = 0
         with self.database.session() as session:
             repo = LoopRepository(session)
-            for allocation, job in repo.pending_allocations(self.owner):
+            for allocation, job in repo.pending_allocations(self.owner, now):
                 spec = self._spec(job)
                 if spec.workload.architecture == "auto":
                     # a shape's size comes without its architecture: made at dispatch instead
@@ -394,7 +409,7 @@ class Controller:
                     continue
                 self.applied.add(allocation.id)
             sent = self.in_flight.keys() | self.finished.keys()
-            for invocation, task, stage, job in repo.pending_dispatch(self.owner, skip=sent):
+            for invocation, task, stage, job in repo.pending_dispatch(self.owner, now, skip=sent):
                 spec = self._spec(job)
                 # an "auto" job's task on the other architecture than the function's own runs
                 # that architecture's variant (``mem-<MB>-arm64``); on its own, the plain one

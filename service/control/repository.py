@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import case, func, select, type_coerce
+from sqlalchemy import and_, bindparam, case, func, insert, select, type_coerce
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -27,6 +27,7 @@ from service.models import (
 from service.models.base import Money
 
 PRELOAD_CHUNK = 500  # job ids per IN (...) list
+DISPATCH_BATCH = 1000  # rows fetched at a time when every open intent is sent again
 UNFINISHED = (WorkStatus.PENDING.value, WorkStatus.RUNNING.value)
 # A task's JSON columns, read only when a stage ends or a decision is made (then by the query of
 # every task, which fills them in on the objects already loaded)
@@ -44,6 +45,12 @@ class LoopRepository:
 
     def flush(self) -> None:
         self.session.flush()
+
+    def add_observations(self, rows: list[dict]) -> None:
+        """Insert observations (column values) in one statement, in the order given (their
+        ids follow it), instead of one INSERT per ORM object."""
+        if rows:
+            self.session.execute(insert(Observation), rows)
 
     # -- a tick's first reads, for every claimed job at once --------------------------------
     def waiting_jobs(self, job_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
@@ -106,32 +113,16 @@ class LoopRepository:
         tasks: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
         opened: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
         spend: dict[uuid.UUID, Decimal] = {}  # capped jobs only; others read it when needed
-        compute, requests = _spend_columns()
         for start in range(0, len(ids), PRELOAD_CHUNK):
             chunk = ids[start : start + PRELOAD_CHUNK]
-            for stage in self.session.scalars(
-                select(Stage).where(Stage.job_id.in_(chunk)).order_by(Stage.position)
-            ):
+            for stage in self.session.scalars(_STAGES, {"ids": chunk}):
                 stages[stage.job_id].append(stage)
-            for task in self.session.scalars(
-                select(Task)
-                .where(Task.job_id.in_(chunk), Task.status.in_(UNFINISHED))
-                .order_by(Task.key)
-                .options(*_TASK_JSON)
-            ):
+            for task in self.session.scalars(_UNFINISHED_TASKS, {"ids": chunk}):
                 tasks[task.job_id].append(task)
-            for invocation in self.session.scalars(
-                select(Invocation).where(
-                    Invocation.job_id.in_(chunk),
-                    Invocation.state == InvocationState.INTENT.value,
-                )
-            ):
+            for invocation in self.session.scalars(_OPEN_INVOCATIONS, {"ids": chunk}):
                 opened[invocation.job_id].append(invocation)
             for job_id, spent_compute, spent_requests in self.session.execute(
-                select(Invocation.job_id, compute, requests)
-                .join(Job, Job.id == Invocation.job_id)
-                .where(Invocation.job_id.in_(chunk), Job.max_cost_usd.is_not(None))
-                .group_by(Invocation.job_id)
+                _CAPPED_SPEND, {"ids": chunk}
             ):
                 spend[job_id] = spent_compute + spent_requests
         self._preloaded = {"stages": stages, "unfinished": tasks, "open": opened, "spend": spend}
@@ -153,25 +144,14 @@ class LoopRepository:
         preloaded = self._take("stages", job_id)
         if preloaded is not None:
             return preloaded
-        return list(
-            self.session.scalars(
-                select(Stage).where(Stage.job_id == job_id).order_by(Stage.position)
-            )
-        )
+        return list(self.session.scalars(_STAGES, {"ids": [job_id]}))
 
     def unfinished_tasks(self, job_id: uuid.UUID) -> list[Task]:
         """Tasks pending or running (the current stage's), without their JSON columns."""
         preloaded = self._take("unfinished", job_id)
         if preloaded is not None:
             return preloaded
-        return list(
-            self.session.scalars(
-                select(Task)
-                .where(Task.job_id == job_id, Task.status.in_(UNFINISHED))
-                .order_by(Task.key)
-                .options(*_TASK_JSON)
-            )
-        )
+        return list(self.session.scalars(_UNFINISHED_TASKS, {"ids": [job_id]}))
 
     def tasks(self, job_id: uuid.UUID) -> list[Task]:
         return list(
@@ -183,14 +163,7 @@ class LoopRepository:
         preloaded = self._take("open", job_id)
         if preloaded is not None:
             return preloaded
-        return list(
-            self.session.scalars(
-                select(Invocation).where(
-                    Invocation.job_id == job_id,
-                    Invocation.state == InvocationState.INTENT.value,
-                )
-            )
-        )
+        return list(self.session.scalars(_OPEN_INVOCATIONS, {"ids": [job_id]}))
 
     def task_outcomes(self, task_id: uuid.UUID) -> list[str | None]:
         return list(
@@ -277,7 +250,7 @@ class LoopRepository:
         scopes = list(scopes)
         if not scopes:
             return {}
-        rows = self.session.scalars(select(PredictorState).where(PredictorState.scope.in_(scopes)))
+        rows = self.session.scalars(_PREDICTOR_STATES, {"scopes": scopes})
         return {(row.scope, row.name): row for row in rows}
 
     def last_observed(self, series: str) -> datetime | None:
@@ -361,49 +334,41 @@ class LoopRepository:
 
     # -- what the dispatcher acts on, after the tick's commit ------------------------------
     def pending_dispatch(
-        self, owner: str, skip: Iterable[uuid.UUID] = ()
-    ) -> list[tuple[Invocation, Task, Stage, Job]]:
-        """Open intents of this owner's jobs, but those in ``skip`` (already sent): their ids
-        first, then the rows of the rest only, so a pass over thousands of running
-        invocations does not load them all again."""
+        self, owner: str, now: datetime, skip: Iterable[uuid.UUID] = ()
+    ) -> Iterator[tuple[Invocation, Task, Stage, Job]]:
+        """Open intents of the jobs this owner holds at ``now`` (its name on an expired lease
+        is not enough: another replica may be taking the job over), but those in ``skip``
+        (already sent): their ids first, then the rows of the rest only, so a pass over
+        thousands of running invocations does not load them all again. With nothing to skip (a
+        takeover or a restart, when every intent is sent again): the rows in one statement,
+        fetched ``DISPATCH_BATCH`` at a time as they are sent, and the jobs in another, each
+        job read once rather than once per intent."""
+        held = {"owner": owner, "now": now}
         skip = set(skip)
+        if not skip:
+            jobs = {job.id: job for job in self.session.scalars(_HELD_JOBS, held)}
+            for invocation, task, stage in self.session.execute(_DISPATCH_ROWS, held):
+                if invocation.job_id in jobs:
+                    yield invocation, task, stage, jobs[invocation.job_id]
+            return
         ids = [
             invocation_id
-            for invocation_id in self.session.scalars(
-                select(Invocation.id)
-                .join(Task, Task.id == Invocation.task_id)
-                .join(Job, Job.id == Invocation.job_id)
-                .join(Stage, Stage.id == Invocation.stage_id)
-                .where(
-                    Job.lease_owner == owner,
-                    Invocation.state == InvocationState.INTENT.value,
-                )
-                # a stable order (not ids, which are random): the same run dispatches the same
-                # way, so a seeded simulation gives the same result every time
-                .order_by(Job.created_at, Stage.position, Task.key, Invocation.attempt)
-            )
+            for invocation_id in self.session.scalars(_DISPATCH_IDS, held)
             if invocation_id not in skip
         ]
         rows = {}
         for start in range(0, len(ids), PRELOAD_CHUNK):
-            for invocation, task, stage, job in self.session.execute(
-                select(Invocation, Task, Stage, Job)
-                .join(Task, Task.id == Invocation.task_id)
-                .join(Stage, Stage.id == Invocation.stage_id)
-                .join(Job, Job.id == Invocation.job_id)
-                .where(Invocation.id.in_(ids[start : start + PRELOAD_CHUNK]))
-            ):
+            chunk = ids[start : start + PRELOAD_CHUNK]
+            for invocation, task, stage, job in self.session.execute(_INTENTS, {"ids": chunk}):
                 rows[invocation.id] = (invocation, task, stage, job)
-        return [rows[i] for i in ids if i in rows]
+        yield from (rows[i] for i in ids if i in rows)
 
-    def pending_allocations(self, owner: str) -> list[tuple[Allocation, Job]]:
+    def pending_allocations(self, owner: str, now: datetime) -> list[tuple[Allocation, Job]]:
+        """Memory changes to carry out, of the jobs this owner holds at ``now``."""
         return [
             (allocation, job)
             for allocation, job in self.session.execute(
-                select(Allocation, Job)
-                .join(Job, Job.id == Allocation.job_id)
-                .where(Job.lease_owner == owner, Allocation.state == AllocationState.INTENT.value)
-                .order_by(Allocation.created_at, Allocation.id)
+                _PENDING_ALLOCATIONS, {"owner": owner, "now": now}
             )
         ]
 
@@ -427,3 +392,69 @@ def _spend_columns():
     compute = type_coerce(func.coalesce(func.sum(Invocation.compute_cost_usd), 0), Money)
     requests = type_coerce(func.coalesce(func.sum(Invocation.request_cost_usd), 0), Money)
     return compute, requests
+
+
+def _ids(name: str = "ids"):
+    """An ``IN (...)`` list given at execution: one statement for any number of values."""
+    return bindparam(name, expanding=True)
+
+
+# the jobs whose lease ``:owner`` holds at ``:now``
+_HELD = and_(Job.lease_owner == bindparam("owner"), Job.lease_expires_at > bindparam("now"))
+
+
+def _with_dispatch_rows(query):
+    """``query`` over the open intents of the jobs held (``_HELD``), joined to their task,
+    stage and job, in the order they are sent."""
+    return (
+        query.join(Task, Task.id == Invocation.task_id)
+        .join(Stage, Stage.id == Invocation.stage_id)
+        .join(Job, Job.id == Invocation.job_id)
+        .where(_HELD, Invocation.state == InvocationState.INTENT.value)
+        # a stable order (not ids, which are random): the same run dispatches the same way, so
+        # a seeded simulation gives the same result every time
+        .order_by(Job.created_at, Stage.position, Task.key, Invocation.attempt)
+    )
+
+
+# The statements a tick runs for every job it steps, built once (building and keying a
+# statement costs about as much as running it on SQLite): only their parameters change.
+_STAGES = select(Stage).where(Stage.job_id.in_(_ids())).order_by(Stage.position)
+_UNFINISHED_TASKS = (
+    select(Task)
+    .where(Task.job_id.in_(_ids()), Task.status.in_(UNFINISHED))
+    .order_by(Task.key)
+    .options(*_TASK_JSON)
+)
+_OPEN_INVOCATIONS = select(Invocation).where(
+    Invocation.job_id.in_(_ids()), Invocation.state == InvocationState.INTENT.value
+)
+_CAPPED_SPEND = (
+    select(Invocation.job_id, *_spend_columns())
+    .join(Job, Job.id == Invocation.job_id)
+    .where(Invocation.job_id.in_(_ids()), Job.max_cost_usd.is_not(None))
+    .group_by(Invocation.job_id)
+)
+_PREDICTOR_STATES = select(PredictorState).where(PredictorState.scope.in_(_ids("scopes")))
+_DISPATCH_IDS = _with_dispatch_rows(select(Invocation.id))
+# what an invocation's event is made of (not the task's result, nor the job's)
+_DISPATCH_ROWS = (
+    _with_dispatch_rows(select(Invocation, Task, Stage))
+    .options(defer(Task.result))
+    .execution_options(yield_per=DISPATCH_BATCH)
+)
+_HELD_JOBS = select(Job).where(_HELD).options(defer(Job.result))
+_INTENTS = (
+    select(Invocation, Task, Stage, Job)
+    .join(Task, Task.id == Invocation.task_id)
+    .join(Stage, Stage.id == Invocation.stage_id)
+    .join(Job, Job.id == Invocation.job_id)
+    .where(Invocation.id.in_(_ids()))
+    .options(defer(Task.result), defer(Job.result))
+)
+_PENDING_ALLOCATIONS = (
+    select(Allocation, Job)
+    .join(Job, Job.id == Allocation.job_id)
+    .where(_HELD, Allocation.state == AllocationState.INTENT.value)
+    .order_by(Allocation.created_at, Allocation.id)
+)

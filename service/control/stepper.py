@@ -48,7 +48,6 @@ from service.models import (
     InvocationState,
     Job,
     JobStatus,
-    Observation,
     Stage,
     StageKind,
     Task,
@@ -108,6 +107,7 @@ class JobStepper:
         self._unfinished: list[Task] | None = None
         self._open: list[Invocation] | None = None
         self.intents = 0  # invocation and memory-change intents written this tick
+        self._observations: list[dict[str, Any]] = []  # this tick's, written together
         self._now: datetime | None = None
         self._written = 0
 
@@ -178,6 +178,8 @@ class JobStepper:
                         (task.epoch_to or 0) - (task.epoch_from or 0),
                     )
                 )
+        self.repo.add_observations(self._observations)
+        self._observations = []
         self.repo.flush()
         if self.spec.kind != "training":
             return runs, None
@@ -410,7 +412,7 @@ class JobStepper:
 
         ok = outcome is InvocationOutcome.OK
         change = lifecycle.on_result(
-            task_view(task, 0),
+            task_view(task, 0, light=True),  # its status, attempts and memory: no JSON column
             outcome,
             payload=result.payload if ok else None,
             problem=responses.problem(result.payload, invocation, task) if ok else None,
@@ -446,22 +448,24 @@ class JobStepper:
             task.memory_mb = change.memory_mb
 
     def _observe(self, task: Task, invocation: Invocation, report, now: datetime) -> None:
+        """The REPORT's figures as observations, written with the tick's others at the end of
+        ``record`` (``LoopRepository.add_observations``)."""
         series = f"{self.job.id}/{task.shape}"
         for metric, value in (
             ("duration_ms", report.duration_ms),
             ("max_memory_used_mb", report.max_memory_used_mb),
         ):
-            self.repo.add(
-                Observation(
-                    job_id=self.job.id,
-                    series=series,
-                    metric=metric,
-                    value=float(value),
-                    memory_mb=invocation.memory_mb,
-                    source="report",
-                    observed_at=invocation.finished_at or now,
-                    recorded_at=self._at(),
-                )
+            self._observations.append(
+                {
+                    "job_id": self.job.id,
+                    "series": series,
+                    "metric": metric,
+                    "value": float(value),
+                    "memory_mb": invocation.memory_mb,
+                    "source": "report",
+                    "observed_at": invocation.finished_at or now,
+                    "recorded_at": self._at(),
+                }
             )
 
 
