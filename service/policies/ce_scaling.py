@@ -478,9 +478,11 @@ class CeScaling:
                     "to learn whether less memory is as fast (the deadline holds if it is not)"
                 )
             uncertain = next((v for v in decision.vetoes if v.rule == "low-confidence"), None)
+            measured = {x.memory_mb for x in obs.samples if x.shape == "worker" and x.ok}
             if (
                 probe is None
                 and uncertain is not None
+                and uncertain.proposed_mb not in measured  # once: a run there is what it needs
                 and uncertain.proposed_mb < kept
                 and uncertain.proposed_mb >= floor
                 and probe_fits(uncertain.proposed_mb)
