@@ -68,6 +68,7 @@ ONE_VCPU_MB = MB_PER_VCPU
 # of the job's expected cost: a short job, a few rounds of few workers, does not explore.
 EXPLORE_SHARE = 0.05
 TIMEOUT_SHARE = 0.9  # plan invocations to end within 90 % of the function's timeout
+ROUND_MARGIN = 1  # training: rounds planned beyond the loss curve's upper estimate
 FASTEST_TOLERANCE = 1.03  # within 3 % (about the run-to-run noise) of the fastest is fastest
 
 
@@ -389,7 +390,12 @@ class CeScaling:
             expected_round_s = model.duration_ms(m, epochs) / 1000 + context.stage_overhead_s
             return rounds_left * expected_round_s + (model.init_ms / 1000 if cold else 0.0)
 
-        likely = [m for m in grid if expected_time(m) <= remaining_s] if not feasible else []
+        # (never below a warm current size: the upper bound already says the deadline is at
+        # risk, and a smaller size is slower and starts cold)
+        likely = [
+            m for m in grid if expected_time(m) <= remaining_s and (current is None or m >= current)
+        ]
+        likely = likely if not feasible else []
         if feasible:
             proposed = min(feasible, key=lambda m: (remaining_cost(m, m != current), m))
             why = (
@@ -589,4 +595,7 @@ class CeScaling:
         estimate = curve.rounds_to_target(training.target_loss, planned)
         if estimate.upper is None:
             return planned
-        return max(1, min(planned, estimate.upper))
+        # one round more than the fit's upper end: the loss-curve bound moves from round to
+        # round (5, 6, 5, then 2 with 3 still to run, in a ResNet job), and one round short is
+        # a missed deadline, one round long only a slightly larger size
+        return max(1, min(planned, estimate.upper + ROUND_MARGIN))
