@@ -4,6 +4,7 @@ version is published and aliased ``mem-<MB>-<architecture>``, and $LATEST moves 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,12 @@ from service.platform.aws.deploy import deploy
 from service.platform.aws.lambda_backend import AwsPlatform, variant_of
 from service.platform.interface import VariantNotFoundError
 from tests.lambda_standin import CREDENTIALS, LambdaStandIn
-from tests.platform.test_aws_deploy import ECHO, _zip
+from tests.platform.test_aws_deploy import ECHO as DEPLOY_ECHO
+from tests.platform.test_aws_deploy import _zip
+
+# A name of its own: moto's backends are per process, so a function this module creates is still
+# there for test_aws_deploy's, which expects to create its own
+ECHO = dataclasses.replace(DEPLOY_ECHO, name="cescale-echo-architectures")
 
 
 def _update_code_with_architectures(self, updated_spec):
