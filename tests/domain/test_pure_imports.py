@@ -20,6 +20,7 @@ PURE = [
     "service.policies.ce_scaling",
     "service.policies.oracle",
     "service.policies.warm_split",
+    "service.policies.architecture",
     "service.prediction.memory_curve",
     "service.prediction.loss_curve",
     "service.control.retry",
