@@ -177,13 +177,13 @@ def predict(
 
     cost = sum(task_cost(decisions[t.key].memory_mb, t.epoch_to - t.epoch_from) for t in tasks)
     time_s = max(stage_time(decisions[t.key].memory_mb, t.epoch_to - t.epoch_from) for t in tasks)
+    grid = grid_between(max(model.floor_mb, MIN_MEMORY_MB), MAX_MEMORY_MB)
     if rounds_left is not None:  # training: the same workers, round after round
         later = max(0, rounds_left - 1)
         # The later rounds at the size the plan would move to on this architecture — the
         # cheapest whose rounds fit the time left — not at this round's: a guard holding the
         # workers at their warm size for a round (cooldown, low confidence) holds them on the
         # architecture they ran on only, and the comparison would be about that.
-        grid = grid_between(max(model.floor_mb, MIN_MEMORY_MB), MAX_MEMORY_MB)
         fitting = [m for m in grid if time_s + later * stage_time(m, epochs) <= budget_s]
         size = min(fitting, key=lambda m: (task_cost(m, epochs), m)) if fitting else kept
         cost += later * len(tasks) * task_cost(size, epochs)
@@ -192,7 +192,6 @@ def predict(
     # HPO: this stage as planned, then the later rungs split the time left between them as
     # ce-scaling's deadline split would (the shape's share of their tasks, as if alone)
     share = len(tasks) / len(context.stage.tasks)
-    grid = grid_between(max(model.floor_mb, MIN_MEMORY_MB), MAX_MEMORY_MB)
     later = [
         stage_options(
             {shape: max(1, math.ceil(outline.tasks * share))},

@@ -32,7 +32,7 @@ from service.domain.lambda_limits import MAX_MEMORY_MB, MB_PER_VCPU, MIN_MEMORY_
 from service.policies import guards
 from service.policies.base import MemoryDecision, PolicyContext
 from service.policies.costing import cold_start_usd, grid_between, invocation_usd
-from service.policies.deadline_split import StageOption, split, stage_options
+from service.policies.deadline_split import StageOption, fastest, split, stage_options
 from service.policies.shape_model import DurationModel, fit_all, floor_mb, provenance
 from service.prediction.loss_curve import LossCurve
 from service.spec import CeScalingPolicy
@@ -254,35 +254,29 @@ class CeScaling:
         stages = plan_stages(upper=True)
         budget = (spec.qos.deadline_s - obs.elapsed_s) * self.safety
         plan = split(stages, budget)
-        expected = None
-        if plan is None:
-            # The upper bounds of curves fitted on a few sizes are wide: a plan that fits at
-            # the predicted times is still the best guess, and far cheaper than the fastest
-            # sizes of every stage (re-planned at the next stage, with more points).
-            expected = split(plan_stages(upper=False), budget)
-        if plan is None and expected is not None:
-            chosen = expected[0]
-            why = (
-                f"no plan meets the deadline at the upper end of the predictions; at the "
-                f"predicted times this stage {chosen.time_s:.1f} s of the {budget:.1f} s left"
-            )
-        elif plan is None:
-            # Options that tie on time (within the run-to-run noise: a single-threaded curve
-            # is flat above one vCPU, and a pilot pair's noise can tilt it) differ in cost:
-            # the cheapest of the (near-)fastest.
-            quickest = min(o.time_s for o in stages[0])
-            chosen = min(
-                (o for o in stages[0] if o.time_s <= quickest * FASTEST_TOLERANCE),
-                key=lambda o: (o.cost_usd, o.time_s),
-            )
-            why = "no plan meets the deadline: fastest sizes"
-        else:
+        # The upper bounds of curves fitted on a few sizes are wide: a plan that fits at the
+        # predicted times is still the best guess, and far cheaper than the fastest sizes of
+        # every stage (re-planned at the next stage, with more points).
+        expected = split(plan_stages(upper=False), budget) if plan is None else None
+        out_of_time = plan is None and expected is None
+        if plan is not None:
             chosen = plan[0]
             predicted = sum(o.cost_usd for o in plan)
             why = (
                 f"deadline split: this stage {chosen.time_s:.1f} s of the {budget:.1f} s left "
                 f"for {len(stages)} stage(s); predicted job cost ${predicted:.6f}"
             )
+        elif expected is not None:
+            chosen = expected[0]
+            why = (
+                f"no plan meets the deadline at the upper end of the predictions; at the "
+                f"predicted times this stage {chosen.time_s:.1f} s of the {budget:.1f} s left"
+            )
+        else:
+            # options that tie on time within the run-to-run noise (a single-threaded curve
+            # is flat above one vCPU, and a pilot pair's noise can tilt it): the cheapest
+            chosen = fastest(stages, FASTEST_TOLERANCE)[0]
+            why = "no plan meets the deadline: fastest sizes"
         decisions_by_shape = {}
         for shape in counts:
             proposed = chosen.memory[shape]
@@ -311,7 +305,7 @@ class CeScaling:
                     max_mb=self.max_memory_mb,
                 )
             )
-        if plan is None and expected is None:
+        if out_of_time:
             self.all_above(models, decisions_by_shape)
         decisions = {task.key: decisions_by_shape[task.shape] for task in context.stage.tasks}
         for shape, n in counts.items():
@@ -366,6 +360,9 @@ class CeScaling:
         def round_time(m: int) -> float:
             return model.upper_ms(m, epochs) / 1000 + context.stage_overhead_s
 
+        def expected_round_time(m: int) -> float:
+            return model.duration_ms(m, epochs) / 1000 + context.stage_overhead_s
+
         def remaining_cost(m: int, cold: bool) -> float:
             per = invocation_usd(m, model.duration_ms(m, epochs), 0.0, arch)
             first = invocation_usd(
@@ -377,25 +374,25 @@ class CeScaling:
         # cold, and the round waits for them (the current size too, after a probe took one).
         warm = self.environments(context) if current is not None else Counter()
 
-        def remaining_time(m: int) -> float:
+        def remaining_time(m: int, per_round=round_time) -> float:
             # a new size starts cold once, in its first round
             cold = m != current or warm[m] < len(context.stage.tasks)
-            return rounds_left * round_time(m) + (model.init_ms / 1000 if cold else 0.0)
+            return rounds_left * per_round(m) + (model.init_ms / 1000 if cold else 0.0)
 
         grid = self.within_timeout(model, grid_between(floor, self.max_memory_mb), epochs, spec)
         feasible = [m for m in grid if remaining_time(m) <= remaining_s]
-
-        def expected_time(m: int) -> float:
-            cold = m != current or warm[m] < len(context.stage.tasks)
-            expected_round_s = model.duration_ms(m, epochs) / 1000 + context.stage_overhead_s
-            return rounds_left * expected_round_s + (model.init_ms / 1000 if cold else 0.0)
-
         # (never below a warm current size: the upper bound already says the deadline is at
         # risk, and a smaller size is slower and starts cold)
-        likely = [
-            m for m in grid if expected_time(m) <= remaining_s and (current is None or m >= current)
-        ]
-        likely = likely if not feasible else []
+        likely = (
+            []
+            if feasible
+            else [
+                m
+                for m in grid
+                if remaining_time(m, expected_round_time) <= remaining_s
+                and (current is None or m >= current)
+            ]
+        )
         if feasible:
             proposed = min(feasible, key=lambda m: (remaining_cost(m, m != current), m))
             why = (
@@ -484,11 +481,14 @@ class CeScaling:
                     "to learn whether less memory is as fast (the deadline holds if it is not)"
                 )
             uncertain = next((v for v in decision.vetoes if v.rule == "low-confidence"), None)
-            measured = {x.memory_mb for x in obs.samples if x.shape == "worker" and x.ok}
             if (
                 probe is None
                 and uncertain is not None
-                and uncertain.proposed_mb not in measured  # once: a run there is what it needs
+                # once: a run there is what it needs
+                and not any(
+                    x.ok and x.shape == "worker" and x.memory_mb == uncertain.proposed_mb
+                    for x in obs.samples
+                )
                 and uncertain.proposed_mb < kept
                 and uncertain.proposed_mb >= floor
                 and probe_fits(uncertain.proposed_mb)
@@ -514,8 +514,7 @@ class CeScaling:
         # Does a cold start fit, with the rounds at their expected time (the upper bound would
         # call most tight deadlines out of time, and then every round pay for a larger warm
         # environment rather than a short cold start)?
-        expected_round_s = model.duration_ms(target, epochs) / 1000 + context.stage_overhead_s
-        cold_fits = rounds_left * expected_round_s + model.init_ms / 1000 <= remaining_s
+        cold_fits = rounds_left * expected_round_time(target) + model.init_ms / 1000 <= remaining_s
         self.keep_warm(
             context,
             decisions,

@@ -95,6 +95,13 @@ def split(
     return list(reversed(plan))
 
 
-def fastest(stages: Sequence[Sequence[StageOption]]) -> list[StageOption]:
-    """When no plan meets the deadline: the fastest option of every stage."""
-    return [min(options, key=lambda o: (o.time_s, o.cost_usd)) for options in stages]
+def fastest(stages: Sequence[Sequence[StageOption]], tolerance: float = 1.0) -> list[StageOption]:
+    """When no plan meets the deadline: the fastest option of every stage — the cheapest of
+    those within ``tolerance`` × the fastest time (options that tie within the run-to-run
+    noise differ in cost)."""
+    chosen = []
+    for options in stages:
+        quickest = min(o.time_s for o in options)
+        near = (o for o in options if o.time_s <= quickest * tolerance)
+        chosen.append(min(near, key=lambda o: (o.cost_usd, o.time_s)))
+    return chosen
