@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from service.platform.aws.clients import make_clients
+from service.platform.aws.lambda_backend import AwsPlatform
+from tests.lambda_standin import LambdaStandIn
+
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -67,3 +71,12 @@ def moto_server(fake_aws_credentials: None) -> Iterator[MotoServer]:
     yield moto
     moto.post("/moto-api/config", {"lambda": {"use_docker": True}})  # moto's config is global
     server.stop()
+
+
+@pytest.fixture
+def platform(standin: LambdaStandIn) -> Iterator[AwsPlatform]:
+    """The AWS backend against the module's ``standin`` (moto with the Lambda runtime stand-in;
+    each module that uses it defines its own)."""
+    aws = AwsPlatform(make_clients("us-east-1", standin.endpoint), update_poll_s=0.01)
+    yield aws
+    aws.close()

@@ -47,13 +47,6 @@ def standin() -> Iterator[LambdaStandIn]:
     saved.undo()
 
 
-@pytest.fixture
-def platform(standin: LambdaStandIn) -> Iterator[AwsPlatform]:
-    aws = AwsPlatform(make_clients("us-east-1", standin.endpoint), update_poll_s=0.01)
-    yield aws
-    aws.close()
-
-
 def _alias_config(lam, name: str, alias: str) -> dict:
     version = lam.get_alias(FunctionName=name, Name=alias)["FunctionVersion"]
     return lam.get_function_configuration(FunctionName=name, Qualifier=version)

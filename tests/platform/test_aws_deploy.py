@@ -53,13 +53,6 @@ def standin() -> Iterator[LambdaStandIn]:
     saved.undo()
 
 
-@pytest.fixture
-def platform(standin: LambdaStandIn) -> Iterator[AwsPlatform]:
-    aws = AwsPlatform(make_clients("us-east-1", standin.endpoint), update_poll_s=0.01)
-    yield aws
-    aws.close()
-
-
 def _alias_memory(lam: Any, name: str) -> dict[str, tuple[int, str]]:
     """alias → (MemorySize, CodeSha256) of the version it points at."""
     out = {}
