@@ -93,8 +93,9 @@ class CeScaling:
         return self.split_hpo(context, models)
 
     def models(self, context: PolicyContext, shapes: list[str]) -> dict[str, DurationModel] | None:
-        """What the policy knows of each shape: curves fitted on what has been observed."""
-        return fit_all(context.observations, shapes)
+        """What the policy knows of each shape: curves fitted on what has been observed
+        (training: of warm rounds, with a first run's own work apart, ``fit_shape``)."""
+        return fit_all(context.observations, shapes, first_runs=context.spec.kind == "training")
 
     # -- before anything is known -------------------------------------------------------------
     def explore(self, context: PolicyContext) -> dict[str, MemoryDecision]:
@@ -363,11 +364,13 @@ class CeScaling:
         def expected_round_time(m: int) -> float:
             return model.duration_ms(m, epochs) / 1000 + context.stage_overhead_s
 
+        def cold_ms(m: int) -> float:
+            # a cold start at m, and the first run's own work there (loading the data, …)
+            return first_run_at(model, m)
+
         def remaining_cost(m: int, cold: bool) -> float:
             per = invocation_usd(m, model.duration_ms(m, epochs), 0.0, arch)
-            first = invocation_usd(
-                m, model.duration_ms(m, epochs), model.init_ms if cold else 0, arch
-            )
+            first = invocation_usd(m, model.duration_ms(m, epochs), cold_ms(m) if cold else 0, arch)
             return workers * (first + per * (rounds_left - 1))
 
         # Warm environments per size: a size with fewer than one per worker starts some of them
@@ -377,7 +380,7 @@ class CeScaling:
         def remaining_time(m: int, per_round=round_time) -> float:
             # a new size starts cold once, in its first round
             cold = m != current or warm[m] < len(context.stage.tasks)
-            return rounds_left * per_round(m) + (model.init_ms / 1000 if cold else 0.0)
+            return rounds_left * per_round(m) + (cold_ms(m) / 1000 if cold else 0.0)
 
         grid = self.within_timeout(model, grid_between(floor, self.max_memory_mb), epochs, spec)
         feasible = [m for m in grid if remaining_time(m) <= remaining_s]
@@ -429,6 +432,27 @@ class CeScaling:
                     "slower, to learn whether more memory is faster"
                 )
                 proposed = above
+        if (
+            not feasible
+            and current is not None
+            and current in grid
+            and proposed != current
+            and not self.warm_measured(context)
+            and (getattr(model, "measured_max_mb", None) or 0) > current
+            and remaining_time(current, expected_round_time) * PROBE_SPEEDUP
+            <= remaining_time(proposed, expected_round_time)
+        ):
+            # Only first runs measured so far, at this size and above: their times hold the
+            # first run's own work (loading the data, …), which a new size does again and a
+            # warm environment does not. A size less than 10 % faster on first runs is no
+            # faster than the warm current size in the next round: keep it, and the round
+            # measures the warm time and the first-run work (the next plan knows both).
+            proposed = current
+            why = (
+                f"no size meets the deadline with {rounds_left} round(s) left, and none is "
+                f"clearly faster than the warm {current} MB environments (only first runs "
+                "measured): they run the next round"
+            )
         current_ok = (
             current is not None
             and current >= floor
@@ -437,7 +461,7 @@ class CeScaling:
         gain = None
         if current is not None:
             gain = remaining_cost(current, False) - remaining_cost(proposed, True)
-        change_cost = workers * cold_start_usd(proposed, model.init_ms, arch)
+        change_cost = workers * cold_start_usd(proposed, cold_ms(proposed), arch)
         decision = guards.decide(
             guards.Proposal(
                 shape="worker",
@@ -461,10 +485,10 @@ class CeScaling:
         if rounds_left >= 2:
             # one round with one worker at the smaller size, the rest at the decided one
             kept = decision.memory_mb
-            rest_s = (rounds_left - 1) * round_time(kept) + model.init_ms / 1000
+            rest_s = (rounds_left - 1) * round_time(kept) + cold_ms(kept) / 1000
 
             def probe_fits(m: int) -> bool:
-                return round_time(m) + model.init_ms / 1000 + rest_s <= remaining_s
+                return round_time(m) + cold_ms(m) / 1000 + rest_s <= remaining_s
 
             probe = self.probe_below(model, grid, probe_fits)
             probe = probe if probe is not None and probe < kept else None
@@ -514,7 +538,9 @@ class CeScaling:
         # Does a cold start fit, with the rounds at their expected time (the upper bound would
         # call most tight deadlines out of time, and then every round pay for a larger warm
         # environment rather than a short cold start)?
-        cold_fits = rounds_left * expected_round_time(target) + model.init_ms / 1000 <= remaining_s
+        cold_fits = (
+            rounds_left * expected_round_time(target) + cold_ms(target) / 1000 <= remaining_s
+        )
         self.keep_warm(
             context,
             decisions,
@@ -526,6 +552,13 @@ class CeScaling:
         if probe is not None and len(context.stage.tasks) > 1:
             decisions[context.stage.tasks[-1].key] = MemoryDecision(probe, "probe-below", probe_why)
         return decisions
+
+    @staticmethod
+    def warm_measured(context: PolicyContext) -> bool:
+        """Has a worker run in a warm environment (not its first run there)?"""
+        return any(
+            x.shape == "worker" and x.ok and not x.init_ms for x in context.observations.samples
+        )
 
     @staticmethod
     def environments(context: PolicyContext) -> Counter:
@@ -598,3 +631,10 @@ class CeScaling:
         # round (5, 6, 5, then 2 with 3 still to run, in a ResNet job), and one round short is
         # a missed deadline, one round long only a slightly larger size
         return max(1, min(planned, estimate.upper + ROUND_MARGIN))
+
+
+def first_run_at(model: DurationModel, memory_mb: int) -> float:
+    """What a new environment at ``memory_mb`` adds to its first run: the model's ``init_at``
+    (cold start and first-run work at that size) where it has one, else its cold start."""
+    init_at = getattr(model, "init_at", None)
+    return init_at(memory_mb) if init_at is not None else model.init_ms

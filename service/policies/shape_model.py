@@ -8,11 +8,12 @@ import itertools
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from statistics import fmean
+from statistics import fmean, median
 from typing import Protocol
 
 import numpy as np
 
+from service.domain.lambda_limits import MB_PER_VCPU
 from service.policies.base import Observations, Sample
 from service.policies.costing import MEMORY_GRID
 from service.policies.priors import Prior, fit_points, prior_of, widened
@@ -30,6 +31,10 @@ RECENT_ROUNDS = 2  # the latest rounds, left out of the baseline a forecast is c
 # A round forecast at 4× its past says the curve is wrong (it is refitted from the same runs),
 # not that the next round will be: the drift factor is trusted up to this.
 MAX_DRIFT_FACTOR = 4.0
+# A first run in a new environment that is this much slower than a warm run at the same size
+# (relative to the warm run) does first-run work — lazy imports, loading or generating the
+# dataset — and not only noise (``first_run_ms``).
+FIRST_RUN_SHARE = 0.1
 
 
 class DurationModel(Protocol):
@@ -61,6 +66,16 @@ class ShapeModel:
     # Where the curve comes from: "runs" (this job's), "prior" (an earlier job's of the
     # tenant), "prior+runs" (both, agreeing) — said in the decision's reason.
     source: str = "runs"
+    # CPU milliseconds at one vCPU that the first run in a new environment spends besides its
+    # epochs (``first_run_ms``); 0 when not measured (or none), and then the curve is fitted on
+    # the first runs as they are.
+    first_run_ms: float = 0.0
+
+    def init_at(self, memory_mb: int) -> float:
+        """What starting an environment at ``memory_mb`` adds to its first run: the cold start
+        and the first run's own work at that size's CPU share (single-threaded: no faster
+        above one vCPU)."""
+        return self.init_ms + self.first_run_ms * max(1.0, MB_PER_VCPU / memory_mb)
 
     def duration_ms(self, memory_mb: int, epochs: int) -> float:
         return self._predict(memory_mb) * max(1, epochs)
@@ -125,7 +140,9 @@ def _peak_floor(peak_mb: float) -> int:
     return math.ceil(max(peak_mb * PEAK_MARGIN, peak_mb + PEAK_MARGIN_MB))
 
 
-def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> ShapeModel | None:
+def fit_shape(
+    samples: list[Sample], observations: Observations, shape: str, first_runs: bool = False
+) -> ShapeModel | None:
     """A model from this shape's successful runs; None before there is any. The memory curve
     is the one the loop's learn step stored when it covers every run seen (the learn step runs
     before the policy in the same tick, so it normally does); it is fitted here only when the
@@ -135,7 +152,13 @@ def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> 
     A shape with a prior — what an earlier job of the tenant measured of it (``priors``) — has
     a model before its first run: the prior's curve, its interval widened with the prior's age.
     Once the shape runs, the curve is fitted on the runs and the sizes only the prior measured,
-    as long as the runs agree with the prior; the first runs that do not drop it."""
+    as long as the runs agree with the prior; the first runs that do not drop it.
+
+    With ``first_runs`` (training, whose workers run round after round in the same
+    environments), the work a first run does besides its epochs is measured apart
+    (``first_run_ms``) and taken out of the first runs before the fit: the curve is then that
+    of warm rounds, and a change of size is priced with the first runs it causes (``init_at``).
+    """
     ok = [s for s in samples if s.ok and s.duration_ms > 0]
     prior = prior_of(observations.predictors, shape)
     if prior is not None:
@@ -144,9 +167,13 @@ def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> 
             return model
     if not ok:
         return None
-    curve = learned_curve(observations, shape, len(ok)) or MemoryCurve.fit(
-        [s.memory_mb for s in ok], [s.duration_ms / max(1, s.epochs) for s in ok]
-    )
+    extra = first_run_ms(ok) if first_runs else 0.0
+    if extra > 0:
+        curve = MemoryCurve.fit(*_warm_points(ok, extra))
+    else:
+        curve = learned_curve(observations, shape, len(ok)) or MemoryCurve.fit(
+            [s.memory_mb for s in ok], [s.duration_ms / max(1, s.epochs) for s in ok]
+        )
     inits = [s.init_ms for s in samples if s.init_ms]
     return ShapeModel(
         curve,
@@ -156,7 +183,45 @@ def fit_shape(samples: list[Sample], observations: Observations, shape: str) -> 
         drift_factor=duration_factor(observations, shape),
         measured_max_mb=max(s.memory_mb for s in ok),
         measured_sizes=len({s.memory_mb for s in ok}),
+        first_run_ms=extra,
     )
+
+
+def first_run_ms(ok: list[Sample]) -> float:
+    """CPU milliseconds at one vCPU that a first run (a cold start's invocation) spends besides
+    its epochs: the median, over first runs at a size that also ran warm, of how much longer
+    the first run took than the warm runs there (their median per epoch), scaled to one vCPU
+    by the size's CPU share. 0 before any size has both, or when the difference is within
+    ``FIRST_RUN_SHARE`` of the warm time (noise, not work)."""
+    warm: dict[int, list[float]] = {}
+    for s in ok:
+        if not s.init_ms:
+            warm.setdefault(s.memory_mb, []).append(s.duration_ms / max(1, s.epochs))
+    if not warm:
+        return 0.0
+    typical = {m: median(v) for m, v in warm.items()}
+    extras, shares = [], []
+    for s in ok:
+        if s.init_ms and s.memory_mb in typical:
+            expected = typical[s.memory_mb] * max(1, s.epochs)
+            extras.append((s.duration_ms - expected) * min(1.0, s.memory_mb / MB_PER_VCPU))
+            shares.append((s.duration_ms - expected) / expected)
+    if not extras or median(shares) <= FIRST_RUN_SHARE:
+        return 0.0
+    return max(0.0, median(extras))
+
+
+def _warm_points(ok: list[Sample], extra: float) -> tuple[list[float], list[float]]:
+    """(memory, warm duration per epoch) of every run: first runs less ``extra`` at their
+    size's CPU share (never below a tenth of what was measured)."""
+    memory, per_epoch = [], []
+    for s in ok:
+        duration = s.duration_ms
+        if s.init_ms:
+            duration = max(0.1 * duration, duration - extra * max(1.0, MB_PER_VCPU / s.memory_mb))
+        memory.append(float(s.memory_mb))
+        per_epoch.append(duration / max(1, s.epochs))
+    return memory, per_epoch
 
 
 def _from_prior(
@@ -225,7 +290,9 @@ def duration_factor(observations: Observations, shape: str) -> float | None:
     return factor if math.isfinite(factor) else None
 
 
-def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeModel] | None:
+def fit_all(
+    observations: Observations, shapes: list[str], first_runs: bool = False
+) -> dict[str, ShapeModel] | None:
     """Models for ``shapes``; a shape not seen yet borrows the slowest seen shape's model.
     None when nothing has been seen at all — nor has a prior for every one of ``shapes``
     (a shape without one would borrow another shape's curve and floor before anything of this
@@ -236,7 +303,8 @@ def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeMod
     fitted = {
         shape: model
         for shape in sorted(set(by_shape) | set(shapes))
-        if (model := fit_shape(by_shape.get(shape, []), observations, shape)) is not None
+        if (model := fit_shape(by_shape.get(shape, []), observations, shape, first_runs))
+        is not None
     }
     if not fitted:
         return None
@@ -251,6 +319,7 @@ def fit_all(observations: Observations, shapes: list[str]) -> dict[str, ShapeMod
             measured_max_mb=slowest.measured_max_mb,
             measured_sizes=slowest.measured_sizes,
             source=slowest.source,
+            first_run_ms=slowest.first_run_ms,
         )
         for shape in shapes
     }
