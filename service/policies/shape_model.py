@@ -67,8 +67,7 @@ class ShapeModel:
     # tenant), "prior+runs" (both, agreeing) — said in the decision's reason.
     source: str = "runs"
     # CPU milliseconds at one vCPU that the first run in a new environment spends besides its
-    # epochs (``first_run_ms``); 0 when not measured (or none), and then the curve is fitted on
-    # the first runs as they are.
+    # epochs (``first_run_ms``); 0 when not measured (or none).
     first_run_ms: float = 0.0
 
     def init_at(self, memory_mb: int) -> float:
@@ -155,9 +154,12 @@ def fit_shape(
     as long as the runs agree with the prior; the first runs that do not drop it.
 
     With ``first_runs`` (training, whose workers run round after round in the same
-    environments), the work a first run does besides its epochs is measured apart
-    (``first_run_ms``) and taken out of the first runs before the fit: the curve is then that
-    of warm rounds, and a change of size is priced with the first runs it causes (``init_at``).
+    environments), the work a first run does besides its epochs is measured too
+    (``first_run_ms``), and a change of size is priced with the first runs it causes
+    (``init_at``). The curve keeps the first runs: a curve of warm rounds alone planned rounds
+    too fast for a job that slows down as it goes (every tight drifting job of the learning
+    ablation's train-mlp-w4 cell missed), and the learn step's forecast needs four rounds to
+    see a drift.
     """
     ok = [s for s in samples if s.ok and s.duration_ms > 0]
     prior = prior_of(observations.predictors, shape)
@@ -167,13 +169,9 @@ def fit_shape(
             return model
     if not ok:
         return None
-    extra = first_run_ms(ok) if first_runs else 0.0
-    if extra > 0:
-        curve = MemoryCurve.fit(*_warm_points(ok, extra))
-    else:
-        curve = learned_curve(observations, shape, len(ok)) or MemoryCurve.fit(
-            [s.memory_mb for s in ok], [s.duration_ms / max(1, s.epochs) for s in ok]
-        )
+    curve = learned_curve(observations, shape, len(ok)) or MemoryCurve.fit(
+        [s.memory_mb for s in ok], [s.duration_ms / max(1, s.epochs) for s in ok]
+    )
     inits = [s.init_ms for s in samples if s.init_ms]
     return ShapeModel(
         curve,
@@ -183,7 +181,7 @@ def fit_shape(
         drift_factor=duration_factor(observations, shape),
         measured_max_mb=max(s.memory_mb for s in ok),
         measured_sizes=len({s.memory_mb for s in ok}),
-        first_run_ms=extra,
+        first_run_ms=first_run_ms(ok) if first_runs else 0.0,
     )
 
 
@@ -209,19 +207,6 @@ def first_run_ms(ok: list[Sample]) -> float:
     if not extras or median(shares) <= FIRST_RUN_SHARE:
         return 0.0
     return max(0.0, median(extras))
-
-
-def _warm_points(ok: list[Sample], extra: float) -> tuple[list[float], list[float]]:
-    """(memory, warm duration per epoch) of every run: first runs less ``extra`` at their
-    size's CPU share (never below a tenth of what was measured)."""
-    memory, per_epoch = [], []
-    for s in ok:
-        duration = s.duration_ms
-        if s.init_ms:
-            duration = max(0.1 * duration, duration - extra * max(1.0, MB_PER_VCPU / s.memory_mb))
-        memory.append(float(s.memory_mb))
-        per_epoch.append(duration / max(1, s.epochs))
-    return memory, per_epoch
 
 
 def _from_prior(

@@ -1,6 +1,6 @@
 """Training's first runs: the work a worker's first run in a new environment does besides its
-epochs (loading the data, lazy imports) is measured apart from the warm rounds, and a change of
-size is priced with the first runs it causes."""
+epochs (loading the data, lazy imports) is measured, and a change of size is priced with the
+first runs it causes."""
 
 from __future__ import annotations
 
@@ -52,19 +52,16 @@ def runs(duration, sizes, first_run_ms: float, cold: bool, n: int = 3, stage_at:
     return tuple(out)
 
 
-def test_first_run_work_is_measured_apart_from_the_warm_curve():
+def test_first_run_work_is_measured_and_charged_to_new_environments():
     work = cpu_bound(2000.0)
     seen = runs(work, (1769,), 3000.0, cold=True) + runs(work, (1769,), 0.0, cold=False)
     observed = Observations(elapsed_s=0.0, spent_usd=0.0, samples=seen)
     model = fit_all(observed, ["worker"], first_runs=True)["worker"]
     assert model.first_run_ms == pytest.approx(3000.0, rel=0.01)
-    assert model.duration_ms(1769, EPOCHS) == pytest.approx(8000.0, rel=0.02)  # warm rounds
     # a new environment at 896 MB: the cold start and the first run's work at half a vCPU
     assert model.init_at(896) == pytest.approx(200.0 + 3000.0 * 1769 / 896, rel=0.01)
-    # HPO (every trial a first run) keeps the first runs in the curve
-    mixed = fit_all(observed, ["worker"])["worker"]
-    assert mixed.first_run_ms == 0.0
-    assert mixed.duration_ms(1769, EPOCHS) > 8000.0 * 1.1
+    # HPO (every trial a first run, priced with the curve through them) does not measure it
+    assert fit_all(observed, ["worker"])["worker"].first_run_ms == 0.0
 
 
 def test_noise_between_first_and_warm_runs_is_not_first_run_work():
