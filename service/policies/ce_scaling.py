@@ -378,14 +378,21 @@ class CeScaling:
         warm = self.environments(context) if current is not None else Counter()
 
         def remaining_time(m: int, per_round=round_time) -> float:
-            # a new size starts cold once, in its first round
-            cold = m != current or warm[m] < len(context.stage.tasks)
+            # a new size starts cold once, in its first round; the current one does unless
+            # every worker finds a warm environment at least as large (``keep_warm`` gives a
+            # worker a larger warm environment when a cold start would not fit: never slower)
+            at_least = sum(n for size, n in warm.items() if size >= m)
+            cold = m != current or at_least < len(context.stage.tasks)
             return rounds_left * per_round(m) + (cold_ms(m) / 1000 if cold else 0.0)
 
         grid = self.within_timeout(model, grid_between(floor, self.max_memory_mb), epochs, spec)
         feasible = [m for m in grid if remaining_time(m) <= remaining_s]
         # (never below a warm current size: the upper bound already says the deadline is at
         # risk, and a smaller size is slower and starts cold)
+        # (nor above twice the largest size measured: the curve there is a guess, not a
+        # prediction — the fastest-size branch below probes up instead)
+        measured_top = getattr(model, "measured_max_mb", None)
+        guessed_above = PROBE_ABOVE_FACTOR * measured_top if measured_top else self.max_memory_mb
         likely = (
             []
             if feasible
@@ -394,6 +401,7 @@ class CeScaling:
                 for m in grid
                 if remaining_time(m, expected_round_time) <= remaining_s
                 and (current is None or m >= current)
+                and m <= guessed_above
             ]
         )
         if feasible:

@@ -389,9 +389,9 @@ def test_training_out_of_time_at_the_upper_bound_takes_the_cheapest_size_likely_
     plan = stage(1, {"worker": 4}, kind=StageKind.ROUND)
     seen = samples("worker", SLOW, sizes=(1769, 1769, 3584, 3584, 7168), stage=0)
     observed = {"samples": seen, "current_mb": {"worker": 1769}, "rounds_since_change": 1}
-    # 19 rounds of 2 s at one vCPU (the curve is flat above it): 38 s, within 0.9 × 44 s only at
+    # 19 rounds of 2 s at one vCPU (the curve is flat above it): 38 s, within 0.9 × 43 s only at
     # the predicted times
-    decisions = CeScaling().allocate(context(training_spec(44), plan, [(4, 1)] * 18, **observed))
+    decisions = CeScaling().allocate(context(training_spec(43), plan, [(4, 1)] * 18, **observed))
     chosen = {d.memory_mb for d in decisions.values() if d.rule != "keep-warm"}
     assert chosen == {1769}
     reason = next(d.reason for d in decisions.values() if d.memory_mb == 1769)
