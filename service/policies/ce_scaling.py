@@ -423,8 +423,11 @@ class CeScaling:
         else:
             # Sizes that tie on time (a single-threaded curve is flat above one vCPU) differ
             # in cost: the cheapest of the (near-)fastest.
-            quickest = min(remaining_time(m) for m in grid)
-            near = [m for m in grid if remaining_time(m) <= quickest * FASTEST_TOLERANCE]
+            # among the sizes run so far and below: above them the curve is a guess, and the
+            # probe above (next) is what goes there, when the last doubling paid
+            known = [m for m in grid if not measured_top or m <= measured_top] or grid
+            quickest = min(remaining_time(m) for m in known)
+            near = [m for m in known if remaining_time(m) <= quickest * FASTEST_TOLERANCE]
             proposed = min(near, key=lambda m: (remaining_cost(m, m != current), m))
             why = f"no size meets the deadline with {rounds_left} round(s) left: fastest size"
             # Above the largest size measured the curve is a guess (flat: the slow reading).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from service.bench.policies import bench_policy
 from service.bench.runner import RunTask, execute
-from service.bench.workloads import PROFILES_DIR, profile_workloads
+from service.bench.workloads import PROFILES_DIR, builtin_workloads, profile_workloads
 from service.models.enums import StageKind
 from service.policies.base import Sample
 from service.policies.ce_scaling import CeScaling
@@ -88,3 +88,21 @@ def test_a_plan_never_moves_further_than_twice_the_largest_size_run():
         if largest:  # twice, on the memory grid (3,584 MB is "twice" 1,769 MB)
             assert max(sizes) <= 2.05 * largest, round_
         largest = max(largest, *sizes)
+
+
+def test_the_fastest_size_fallback_stays_within_the_sizes_run():
+    # train-mlp-w4 (single-threaded: no faster above one vCPU) at a tight deadline, twice by
+    # one tenant, noise drawn in invocation order as the repeat bench does (seed 0). After the
+    # first round no size fits, and the fastest-size fallback used to read the curve above the
+    # largest size run (3,584 MB), an extrapolation through first and warm runs mixed in
+    # different shares per size that sloped down: every worker went cold to 5,120 MB for the
+    # rest of both jobs, at 2.9x the cost of a round, to run no faster. Only the probe above
+    # goes past the sizes run, and only when the last doubling paid.
+    workload = next(w for w in builtin_workloads() if w.id == "train-mlp-w4")
+    policy = bench_policy("ce-scaling", workload)
+    result = execute(RunTask(workload, policy, 0, 83.0, repeat=2))
+    for job in [*result["previous_jobs"], result]:
+        assert job["status"] == "succeeded"
+        assert all(
+            int(m) <= 3584 for round_ in job["stages"] for m in round_["memory_by_shape"]["worker"]
+        )
