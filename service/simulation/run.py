@@ -3,12 +3,15 @@ and a virtual clock, in a private in-memory database. Deterministic for a given 
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, type_coerce
+from sqlalchemy import Engine, func, select, type_coerce
 
 from service.control.drive import drive
 from service.control.loop import Controller
@@ -32,6 +35,30 @@ from service.spec import JobSpec
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z; any fixed origin keeps runs reproducible
 TICK_S = 0.1  # the simulated loop ticks every 100 ms (the live default is 1 s)
 REPEAT_GAP_S = 3600.0  # between repeated jobs: longer than any keep-alive, nothing stays warm
+
+
+_schema_lock = threading.Lock()
+# this process's migrated, empty database (by process id: a forked worker makes its own)
+_schema: tuple[int, sqlite3.Connection] | None = None
+
+
+def _migrate(engine: Engine) -> None:
+    """Bring a new in-memory database to the head revision. The migrations run once per
+    process, into an empty template database; every later simulation copies the template
+    (SQLite's backup API: the same schema, byte for byte, in well under a millisecond instead
+    of ~0.1 s of Alembic). A bench runs hundreds of simulations in one process."""
+    global _schema
+    with _schema_lock:
+        first = _schema is None or _schema[0] != os.getpid()
+        if first:
+            upgrade_engine(engine)
+        with engine.connect() as connection:
+            target = connection.connection.dbapi_connection
+            if first:
+                _schema = (os.getpid(), sqlite3.connect(":memory:", check_same_thread=False))
+                target.backup(_schema[1])
+            else:
+                _schema[1].backup(target)
 
 
 def truth_for(spec: JobSpec, workload: WorkloadModel | None = None) -> Truth:
@@ -84,7 +111,7 @@ def simulate(
         database_url="sqlite://", controller_enabled=False, store_url="file:///simulated"
     )
     engine = make_engine(settings.database_url)
-    upgrade_engine(engine)
+    _migrate(engine)
     database = Database(settings, engine=engine)
     clock = VirtualClock(START)
     # Loss noise keyed by the seed: a spec learns the same way under every policy at one seed.
