@@ -3,11 +3,13 @@ and a virtual clock, in a private in-memory database. Deterministic for a given 
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,6 +108,55 @@ def simulate(
     what the earlier ones measured, the priors)."""
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
+    with _young_heap():
+        return _simulate(
+            spec,
+            seed=seed,
+            oracle=oracle,
+            max_ticks=max_ticks,
+            workload=workload,
+            learn=learn,
+            drift=drift,
+            timeline=timeline,
+            policy=policy,
+            common_draws=common_draws,
+            repeat=repeat,
+        )
+
+
+@contextmanager
+def _young_heap() -> Iterator[None]:
+    """Run with what the process held before (its imports: NumPy, SQLAlchemy, pydantic
+    models, statement caches) out of the cyclic garbage collector's reach (``gc.freeze``),
+    and give it back afterwards (``gc.unfreeze``): a full collection then scans only what the
+    simulation made instead of the whole process, many times per job (a 729-trial job
+    spent 1 s of its 8 in ~11 full collections). Nothing is lost: what the freeze held is
+    collectable again once the simulation ends. Left alone when something else froze the
+    heap (a server before it forks)."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _simulate(
+    spec: JobSpec,
+    *,
+    seed: int,
+    oracle: bool,
+    max_ticks: int,
+    workload: WorkloadModel | None,
+    learn: bool,
+    drift: Drift | None,
+    timeline: bool,
+    policy: Callable[[JobSpec], Policy] | None,
+    common_draws: bool,
+    repeat: int,
+) -> dict[str, Any]:
     model = workload or AnalyticWorkload()
     settings = Settings(
         database_url="sqlite://", controller_enabled=False, store_url="file:///simulated"
