@@ -50,11 +50,13 @@ _TAKE_MANY = (
     .values(_LEASE)
     .execution_options(synchronize_session=False)
 )
-# SQLite: one job at a time, re-checking the lease
-_TAKE_ONE = (
+# SQLite (one writer at a time): the oldest claimable jobs, taken in one statement that
+# re-checks the lease and returns the ids it took
+_TAKE_OLDEST = (
     update(Job)
-    .where(Job.id == bindparam("job_id"), _CLAIMABLE)
+    .where(Job.id.in_(_CANDIDATES), _CLAIMABLE)
     .values(_LEASE)
+    .returning(Job.id)
     .execution_options(synchronize_session=False)
 )
 _CLAIMED = (
@@ -76,11 +78,7 @@ def claim(session: Session, owner: str, now: datetime, ttl_s: float, limit: int)
         if ids:
             session.execute(_TAKE_MANY, params | {"ids": ids})
     else:
-        ids = []
-        for job_id in session.scalars(_CANDIDATES, params | {"limit": limit}).all():
-            taken = session.execute(_TAKE_ONE, params | {"job_id": job_id})
-            if taken.rowcount == 1:
-                ids.append(job_id)
+        ids = list(session.scalars(_TAKE_OLDEST, params | {"limit": limit}))
     if not ids:
         return []
     return list(session.scalars(_CLAIMED, {"ids": ids}))

@@ -212,12 +212,17 @@ class LoopRepository:
             return preloaded
         return [_invocation_row(row) for row in self.session.execute(_OPEN_ROWS, {"ids": [job_id]})]
 
-    def invocations_by_id(self, ids: Iterable[uuid.UUID]) -> list[Invocation]:
+    def invocations_by_id(self, ids: Iterable[uuid.UUID]) -> list[tuple[Invocation, Task]]:
+        """The objects of these invocations, each with its task's (without the task's JSON
+        columns): what recording a result changes, in one statement."""
         ids = list(ids)
-        found: list[Invocation] = []
+        found: list[tuple[Invocation, Task]] = []
         for start in range(0, len(ids), PRELOAD_CHUNK):
             chunk = ids[start : start + PRELOAD_CHUNK]
-            found += self.session.scalars(_INVOCATIONS_BY_ID, {"ids": chunk})
+            found += (
+                (invocation, task)
+                for invocation, task in self.session.execute(_INVOCATIONS_BY_ID, {"ids": chunk})
+            )
         return found
 
     def task_outcomes(self, task_id: uuid.UUID) -> list[str | None]:
@@ -505,7 +510,12 @@ _OPEN_ROWS = select(
     Invocation.memory_mb,
     Invocation.state,
 ).where(Invocation.job_id.in_(_ids()), Invocation.state == InvocationState.INTENT.value)
-_INVOCATIONS_BY_ID = select(Invocation).where(Invocation.id.in_(_ids()))
+_INVOCATIONS_BY_ID = (
+    select(Invocation, Task)
+    .join(Task, Task.id == Invocation.task_id)
+    .where(Invocation.id.in_(_ids()))
+    .options(*_TASK_JSON)
+)
 _CAPPED_SPEND = (
     select(Invocation.job_id, *_spend_columns())
     .join(Job, Job.id == Invocation.job_id)

@@ -161,12 +161,12 @@ class JobStepper:
         return list(self._open)
 
     def invocation_objects(self, ids: Iterable[uuid.UUID]) -> None:
-        """Load the objects of these open invocations (in one statement), to record them."""
+        """Load the objects of these open invocations and of their tasks (in one statement),
+        to record their results."""
         missing = [i for i in ids if i not in self._invocations]
-        if missing:
-            self._invocations.update(
-                (invocation.id, invocation) for invocation in self.repo.invocations_by_id(missing)
-            )
+        for invocation, task in self.repo.invocations_by_id(missing) if missing else ():
+            self._invocations[invocation.id] = invocation
+            self._objects.setdefault(task.id, task)
 
     # -- the tick -------------------------------------------------------------------------
     def record(self, ctx: StepContext) -> tuple[list[Run], tuple[list[int], list[float]] | None]:
