@@ -109,6 +109,7 @@ class JobStepper:
         self._objects: dict[uuid.UUID, Task] = {}  # the tasks loaded as objects this tick
         self._open: list[Invocation | InvocationRow] | None = None
         self._invocations: dict[uuid.UUID, Invocation] = {}  # loaded as objects this tick
+        self._swap_open = False  # whether ``_open`` holds rows of invocations loaded since
         self.intents = 0  # invocation and memory-change intents written this tick
         self._observations: list[dict[str, Any]] = []  # this tick's, written together
         self._now: datetime | None = None
@@ -155,9 +156,12 @@ class JobStepper:
         its result (``invocation_objects``)."""
         if self._open is None:
             self._open = self.repo.open_invocations(self.job.id)
-        objects = self._invocations
-        current = (objects.get(i.id, i) for i in self._open)
-        self._open = [i for i in current if i.state == InvocationState.INTENT.value]
+        if self._swap_open:  # objects loaded since: they stand in for their rows
+            objects = self._invocations
+            self._open = [objects.get(i.id, i) for i in self._open]
+            self._swap_open = False
+        intent = InvocationState.INTENT.value
+        self._open = [i for i in self._open if i.state == intent]
         return list(self._open)
 
     def invocation_objects(self, ids: Iterable[uuid.UUID]) -> None:
@@ -167,6 +171,7 @@ class JobStepper:
         for invocation, task in self.repo.invocations_by_id(missing) if missing else ():
             self._invocations[invocation.id] = invocation
             self._objects.setdefault(task.id, task)
+            self._swap_open = True
 
     # -- the tick -------------------------------------------------------------------------
     def record(self, ctx: StepContext) -> tuple[list[Run], tuple[list[int], list[float]] | None]:
