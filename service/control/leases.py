@@ -51,13 +51,17 @@ _TAKE_MANY = (
     .execution_options(synchronize_session=False)
 )
 # SQLite (one writer at a time): the oldest claimable jobs, taken in one statement that
-# re-checks the lease and returns the ids it took
+# re-checks the lease and returns the rows it took — as ``_CLAIMED`` reads them (their spec and
+# result left unread), so the claim is one statement
 _TAKE_OLDEST = (
-    update(Job)
-    .where(Job.id.in_(_CANDIDATES), _CLAIMABLE)
-    .values(_LEASE)
-    .returning(Job.id)
-    .execution_options(synchronize_session=False)
+    select(Job)
+    .from_statement(
+        update(Job)
+        .where(Job.id.in_(_CANDIDATES), _CLAIMABLE)
+        .values(_LEASE)
+        .returning(*(c for c in Job.__table__.columns if c.key not in ("spec", "result")))
+    )
+    .execution_options(synchronize_session=False, populate_existing=True)
 )
 _CLAIMED = (
     select(Job)
@@ -78,7 +82,8 @@ def claim(session: Session, owner: str, now: datetime, ttl_s: float, limit: int)
         if ids:
             session.execute(_TAKE_MANY, params | {"ids": ids})
     else:
-        ids = list(session.scalars(_TAKE_OLDEST, params | {"limit": limit}))
+        taken = list(session.scalars(_TAKE_OLDEST, params | {"limit": limit}))
+        return sorted(taken, key=lambda job: (job.created_at, job.id))  # as ``_CLAIMED`` orders
     if not ids:
         return []
     return list(session.scalars(_CLAIMED, {"ids": ids}))
