@@ -50,12 +50,18 @@ _TAKE_MANY = (
     .values(_LEASE)
     .execution_options(synchronize_session=False)
 )
-# SQLite: one job at a time, re-checking the lease
-_TAKE_ONE = (
-    update(Job)
-    .where(Job.id == bindparam("job_id"), _CLAIMABLE)
-    .values(_LEASE)
-    .execution_options(synchronize_session=False)
+# SQLite (one writer at a time): the oldest claimable jobs, taken in one statement that
+# re-checks the lease and returns the rows it took — as ``_CLAIMED`` reads them (their spec and
+# result left unread), so the claim is one statement
+_TAKE_OLDEST = (
+    select(Job)
+    .from_statement(
+        update(Job)
+        .where(Job.id.in_(_CANDIDATES), _CLAIMABLE)
+        .values(_LEASE)
+        .returning(*(c for c in Job.__table__.columns if c.key not in ("spec", "result")))
+    )
+    .execution_options(synchronize_session=False, populate_existing=True)
 )
 _CLAIMED = (
     select(Job)
@@ -76,11 +82,8 @@ def claim(session: Session, owner: str, now: datetime, ttl_s: float, limit: int)
         if ids:
             session.execute(_TAKE_MANY, params | {"ids": ids})
     else:
-        ids = []
-        for job_id in session.scalars(_CANDIDATES, params | {"limit": limit}).all():
-            taken = session.execute(_TAKE_ONE, params | {"job_id": job_id})
-            if taken.rowcount == 1:
-                ids.append(job_id)
+        taken = list(session.scalars(_TAKE_OLDEST, params | {"limit": limit}))
+        return sorted(taken, key=lambda job: (job.created_at, job.id))  # as ``_CLAIMED`` orders
     if not ids:
         return []
     return list(session.scalars(_CLAIMED, {"ids": ids}))

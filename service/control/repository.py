@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, bindparam, case, func, insert, select, type_coerce
+from sqlalchemy import String, and_, bindparam, case, func, insert, select, type_coerce
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -32,6 +33,41 @@ UNFINISHED = (WorkStatus.PENDING.value, WorkStatus.RUNNING.value)
 # A task's JSON columns, read only when a stage ends or a decision is made (then by the query of
 # every task, which fills them in on the objects already loaded)
 _TASK_JSON = (defer(Task.params), defer(Task.checkpoint_in), defer(Task.result))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """An unfinished task's columns as a tick first reads them: what its light view
+    (``rows.task_view``) and the launch read, without building (and tracking) an ORM object
+    per task. A tick that changes a task loads its object (``JobStepper.task_objects``);
+    frozen, so that no write can go to a row instead."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    stage_id: uuid.UUID
+    key: str
+    shape: str
+    worker: int | None
+    status: str
+    memory_mb: int | None
+    epoch_from: int | None
+    epoch_to: int | None
+    attempts: int
+    not_before: datetime | None
+    checkpoint_out: str | None
+    failure_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationRow:
+    """An open intent's columns as a tick first reads them (its result not recorded yet);
+    the tick that records its result loads its object (``JobStepper.invocation_objects``)."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    task_id: uuid.UUID
+    memory_mb: int
+    state: str
 
 
 class LoopRepository:
@@ -117,9 +153,10 @@ class LoopRepository:
             chunk = ids[start : start + PRELOAD_CHUNK]
             for stage in self.session.scalars(_STAGES, {"ids": chunk}):
                 stages[stage.job_id].append(stage)
-            for task in self.session.scalars(_UNFINISHED_TASKS, {"ids": chunk}):
+            for task in _task_rows(self.session.execute(_UNFINISHED_ROWS, {"ids": chunk})):
                 tasks[task.job_id].append(task)
-            for invocation in self.session.scalars(_OPEN_INVOCATIONS, {"ids": chunk}):
+            for row in self.session.execute(_OPEN_ROWS, {"ids": chunk}):
+                invocation = _invocation_row(row)
                 opened[invocation.job_id].append(invocation)
             for job_id, spent_compute, spent_requests in self.session.execute(
                 _CAPPED_SPEND, {"ids": chunk}
@@ -146,24 +183,47 @@ class LoopRepository:
             return preloaded
         return list(self.session.scalars(_STAGES, {"ids": [job_id]}))
 
-    def unfinished_tasks(self, job_id: uuid.UUID) -> list[Task]:
-        """Tasks pending or running (the current stage's), without their JSON columns."""
+    def unfinished_tasks(self, job_id: uuid.UUID) -> list[TaskRow]:
+        """Tasks pending or running (the current stage's), as column values (``TaskRow``)."""
         preloaded = self._take("unfinished", job_id)
         if preloaded is not None:
             return preloaded
-        return list(self.session.scalars(_UNFINISHED_TASKS, {"ids": [job_id]}))
+        return list(_task_rows(self.session.execute(_UNFINISHED_ROWS, {"ids": [job_id]})))
+
+    def tasks_by_id(self, ids: Iterable[uuid.UUID]) -> list[Task]:
+        """The objects of these tasks, without their JSON columns (as ``tasks`` fills them
+        in if it runs later in the tick)."""
+        ids = list(ids)
+        found: list[Task] = []
+        for start in range(0, len(ids), PRELOAD_CHUNK):
+            chunk = ids[start : start + PRELOAD_CHUNK]
+            found += self.session.scalars(_TASKS_BY_ID, {"ids": chunk})
+        return found
 
     def tasks(self, job_id: uuid.UUID) -> list[Task]:
         return list(
             self.session.scalars(select(Task).where(Task.job_id == job_id).order_by(Task.key))
         )
 
-    def open_invocations(self, job_id: uuid.UUID) -> list[Invocation]:
-        """Invocations whose result is not recorded yet (intents)."""
+    def open_invocations(self, job_id: uuid.UUID) -> list[InvocationRow]:
+        """Invocations whose result is not recorded yet (intents), as column values."""
         preloaded = self._take("open", job_id)
         if preloaded is not None:
             return preloaded
-        return list(self.session.scalars(_OPEN_INVOCATIONS, {"ids": [job_id]}))
+        return [_invocation_row(row) for row in self.session.execute(_OPEN_ROWS, {"ids": [job_id]})]
+
+    def invocations_by_id(self, ids: Iterable[uuid.UUID]) -> list[tuple[Invocation, Task]]:
+        """The objects of these invocations, each with its task's (without the task's JSON
+        columns): what recording a result changes, in one statement."""
+        ids = list(ids)
+        found: list[tuple[Invocation, Task]] = []
+        for start in range(0, len(ids), PRELOAD_CHUNK):
+            chunk = ids[start : start + PRELOAD_CHUNK]
+            found += (
+                (invocation, task)
+                for invocation, task in self.session.execute(_INVOCATIONS_BY_ID, {"ids": chunk})
+            )
+        return found
 
     def task_outcomes(self, task_id: uuid.UUID) -> list[str | None]:
         return list(
@@ -420,14 +480,41 @@ def _with_dispatch_rows(query):
 # The statements a tick runs for every job it steps, built once (building and keying a
 # statement costs about as much as running it on SQLite): only their parameters change.
 _STAGES = select(Stage).where(Stage.job_id.in_(_ids())).order_by(Stage.position)
-_UNFINISHED_TASKS = (
-    select(Task)
+# the columns of ``TaskRow``, its ids as stored (``_uuid`` turns them into UUIDs)
+_UNFINISHED_ROWS = (
+    select(
+        type_coerce(Task.id, String),
+        type_coerce(Task.job_id, String),
+        type_coerce(Task.stage_id, String),
+        Task.key,
+        Task.shape,
+        Task.worker,
+        Task.status,
+        Task.memory_mb,
+        Task.epoch_from,
+        Task.epoch_to,
+        Task.attempts,
+        Task.not_before,
+        Task.checkpoint_out,
+        Task.failure_reason,
+    )
     .where(Task.job_id.in_(_ids()), Task.status.in_(UNFINISHED))
     .order_by(Task.key)
-    .options(*_TASK_JSON)
 )
-_OPEN_INVOCATIONS = select(Invocation).where(
-    Invocation.job_id.in_(_ids()), Invocation.state == InvocationState.INTENT.value
+_TASKS_BY_ID = select(Task).where(Task.id.in_(_ids())).options(*_TASK_JSON)
+# the columns of ``InvocationRow`` (the same statement as for the objects, so the same order)
+_OPEN_ROWS = select(
+    type_coerce(Invocation.id, String),
+    type_coerce(Invocation.job_id, String),
+    type_coerce(Invocation.task_id, String),
+    Invocation.memory_mb,
+    Invocation.state,
+).where(Invocation.job_id.in_(_ids()), Invocation.state == InvocationState.INTENT.value)
+_INVOCATIONS_BY_ID = (
+    select(Invocation, Task)
+    .join(Task, Task.id == Invocation.task_id)
+    .where(Invocation.id.in_(_ids()))
+    .options(*_TASK_JSON)
 )
 _CAPPED_SPEND = (
     select(Invocation.job_id, *_spend_columns())
@@ -458,3 +545,31 @@ _PENDING_ALLOCATIONS = (
     .where(_HELD, Allocation.state == AllocationState.INTENT.value)
     .order_by(Allocation.created_at, Allocation.id)
 )
+
+
+# A tick reads the same tasks' ids again and again (every unfinished task, every tick): parsing
+# each 32-digit id anew was a tenth of a large job's CPU. Bounded: emptied when it grows large.
+_UUIDS: dict[str, uuid.UUID] = {}
+_UUIDS_MAX = 200_000
+
+
+def _uuid(value: str | uuid.UUID) -> uuid.UUID:
+    """An id as the driver returned it (SQLite: its hex text; Postgres: a UUID already)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    found = _UUIDS.get(value)
+    if found is None:
+        if len(_UUIDS) >= _UUIDS_MAX:
+            _UUIDS.clear()
+        found = _UUIDS[value] = uuid.UUID(value)
+    return found
+
+
+def _task_rows(result) -> Iterator[TaskRow]:
+    for id_, job_id, stage_id, *rest in result:
+        yield TaskRow(_uuid(id_), _uuid(job_id), _uuid(stage_id), *rest)
+
+
+def _invocation_row(row) -> InvocationRow:
+    id_, job_id, task_id, memory_mb, state = row
+    return InvocationRow(_uuid(id_), _uuid(job_id), _uuid(task_id), memory_mb, state)

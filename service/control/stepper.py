@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import fmean
@@ -36,7 +37,7 @@ from service.control.lifecycle import (
     TaskRetried,
     TaskView,
 )
-from service.control.repository import LoopRepository
+from service.control.repository import InvocationRow, LoopRepository, TaskRow
 from service.control.retry import RetryPolicy, ShapeMemory, oom_floors
 from service.control.rows import apply_job_end, job_view, stamp, task_view, views
 from service.models import (
@@ -104,8 +105,11 @@ class JobStepper:
         # Loaded once per tick and shared by record and advance: loading a job's tasks is most
         # of a tick's cost (an 81-trial rung is 81 rows with JSON columns).
         self._tasks: list[Task] | None = None
-        self._unfinished: list[Task] | None = None
-        self._open: list[Invocation] | None = None
+        self._unfinished: list[TaskRow] | None = None
+        self._objects: dict[uuid.UUID, Task] = {}  # the tasks loaded as objects this tick
+        self._open: list[Invocation | InvocationRow] | None = None
+        self._invocations: dict[uuid.UUID, Invocation] = {}  # loaded as objects this tick
+        self._swap_open = False  # whether ``_open`` holds rows of invocations loaded since
         self.intents = 0  # invocation and memory-change intents written this tick
         self._observations: list[dict[str, Any]] = []  # this tick's, written together
         self._now: datetime | None = None
@@ -121,24 +125,53 @@ class JobStepper:
         return self._now + timedelta(microseconds=self._written)
 
     def tasks(self) -> list[Task]:
-        """Every task of the job (the same objects as ``unfinished_tasks``)."""
+        """Every task of the job, as objects (those ``task_objects`` loaded are the same)."""
         if self._tasks is None:
             self._tasks = self.repo.tasks(self.job.id)
+            self._objects.update((task.id, task) for task in self._tasks)
         return list(self._tasks)
 
-    def unfinished_tasks(self) -> list[Task]:
-        """The tasks that were not finished when the tick began (the current stage's), without
-        their JSON columns: all a tick reads until a stage ends or a decision is due."""
+    def unfinished_tasks(self) -> list[Task | TaskRow]:
+        """The tasks that were not finished when the tick began (the current stage's): all a
+        tick reads until a stage ends or a decision is due. Each is its columns as read
+        (``TaskRow``, without the JSON ones), or its object once this tick loaded it to
+        change it (``task_objects``), with the changes made so far."""
         if self._unfinished is None:
             self._unfinished = self.repo.unfinished_tasks(self.job.id)
-        return list(self._unfinished)
+        objects = self._objects
+        return [objects.get(row.id, row) for row in self._unfinished]
 
-    def open_invocations(self) -> list[Invocation]:
-        """Invocations without a recorded result (intents), as of now in this tick."""
+    def task_objects(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Task]:
+        """The objects of these tasks, to change them: those not loaded yet this tick are read
+        in one statement (a tick changes a few tasks of the many it reads)."""
+        ids = list(ids)
+        missing = [task_id for task_id in ids if task_id not in self._objects]
+        if missing:
+            self._objects.update((task.id, task) for task in self.repo.tasks_by_id(missing))
+        return {task_id: self._objects[task_id] for task_id in ids if task_id in self._objects}
+
+    def open_invocations(self) -> list[Invocation | InvocationRow]:
+        """Invocations without a recorded result (intents), as of now in this tick: each its
+        columns as read (``InvocationRow``), or its object once this tick loaded it to record
+        its result (``invocation_objects``)."""
         if self._open is None:
             self._open = self.repo.open_invocations(self.job.id)
-        self._open = [i for i in self._open if i.state == InvocationState.INTENT.value]
+        if self._swap_open:  # objects loaded since: they stand in for their rows
+            objects = self._invocations
+            self._open = [objects.get(i.id, i) for i in self._open]
+            self._swap_open = False
+        intent = InvocationState.INTENT.value
+        self._open = [i for i in self._open if i.state == intent]
         return list(self._open)
+
+    def invocation_objects(self, ids: Iterable[uuid.UUID]) -> None:
+        """Load the objects of these open invocations and of their tasks (in one statement),
+        to record their results."""
+        missing = [i for i in ids if i not in self._invocations]
+        for invocation, task in self.repo.invocations_by_id(missing) if missing else ():
+            self._invocations[invocation.id] = invocation
+            self._objects.setdefault(task.id, task)
+            self._swap_open = True
 
     # -- the tick -------------------------------------------------------------------------
     def record(self, ctx: StepContext) -> tuple[list[Run], tuple[list[int], list[float]] | None]:
@@ -152,7 +185,10 @@ class JobStepper:
             stamp(self.job, started.at)
         if not ctx.results:
             return [], None
+        arrived = [i for i in self.open_invocations() if i.id in ctx.results]
+        self.invocation_objects(i.id for i in arrived)
         tasks = {task.id: task for task in self.unfinished_tasks()}
+        tasks |= self.task_objects(i.task_id for i in arrived if i.task_id in tasks)
         runs, touched = [], set()
         for invocation in self.open_invocations():
             result = ctx.results.get(invocation.id)
@@ -253,11 +289,28 @@ class JobStepper:
 
     # -- writing the changes --------------------------------------------------------------
     def _apply(
-        self, changes: list[Change], stages: list[Stage], tasks: list[Task], now: datetime
+        self,
+        changes: list[Change],
+        stages: list[Stage],
+        tasks: list[Task | TaskRow],
+        now: datetime,
     ) -> None:
         by_position = {stage.position: stage for stage in stages}
         positions = {stage.id: stage.position for stage in stages}
         by_ref = {(positions[t.stage_id], t.key): t for t in tasks}
+        # the tasks these changes write to, as objects (the others stay rows)
+        written: set[tuple[int, str]] = set()
+        for change in changes:
+            if isinstance(change, MemoryDecided):
+                written.update((change.position, key) for key in change.memory)
+            elif isinstance(change, TaskLaunched):
+                written.add(change.ref)
+            elif isinstance(change, JobEnded):
+                written.update(change.cancelled_tasks)
+        to_load = {ref: by_ref[ref].id for ref in written if isinstance(by_ref.get(ref), TaskRow)}
+        if to_load:
+            objects = self.task_objects(to_load.values())
+            by_ref |= {ref: objects[task_id] for ref, task_id in to_load.items()}
         unflushed = False
         for change in changes:
             if isinstance(change, StageClosed):

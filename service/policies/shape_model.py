@@ -106,6 +106,18 @@ class ShapeModel:
         return list(itertools.accumulate((self._upper(m) for m in MEMORY_GRID), min))
 
     def _upper(self, memory_mb: int) -> float:
+        # A plan reads the same few sizes' bounds thousands of times (every stage option of
+        # every split): each is computed once per model, which is immutable.
+        cache = self._uppers
+        if memory_mb not in cache:
+            cache[memory_mb] = self._upper_uncached(memory_mb)
+        return cache[memory_mb]
+
+    @cached_property
+    def _uppers(self) -> dict[int, float]:
+        return {}
+
+    def _upper_uncached(self, memory_mb: int) -> float:
         # A curve fitted on one or two sizes has a very wide interval far from them; planning
         # against it would rule every size out. The margin is capped: the plan is made again
         # after every stage with more points, which is what narrows it.

@@ -38,6 +38,7 @@ largest.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -188,7 +189,8 @@ class MemoryCurve:
                 noise=noise,
             )
 
-        candidates = [_fit_shape(sizes, means, counts, k) for k in THREAD_CAPS]
+        solved: dict = {}  # least-squares fits the thread caps share (see ``nnls_small``)
+        candidates = [_fit_shape(sizes, means, counts, k, solved) for k in THREAD_CAPS]
         # Likelihood-ratio style selection with the run-to-run noise as the known error scale:
         # each extra parameter must lower the sum of squared log errors by ~ a 95 % chi-square
         # quantile (in units of noise²); equally complex models count as ties within one unit.
@@ -258,9 +260,7 @@ class MemoryCurve:
 
     def predict_interval(self, memory_mb: float, level: float = 0.9) -> tuple[float, float]:
         """A central ``level`` interval (ms) for the duration at this size (log-normal)."""
-        if not 0.0 < level < 1.0:
-            raise ValueError("level must be between 0 and 1")
-        z = NormalDist().inv_cdf(0.5 + level / 2.0)
+        z = _z(level)
         centre = self.predict(memory_mb)
         spread = math.exp(z * self.relative_error(memory_mb))
         return centre / spread, centre * spread
@@ -471,7 +471,9 @@ def _memory_time(memory_mb: float, duration_ms: float) -> float:
     return memory_mb * duration_ms
 
 
+@functools.lru_cache(maxsize=64)
 def _z(level: float) -> float:
+    """The normal quantile of a central ``level`` interval (a few levels, asked for often)."""
     if not 0.0 < level < 1.0:
         raise ValueError("level must be between 0 and 1")
     return NormalDist().inv_cdf(0.5 + level / 2.0)
@@ -522,7 +524,11 @@ def _design(memory: np.ndarray, threads: int) -> np.ndarray:
 
 
 def _fit_shape(
-    sizes: np.ndarray, means: np.ndarray, counts: np.ndarray, threads: int
+    sizes: np.ndarray,
+    means: np.ndarray,
+    counts: np.ndarray,
+    threads: int,
+    solved: dict | None = None,
 ) -> CurveShape:
     """Relative-error NNLS of the mean durations on the basis for this thread cap."""
     weights = np.sqrt(counts) / means
@@ -530,7 +536,7 @@ def _fit_shape(
     target = means * weights
     ridge = np.diag(np.array(_RIDGE[: design.shape[1]]) * np.linalg.norm(design, axis=0))
     solution = nnls_small(
-        np.vstack([design, ridge]), np.concatenate([target, np.zeros(design.shape[1])])
+        np.vstack([design, ridge]), np.concatenate([target, np.zeros(design.shape[1])]), solved
     )
     parallel = float(solution[2]) if threads > 1 else 0.0
     return CurveShape(float(solution[0]), float(solution[1]), parallel, threads)
@@ -552,22 +558,36 @@ def _residual_error(shape: CurveShape, memory: np.ndarray, duration: np.ndarray)
     return math.sqrt(_sum_squared_log_error(shape, memory, duration) / dof)
 
 
-def nnls_small(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+def nnls_small(design: np.ndarray, target: np.ndarray, solved: dict | None = None) -> np.ndarray:
     """Non-negative least squares, exactly, for the two or three columns of this model:
     the NNLS optimum is the unconstrained least-squares fit on its own set of positive
     coefficients, so the best of the fits on every subset of columns whose coefficients are
     all non-negative is the optimum. Eight small ``lstsq`` calls at most; it spares the CLI
     and every controller the ~0.2 s import of ``scipy.optimize`` (same result as its ``nnls``,
-    checked in the tests)."""
+    checked in the tests).
+
+    ``solved``: least-squares fits already made, by their exact input (the thread caps 6, 4
+    and 2 share the columns of the I/O and serial parts, so the fits on those alone are the
+    same); found there, a fit is not made again — the same input gives the same numbers."""
     columns = design.shape[1]
     best, best_rss = np.zeros(columns), float(target @ target)
     for size in range(1, columns + 1):
         for subset in itertools.combinations(range(columns), size):
-            coef = np.linalg.lstsq(design[:, subset], target, rcond=None)[0]
-            if np.any(coef < 0):
+            columns_of = design[:, subset]
+            key = (columns_of.shape, columns_of.tobytes(), target.tobytes())
+            fitted = solved.get(key) if solved is not None else None
+            if fitted is None:
+                coef = np.linalg.lstsq(columns_of, target, rcond=None)[0]
+                rss = None
+                if not np.any(coef < 0):
+                    residual = target - columns_of @ coef
+                    rss = float(residual @ residual)
+                fitted = (coef, rss)
+                if solved is not None:
+                    solved[key] = fitted
+            coef, rss = fitted
+            if rss is None:  # a negative coefficient
                 continue
-            residual = target - design[:, subset] @ coef
-            rss = float(residual @ residual)
             if rss < best_rss:
                 best = np.zeros(columns)
                 best[list(subset)] = coef

@@ -3,12 +3,17 @@ and a virtual clock, in a private in-memory database. Deterministic for a given 
 
 from __future__ import annotations
 
+import gc
+import os
+import sqlite3
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, type_coerce
+from sqlalchemy import Engine, func, select, type_coerce
 
 from service.control.drive import drive
 from service.control.loop import Controller
@@ -32,6 +37,30 @@ from service.spec import JobSpec
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z; any fixed origin keeps runs reproducible
 TICK_S = 0.1  # the simulated loop ticks every 100 ms (the live default is 1 s)
 REPEAT_GAP_S = 3600.0  # between repeated jobs: longer than any keep-alive, nothing stays warm
+
+
+_schema_lock = threading.Lock()
+# this process's migrated, empty database (by process id: a forked worker makes its own)
+_schema: tuple[int, sqlite3.Connection] | None = None
+
+
+def _migrate(engine: Engine) -> None:
+    """Bring a new in-memory database to the head revision. The migrations run once per
+    process, into an empty template database; every later simulation copies the template
+    (SQLite's backup API: the same schema, byte for byte, in well under a millisecond instead
+    of ~0.1 s of Alembic). A bench runs hundreds of simulations in one process."""
+    global _schema
+    with _schema_lock:
+        first = _schema is None or _schema[0] != os.getpid()
+        if first:
+            upgrade_engine(engine)
+        with engine.connect() as connection:
+            target = connection.connection.dbapi_connection
+            if first:
+                _schema = (os.getpid(), sqlite3.connect(":memory:", check_same_thread=False))
+                target.backup(_schema[1])
+            else:
+                _schema[1].backup(target)
 
 
 def truth_for(spec: JobSpec, workload: WorkloadModel | None = None) -> Truth:
@@ -79,12 +108,61 @@ def simulate(
     what the earlier ones measured, the priors)."""
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
+    with _young_heap():
+        return _simulate(
+            spec,
+            seed=seed,
+            oracle=oracle,
+            max_ticks=max_ticks,
+            workload=workload,
+            learn=learn,
+            drift=drift,
+            timeline=timeline,
+            policy=policy,
+            common_draws=common_draws,
+            repeat=repeat,
+        )
+
+
+@contextmanager
+def _young_heap() -> Iterator[None]:
+    """Run with what the process held before (its imports: NumPy, SQLAlchemy, pydantic
+    models, statement caches) out of the cyclic garbage collector's reach (``gc.freeze``),
+    and give it back afterwards (``gc.unfreeze``): a full collection then scans only what the
+    simulation made instead of the whole process, many times per job (a 729-trial job
+    spent 1 s of its 8 in ~11 full collections). Nothing is lost: what the freeze held is
+    collectable again once the simulation ends. Left alone when something else froze the
+    heap (a server before it forks)."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _simulate(
+    spec: JobSpec,
+    *,
+    seed: int,
+    oracle: bool,
+    max_ticks: int,
+    workload: WorkloadModel | None,
+    learn: bool,
+    drift: Drift | None,
+    timeline: bool,
+    policy: Callable[[JobSpec], Policy] | None,
+    common_draws: bool,
+    repeat: int,
+) -> dict[str, Any]:
     model = workload or AnalyticWorkload()
     settings = Settings(
         database_url="sqlite://", controller_enabled=False, store_url="file:///simulated"
     )
     engine = make_engine(settings.database_url)
-    upgrade_engine(engine)
+    _migrate(engine)
     database = Database(settings, engine=engine)
     clock = VirtualClock(START)
     # Loss noise keyed by the seed: a spec learns the same way under every policy at one seed.
