@@ -27,8 +27,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from functools import cache
-from statistics import NormalDist, fmean
+from statistics import fmean
 
 from service.domain.lambda_limits import MAX_MEMORY_MB, MB_PER_VCPU, MIN_MEMORY_MB
 from service.policies import guards
@@ -250,14 +249,7 @@ class CeScaling:
 
             def time_s(s: str, m: int) -> float:
                 model = models[s]
-                if upper:
-                    ms = model.upper_ms(m, epochs)
-                else:
-                    # the stage waits for its slowest task: the expected largest of its
-                    # tasks' run-to-run noise
-                    ms = model.duration_ms(m, epochs) * math.exp(
-                        noise[s] * slowest_mean(stage_counts[s])
-                    )
+                ms = model.upper_ms(m, epochs) if upper else model.duration_ms(m, epochs)
                 return (ms + (model.init_ms if cold_share(s, m) > 0 else 0.0)) / 1000
 
             return stage_options(
@@ -676,16 +668,6 @@ class CeScaling:
         # round (5, 6, 5, then 2 with 3 still to run, in a ResNet job), and one round short is
         # a missed deadline, one round long only a slightly larger size
         return max(1, min(planned, estimate.upper + ROUND_MARGIN))
-
-
-@cache
-def slowest_mean(tasks: int) -> float:
-    """Expected largest of ``tasks`` standard-normal draws: 0 for one, 2.0 for 27."""
-    if tasks <= 1:
-        return 0.0
-    normal, step = NormalDist(), 0.01
-    grid = [-8.0 + step * i for i in range(int(16.0 / step) + 1)]
-    return sum(z * tasks * normal.pdf(z) * normal.cdf(z) ** (tasks - 1) * step for z in grid)
 
 
 def run_noise(observations: Observations, shape: str) -> float:

@@ -16,7 +16,6 @@ from service.policies.ce_scaling import (
     CeScaling,
     noise_margin,
     run_noise,
-    slowest_mean,
 )
 from service.policies.deadline_split import StageOption
 from service.policies.shape_model import floor_mb
@@ -456,7 +455,6 @@ def test_run_noise_is_the_spread_among_runs_alike_and_the_margin_grows_with_it()
     # one long stage is one draw: its margin is NOISE_Z of them
     last = StageOption({"a": 1769}, 20.0, 0.0)
     assert noise_margin([last], sigma) == pytest.approx(NOISE_Z * sigma * 20.0)
-    assert slowest_mean(1) == 0.0 and slowest_mean(27) == pytest.approx(2.0, abs=0.01)
 
 
 def test_hpo_out_of_time_stays_warm_when_a_larger_size_cannot_win_back_its_cold_start():
