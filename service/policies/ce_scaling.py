@@ -25,12 +25,13 @@ worker probes a smaller size (a one-point curve cannot tell CPU-bound work from 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
+from statistics import fmean
 
 from service.domain.lambda_limits import MAX_MEMORY_MB, MB_PER_VCPU, MIN_MEMORY_MB
 from service.policies import guards
-from service.policies.base import MemoryDecision, PolicyContext
+from service.policies.base import MemoryDecision, Observations, PolicyContext
 from service.policies.costing import cold_start_usd, grid_between, invocation_usd
 from service.policies.deadline_split import StageOption, fastest, split, stage_options
 from service.policies.shape_model import DurationModel, fit_all, floor_mb, provenance
@@ -70,6 +71,12 @@ EXPLORE_SHARE = 0.05
 TIMEOUT_SHARE = 0.9  # plan invocations to end within 90 % of the function's timeout
 ROUND_MARGIN = 1  # training: rounds planned beyond the loss curve's upper estimate
 FASTEST_TOLERANCE = 1.03  # within 3 % (about the run-to-run noise) of the fastest is fastest
+# HPO plans made at the predicted times (no plan fits at the upper bounds) keep this many
+# standard deviations of the run-to-run noise of the job's remaining time (one-sided 95 %);
+# the noise is measured among runs alike, and assumed at least NOISE_SIGMA (Lambda's typical
+# spread) before they are.
+NOISE_Z = 1.645
+NOISE_SIGMA = 0.05
 
 
 @dataclass(frozen=True)
@@ -226,12 +233,25 @@ class CeScaling:
             s: grid_between(max(models[s].floor_mb, self.min_memory_mb), self.max_memory_mb)
             for s in counts
         }
+        # Environments started so far, by size (every shape runs the job's one function): this
+        # stage's tasks at a size the stages before ran at find them idle and warm, and start
+        # without a cold start. Later stages are priced cold (the plan is made again when each
+        # opens). Without this, noise in the curves moved each rung to another near-fastest
+        # size, and every move paid a cold start on the critical path.
+        warm = Counter(x.memory_mb for x in obs.samples if x.ok and x.init_ms)
+        noise = {s: run_noise(obs, s) for s in counts}
 
-        def options(stage_counts: dict[str, int], epochs: int, upper=True) -> list[StageOption]:
+        def options(
+            stage_counts: dict[str, int], epochs: int, upper=True, now=False
+        ) -> list[StageOption]:
+            def cold_share(s: str, m: int) -> float:
+                n = stage_counts[s]
+                return max(0, n - warm[m]) / n if now else 1.0
+
             def time_s(s: str, m: int) -> float:
                 model = models[s]
                 ms = model.upper_ms(m, epochs) if upper else model.duration_ms(m, epochs)
-                return (ms + model.init_ms) / 1000
+                return (ms + (model.init_ms if cold_share(s, m) > 0 else 0.0)) / 1000
 
             return stage_options(
                 stage_counts,
@@ -240,25 +260,36 @@ class CeScaling:
                 # priced at the upper end of the interval: the size that is cheap even if
                 # the curve is off there, not the one cheapest only if it is right
                 lambda s, m: invocation_usd(
-                    m, models[s].upper_ms(m, epochs), models[s].init_ms, arch
+                    m, models[s].upper_ms(m, epochs), models[s].init_ms * cold_share(s, m), arch
                 ),
                 context.stage_overhead_s,
             )
 
         def plan_stages(upper: bool) -> list[list[StageOption]]:
-            stages = [options(dict(counts), epochs_now, upper)]
+            stages = [options(dict(counts), epochs_now, upper, now=True)]
             for outline in context.outline:
                 future = {s: max(1, math.ceil(outline.tasks * share)) for s, share in mix.items()}
                 stages.append(options(future, outline.epochs, upper))
             return stages
 
         stages = plan_stages(upper=True)
-        budget = (spec.qos.deadline_s - obs.elapsed_s) * self.safety
+        left = spec.qos.deadline_s - obs.elapsed_s
+        budget = left * self.safety
         plan = split(stages, budget)
         # The upper bounds of curves fitted on a few sizes are wide: a plan that fits at the
         # predicted times is still the best guess, and far cheaper than the fastest sizes of
-        # every stage (re-planned at the next stage, with more points).
-        expected = split(plan_stages(upper=False), budget) if plan is None else None
+        # every stage (re-planned at the next stage, with more points). But the predicted
+        # times leave only the spare of SAFETY for the run-to-run noise, and a rung of one long
+        # trial is one draw of it: when the measured noise needs more (``noise_margin``), the
+        # plan keeps that much instead, else fastest sizes.
+        expected, margin = None, 0.0
+        if plan is None:
+            likely = plan_stages(upper=False)
+            expected = split(likely, budget)
+            if expected is not None:
+                margin = max(left - budget, noise_margin(expected, max(noise.values())))
+                if left - margin < budget:
+                    expected = split(likely, left - margin)
         out_of_time = plan is None and expected is None
         if plan is not None:
             chosen = plan[0]
@@ -271,7 +302,8 @@ class CeScaling:
             chosen = expected[0]
             why = (
                 f"no plan meets the deadline at the upper end of the predictions; at the "
-                f"predicted times this stage {chosen.time_s:.1f} s of the {budget:.1f} s left"
+                f"predicted times this stage {chosen.time_s:.1f} s of the {left - margin:.1f} s "
+                f"left once {margin:.1f} s is kept for the run-to-run noise"
             )
         else:
             # options that tie on time within the run-to-run noise (a single-threaded curve
@@ -299,7 +331,7 @@ class CeScaling:
                     reason=f"{shape}: {why}{provenance(models[shape])}",
                     predicted_gain_usd=gain,
                     relative_error=models[shape].relative_error(proposed),
-                    # every stage starts cold anyway: keeping the size saves no cold start
+                    # the plan weighs what keeping the size saves (warm environments) itself
                     current_is_safe=False,
                     floor_mb=models[shape].floor_mb,
                     min_mb=self.min_memory_mb,
@@ -307,12 +339,28 @@ class CeScaling:
                 )
             )
         if out_of_time:
-            self.all_above(models, decisions_by_shape)
+            self.all_above(
+                models,
+                decisions_by_shape,
+                epochs_now,
+                warm={s: warm[d.memory_mb] >= counts[s] for s, d in decisions_by_shape.items()},
+            )
         decisions = {task.key: decisions_by_shape[task.shape] for task in context.stage.tasks}
+
+        def cold_choice(shape: str) -> int:
+            """This stage's size of ``shape`` in the plan made as if every task started cold."""
+            cold = split([options(dict(counts), epochs_now), *stages[1:]], budget)
+            return cold[0].memory[shape] if cold is not None else self.max_memory_mb
+
         for shape, n in counts.items():
             planned = decisions_by_shape[shape].memory_mb
             probe = self.probe_above(models[shape], planned)
             if n < 2 or probe is None:
+                continue
+            if plan is not None and warm[planned] and cold_choice(shape) < planned:
+                # The plan fits at the upper bounds and takes that size because environments
+                # are warm there, not for its speed (priced cold, it takes a smaller one): a
+                # probe would only start cold above it.
                 continue
             last = [t for t in context.stage.tasks if t.shape == shape][-1]
             decisions[last.key] = MemoryDecision(
@@ -325,16 +373,38 @@ class CeScaling:
         return decisions
 
     def all_above(
-        self, models: dict[str, DurationModel], decisions: dict[str, MemoryDecision]
+        self,
+        models: dict[str, DurationModel],
+        decisions: dict[str, MemoryDecision],
+        epochs: int = 1,
+        warm: dict[str, bool] | None = None,
     ) -> None:
         """No plan meets the deadline even at the fastest sizes the curves know. A shape whose
         curve stops at the largest size it has run at (above it is a guess: flat, the slow
         reading) runs every task of this stage at the size a probe would try: more memory is
-        never slower on Lambda, and the deadline is at stake. Changes ``decisions``."""
+        never slower on Lambda, and the deadline is at stake. Changes ``decisions``.
+
+        Except where the shape's tasks would start warm at the decided size (``warm``) and the
+        move could not win back its cold start: the next doubling cuts at most half what the
+        last one did (only the parallel part still shrinks, and by half), so when that is less
+        than a cold start the tasks stay warm. (A single task moved to a new size started cold
+        on the last, longest rung and missed the deadline by less than its cold start.)"""
         for shape, decision in list(decisions.items()):
-            probe = self.probe_above(models[shape], decision.memory_mb)
+            model = models[shape]
+            probe = self.probe_above(model, decision.memory_mb)
             if probe is None:
                 continue
+            if warm is not None and warm.get(shape):
+                measured = getattr(model, "measured_max_mb", None) or decision.memory_mb
+                below = max(ONE_VCPU_MB, measured // PROBE_ABOVE_FACTOR)
+                # below one vCPU a doubling may halve the time: the best case is unbounded
+                best_ms = (
+                    (model.duration_ms(below, epochs) - model.duration_ms(measured, epochs)) / 2
+                    if measured > ONE_VCPU_MB
+                    else model.duration_ms(measured, epochs) / 2
+                )
+                if best_ms <= model.init_ms:
+                    continue
             decisions[shape] = MemoryDecision(
                 probe,
                 "probe-above",
@@ -649,3 +719,29 @@ def first_run_at(model: DurationModel, memory_mb: int) -> float:
     (cold start and first-run work at that size) where it has one, else its cold start."""
     init_at = getattr(model, "init_at", None)
     return init_at(memory_mb) if init_at is not None else model.init_ms
+
+
+def run_noise(observations: Observations, shape: str) -> float:
+    """The run-to-run spread of ``shape`` (log-normal sigma): the pooled standard deviation of
+    its log durations among runs alike (same size, epochs, architecture, cold or warm); at
+    least ``NOISE_SIGMA``, the prior before two runs alike were seen."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for x in observations.samples:
+        if x.ok and x.shape == shape and x.duration_ms > 0:
+            key = (x.memory_mb, x.epochs, x.architecture, bool(x.init_ms))
+            groups[key].append(math.log(x.duration_ms))
+    squares, freedom = 0.0, 0
+    for logs in groups.values():
+        if len(logs) > 1:
+            mean = fmean(logs)
+            squares += sum((v - mean) ** 2 for v in logs)
+            freedom += len(logs) - 1
+    measured = math.sqrt(squares / freedom) if freedom else 0.0
+    return max(NOISE_SIGMA, measured)
+
+
+def noise_margin(plan: list[StageOption], sigma: float) -> float:
+    """Time to keep for the noise of a plan made at the expected times: ``NOISE_Z`` standard
+    deviations of the plan's total time, each stage's spread ``sigma`` × its time (a stage
+    of one task is one draw; the stages' spreads add in quadrature)."""
+    return NOISE_Z * sigma * math.sqrt(sum(o.time_s**2 for o in plan))

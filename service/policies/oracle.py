@@ -12,7 +12,8 @@ What it knows that ce-scaling's plan does not model:
   includes the first run's loading at that size's CPU share, seconds at 128 MB where it is a few
   hundred ms at one vCPU;
 - HPO: a rung at the size of the rung before finds that rung's environments warm, so only its
-  tasks beyond them start cold (``warm_split``); ce-scaling prices every rung cold;
+  tasks beyond them start cold (``warm_split``); ce-scaling counts the warm environments of
+  the rung it decides only, and prices later rungs cold;
 - the noise: a stage takes as long as the slowest of its n parallel tasks, whose run-to-run
   noise is log-normal of ``sigma``. It plans each stage at the expected slowest of n draws
   and keeps a margin so that the whole remaining job meets the deadline with probability

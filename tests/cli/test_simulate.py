@@ -128,4 +128,13 @@ def test_ce_scaling_beats_static_safe_and_power_tuning_on_heterogeneous_trials(r
     assert ce["cost_usd"] < safe["cost_usd"]
     assert ce["cost_usd"] < tuned["cost_usd"]
     by_stage = {s["name"]: s["memory_mb"] for s in ce["stages"]}
-    assert by_stage["rung-3"] < 320  # the survivors are small models: less than static-safe
+    # the survivors are small models: less than static-safe — or an environment an earlier rung
+    # left warm (a probe's), cheaper for their fraction of a second than a cold start
+    earlier = {
+        int(m)
+        for s in ce["stages"]
+        if s["name"] != "rung-3"
+        for sizes in s["memory_by_shape"].values()
+        for m in sizes
+    }
+    assert by_stage["rung-3"] < 320 or by_stage["rung-3"] in earlier

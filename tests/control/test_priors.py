@@ -183,8 +183,12 @@ def test_a_prior_the_first_runs_contradict_is_dropped_and_replaced(loop_env):
     reasons = {p: r for p, _, _, r in decisions(database, job_id)}
     assert "curve measured by an earlier job" in reasons[0]
     # rung-0's runs were far faster: from rung-1 on the job plans from its own runs alone
-    assert "earlier job" not in reasons[1]
-    assert max(stage_memory(database, job_id, 1)) < min(first_rung)
+    # rung-0's runs were far faster: from rung-1 on the job plans from its own runs alone. Its
+    # plan wants no more memory than rung-0 had; it stays at rung-0's size, whose environments
+    # are warm (a cold start costs more than a whole run of this fast function), or moves
+    # below it — and a decision of rung-1 (recorded when the size changes) is not the prior's
+    assert "earlier job" not in reasons.get(1, "")
+    assert max(stage_memory(database, job_id, 1)) <= min(first_rung)
     (kept,) = stored(database, alice)
     assert kept.source_job_id == job_id
     assert all(d < 120_000.0 / 10 for _, d, _ in kept.state["points"])  # replaced, not merged

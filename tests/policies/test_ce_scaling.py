@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from service.models.enums import StageKind
-from service.policies.ce_scaling import CHEAP_PILOT_MB, PILOT_MB, CeScaling
+from service.policies import ce_scaling
+from service.policies.base import Observations
+from service.policies.ce_scaling import (
+    CHEAP_PILOT_MB,
+    NOISE_SIGMA,
+    NOISE_Z,
+    PILOT_MB,
+    CeScaling,
+    noise_margin,
+    run_noise,
+)
+from service.policies.deadline_split import StageOption
 from service.policies.shape_model import floor_mb
 from tests.policies.helpers import (
     context,
@@ -17,6 +30,7 @@ from tests.policies.helpers import (
 )
 
 SLOW = cpu_bound(2000.0)  # 2 s per epoch at one vCPU, single-threaded
+HALF_IO = cpu_bound(1000.0, io_ms=1000.0)  # as much waiting on I/O as CPU at one vCPU
 
 
 def memories(decisions) -> set[int]:
@@ -410,3 +424,75 @@ def test_hpo_out_of_time_takes_the_cheapest_of_the_near_fastest_sizes():
     decisions = CeScaling().allocate(context(hpo_spec(5), plan, [(1, 9)], samples=seen))
     assert memories(decisions) == {1769}
     assert all("no plan meets the deadline" in d.reason for d in decisions.values())
+
+
+def test_hpo_out_of_time_keeps_the_size_whose_environments_are_warm():
+    """No plan meets the deadline. The rung before ran its 9 tasks at 1,536 MB, so this rung's 4
+    tasks find 9 idle environments there; at one vCPU (measured by one pilot) they would run
+    15 % faster but start cold, which costs more than that. Priced cold, every rung moved to
+    the near-fastest size of its noisy curve and paid a cold start on the critical path."""
+    plan = stage(1, {"a": 4}, epochs=1)
+    seen = (
+        *samples("a", SLOW, sizes=(1536,) * 9),
+        *samples("a", SLOW, sizes=(1769,)),
+    )
+    decisions = CeScaling().allocate(context(hpo_spec(2), plan, [(1, 3)], samples=seen))
+    assert memories(decisions) == {1536}
+    assert all("no plan meets the deadline" in d.reason for d in decisions.values())
+    # without the warm environments (one run there) the faster size wins
+    few = (*samples("a", SLOW, sizes=(1536,)), *samples("a", SLOW, sizes=(1769,)))
+    cold = CeScaling().allocate(context(hpo_spec(2), plan, [(1, 3)], samples=few))
+    assert min(memories(cold)) >= 1769
+
+
+def test_run_noise_is_the_spread_among_runs_alike_and_the_margin_grows_with_it():
+    steady = samples("a", SLOW, sizes=(1769,) * 4)
+    noisy = tuple(
+        dataclasses.replace(s, duration_ms=s.duration_ms * f)
+        for s, f in zip(samples("a", SLOW, sizes=(1769,) * 4), (0.9, 1.1, 0.9, 1.1), strict=True)
+    )
+    assert run_noise(Observations(0.0, 0.0, samples=steady), "a") == NOISE_SIGMA
+    sigma = run_noise(Observations(0.0, 0.0, samples=noisy), "a")
+    assert 0.1 < sigma < 0.13
+    # one long stage is one draw: its margin is NOISE_Z of them
+    last = StageOption({"a": 1769}, 20.0, 0.0)
+    assert noise_margin([last], sigma) == pytest.approx(NOISE_Z * sigma * 20.0)
+
+
+def test_hpo_out_of_time_stays_warm_when_a_larger_size_cannot_win_back_its_cold_start():
+    """A late rung, one trial of 6 epochs, out of time: its fastest known size is the top of
+    the pilot pair, 3,584 MB, where the pilot left an idle environment. Moving above it (never
+    slower, by the curve) starts cold, and the last doubling cut 13 %: the next can cut half
+    of that at most, less than the cold start. (On the bench's last rung it moved, and missed
+    the deadline by less than the cold start.)"""
+    plan = stage(3, {"a": 1}, epochs=6)
+    pilots = (
+        dataclasses.replace(samples("a", lambda m: 620.0, sizes=(1769,))[0], init_ms=None),
+        *samples("a", lambda m: 540.0, sizes=(3584,)),
+    )
+    decisions = CeScaling().allocate(context(hpo_spec(2), plan, samples=pilots))
+    assert memories(decisions) == {3584}
+    assert all(d.rule == "deadline-split" for d in decisions.values())
+    # eighteen epochs could win it back: every task moves up
+    longer = stage(3, {"a": 1}, epochs=18)
+    moved = CeScaling().allocate(context(hpo_spec(2), longer, samples=pilots))
+    assert memories(moved) == {7168} and all(d.rule == "probe-above" for d in moved.values())
+
+
+def test_hpo_plan_at_the_predicted_times_keeps_a_margin_for_noisy_runs(monkeypatch):
+    """No plan fits at the upper bounds of a curve whose runs spread ±12 %; at the predicted
+    times the last rung, one trial, fits at 1,408 MB with the 10 % spare alone. But that trial
+    is one wide draw of the noise: the plan keeps 1.645 σ of it (4.7 s, not 2.4) and takes a
+    faster size (without the margin it took the slower one; on the bench, hpo-s3-etl / tight,
+    such a plan used all of its 10 % and missed by the draw)."""
+    plan = stage(3, {"a": 1}, epochs=9)
+    noisy = tuple(
+        dataclasses.replace(s, duration_ms=s.duration_ms * (0.88 if i % 2 else 1.12))
+        for i, s in enumerate(samples("a", HALF_IO, sizes=(1024, 1769, 3584) * 4))
+    )
+    (kept,) = CeScaling().allocate(context(hpo_spec(24), plan, samples=noisy)).values()
+    assert "at the predicted times" in kept.reason
+    assert "4.7 s is kept for the run-to-run noise" in kept.reason
+    monkeypatch.setattr(ce_scaling, "NOISE_Z", 0.0)  # the 10 % spare alone, as before
+    (spare_only,) = CeScaling().allocate(context(hpo_spec(24), plan, samples=noisy)).values()
+    assert (spare_only.memory_mb, kept.memory_mb) == (1408, 1664)
