@@ -182,7 +182,6 @@ def test_a_prior_the_first_runs_contradict_is_dropped_and_replaced(loop_env):
     assert min(first_rung) >= 512, first_rung  # a slow curve: much CPU to meet the deadline
     reasons = {p: r for p, _, _, r in decisions(database, job_id)}
     assert "curve measured by an earlier job" in reasons[0]
-    # rung-0's runs were far faster: from rung-1 on the job plans from its own runs alone
     # rung-0's runs were far faster: from rung-1 on the job plans from its own runs alone. Its
     # plan wants no more memory than rung-0 had; it stays at rung-0's size, whose environments
     # are warm (a cold start costs more than a whole run of this fast function), or moves
