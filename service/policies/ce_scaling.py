@@ -192,6 +192,29 @@ class CeScaling:
         return probe if probe > planned_mb else None
 
     @staticmethod
+    def above_can_rescue(
+        model: DurationModel,
+        above: int,
+        epochs: int,
+        rounds: int,
+        remaining_s: float,
+        cold_s: float,
+        overhead_s: float,
+    ) -> bool:
+        """Would the remaining ``rounds`` fit at ``above`` (every worker cold there once) if
+        that size cut the time as much as the last doubling of the measured sizes did — the
+        optimistic reading (a doubling buys less than the one before)? Below one vCPU nothing
+        tells the slope above it: a halving is assumed (the multi-threaded best case)."""
+        measured = getattr(model, "measured_max_mb", None)
+        if measured is None:
+            return True
+        top = model.duration_ms(measured, epochs)
+        below = max(ONE_VCPU_MB, measured // PROBE_ABOVE_FACTOR)
+        ratio = model.duration_ms(below, epochs) / top if measured > ONE_VCPU_MB else 2.0
+        best_s = top / max(ratio, 1.0) / 1000 + overhead_s
+        return rounds * best_s + cold_s <= remaining_s
+
+    @staticmethod
     def probe_below(model: DurationModel, grid: list[int], fits) -> int | None:
         """A smaller size for one training worker to try, when the workers have run at one
         size only: a one-point curve is read as CPU-bound work (slower below, at the same
@@ -506,6 +529,19 @@ class CeScaling:
             # there. (One worker alone would learn it as well, but the rounds until the plan
             # can act on it are rounds the deadline does not have.)
             above = self.probe_above(model, proposed)
+            if above is not None and not self.above_can_rescue(
+                model,
+                above,
+                epochs,
+                rounds_left,
+                remaining_s,
+                cold_ms(above) / 1000,
+                context.stage_overhead_s,
+            ):
+                # Even if the next doubling cut the time as much as the last one did, the
+                # deadline would not hold: doubling every worker's size for the rest of the
+                # job buys a miss at twice the price (the fastest size measured is as good).
+                above = None
             if above is not None:
                 why = (
                     f"no size measured so far (up to {proposed} MB) meets the deadline with "

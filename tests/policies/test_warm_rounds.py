@@ -3,6 +3,8 @@ leave behind count, and a plan does not bet on sizes far above what it has measu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from service.bench.policies import bench_policy
 from service.bench.runner import RunTask, execute
 from service.bench.workloads import PROFILES_DIR, builtin_workloads, profile_workloads
@@ -106,3 +108,20 @@ def test_the_fastest_size_fallback_stays_within_the_sizes_run():
         assert all(
             int(m) <= 3584 for round_ in job["stages"] for m in round_["memory_by_shape"]["worker"]
         )
+
+
+def test_every_worker_moves_above_the_sizes_run_only_when_that_can_save_the_deadline():
+    # benchmarks/profiles/cold-heavy.json (4.2 s cold starts) as a training job at a tight
+    # deadline, seed 3 (common draws, as the bench). After round 0 no size fits, and the
+    # fastest size measured is 3,584 MB: every worker used to move to 7,168 MB, which even at
+    # the last doubling's speed-up could not make the deadline fit — twice the price a round for
+    # the rest of the job (3.3x static-qos). It stays within the sizes run, and meets the
+    # deadline.
+    profile = Path(__file__).resolve().parents[2] / "benchmarks" / "profiles" / "cold-heavy.json"
+    workload = next(w for w in profile_workloads(profile) if w.kind == "training")
+    policy = bench_policy("ce-scaling", workload)
+    result = execute(RunTask(workload, policy, 3, 31.7, common_draws=True))
+    assert result["status"] == "succeeded" and result["jct_s"] <= 31.7
+    assert all(
+        int(m) <= 3584 for round_ in result["stages"] for m in round_["memory_by_shape"]["worker"]
+    )
