@@ -17,9 +17,12 @@ lowest predicted remaining cost whose predicted remaining time — the upper bou
 still needed (loss-curve fit) times the upper bound of a round's time — meets the remaining
 deadline. A change costs cold starts, so it is made only when the predicted saving beats that
 cost (the minimum-gain guard) and not twice in a row (cooldown). When no size meets the
-deadline, the cheapest of the (near-)fastest sizes, and one worker probes above the largest
-size measured; when the workers have run at one size only and the deadline leaves room, one
-worker probes a smaller size (a one-point curve cannot tell CPU-bound work from I/O-bound).
+deadline, the cheapest of the (near-)fastest sizes run so far, and every worker moves above
+the largest size measured when that could still save the deadline; when the workers have run at
+one size only and the deadline leaves room, one worker probes a smaller size (a one-point curve
+cannot tell CPU-bound work from I/O-bound). A new size costs a cold start *and* the first run's
+own work there (loading the data: ``ShapeModel.init_at``), and a warm environment at least as
+large as the decided size is as good as one of that size.
 """
 
 from __future__ import annotations
@@ -101,7 +104,8 @@ class CeScaling:
 
     def models(self, context: PolicyContext, shapes: list[str]) -> dict[str, DurationModel] | None:
         """What the policy knows of each shape: curves fitted on what has been observed
-        (training: of warm rounds, with a first run's own work apart, ``fit_shape``)."""
+        (training: with the work a worker's first run does in a new environment measured too,
+        and charged to every new size, ``fit_shape``)."""
         return fit_all(context.observations, shapes, first_runs=context.spec.kind == "training")
 
     # -- before anything is known -------------------------------------------------------------
