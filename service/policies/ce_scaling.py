@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import cache
 from statistics import fmean
 
 from service.domain.lambda_limits import MAX_MEMORY_MB, MB_PER_VCPU, MIN_MEMORY_MB
@@ -198,15 +199,14 @@ class CeScaling:
     @staticmethod
     def above_can_rescue(
         model: DurationModel,
-        above: int,
         epochs: int,
         rounds: int,
         remaining_s: float,
         cold_s: float,
         overhead_s: float,
     ) -> bool:
-        """Would the remaining ``rounds`` fit at ``above`` (every worker cold there once) if
-        that size cut the time as much as the last doubling of the measured sizes did — the
+        """Would the remaining ``rounds`` fit at twice the largest size measured (every worker
+        cold there once, ``cold_s``) if that cut the time as much as the last doubling did — the
         optimistic reading (a doubling buys less than the one before)? Below one vCPU nothing
         tells the slope above it: a halving is assumed (the multi-threaded best case)."""
         measured = getattr(model, "measured_max_mb", None)
@@ -374,9 +374,14 @@ class CeScaling:
             )
         decisions = {task.key: decisions_by_shape[task.shape] for task in context.stage.tasks}
 
+        @cache
+        def cold_plan() -> list[StageOption] | None:
+            """The plan made as if every task of this stage started cold (once, for all shapes)."""
+            return split([options(dict(counts), epochs_now), *stages[1:]], budget)
+
         def cold_choice(shape: str) -> int:
-            """This stage's size of ``shape`` in the plan made as if every task started cold."""
-            cold = split([options(dict(counts), epochs_now), *stages[1:]], budget)
+            """This stage's size of ``shape`` in ``cold_plan``."""
+            cold = cold_plan()
             return cold[0].memory[shape] if cold is not None else self.max_memory_mb
 
         for shape, n in counts.items():
@@ -461,13 +466,11 @@ class CeScaling:
         def expected_round_time(m: int) -> float:
             return model.duration_ms(m, epochs) / 1000 + context.stage_overhead_s
 
-        def cold_ms(m: int) -> float:
-            # a cold start at m, and the first run's own work there (loading the data, …)
-            return first_run_at(model, m)
-
         def remaining_cost(m: int, cold: bool) -> float:
             per = invocation_usd(m, model.duration_ms(m, epochs), 0.0, arch)
-            first = invocation_usd(m, model.duration_ms(m, epochs), cold_ms(m) if cold else 0, arch)
+            first = invocation_usd(
+                m, model.duration_ms(m, epochs), model.init_at(m) if cold else 0, arch
+            )
             return workers * (first + per * (rounds_left - 1))
 
         # Warm environments per size: a size with fewer than one per worker starts some of them
@@ -480,7 +483,7 @@ class CeScaling:
             # worker a larger warm environment when a cold start would not fit: never slower)
             at_least = sum(n for size, n in warm.items() if size >= m)
             cold = m != current or at_least < len(context.stage.tasks)
-            return rounds_left * per_round(m) + (cold_ms(m) / 1000 if cold else 0.0)
+            return rounds_left * per_round(m) + (model.init_at(m) / 1000 if cold else 0.0)
 
         grid = self.within_timeout(model, grid_between(floor, self.max_memory_mb), epochs, spec)
         feasible = [m for m in grid if remaining_time(m) <= remaining_s]
@@ -535,11 +538,10 @@ class CeScaling:
             above = self.probe_above(model, proposed)
             if above is not None and not self.above_can_rescue(
                 model,
-                above,
                 epochs,
                 rounds_left,
                 remaining_s,
-                cold_ms(above) / 1000,
+                model.init_at(above) / 1000,
                 context.stage_overhead_s,
             ):
                 # Even if the next doubling cut the time as much as the last one did, the
@@ -559,7 +561,7 @@ class CeScaling:
             and current in grid
             and proposed != current
             and not self.warm_measured(context)
-            and (getattr(model, "measured_max_mb", None) or 0) > current
+            and (measured_top or 0) > current
             and remaining_time(current, expected_round_time) * PROBE_SPEEDUP
             <= remaining_time(proposed, expected_round_time)
         ):
@@ -582,7 +584,7 @@ class CeScaling:
         gain = None
         if current is not None:
             gain = remaining_cost(current, False) - remaining_cost(proposed, True)
-        change_cost = workers * cold_start_usd(proposed, cold_ms(proposed), arch)
+        change_cost = workers * cold_start_usd(proposed, model.init_at(proposed), arch)
         decision = guards.decide(
             guards.Proposal(
                 shape="worker",
@@ -606,10 +608,10 @@ class CeScaling:
         if rounds_left >= 2:
             # one round with one worker at the smaller size, the rest at the decided one
             kept = decision.memory_mb
-            rest_s = (rounds_left - 1) * round_time(kept) + cold_ms(kept) / 1000
+            rest_s = (rounds_left - 1) * round_time(kept) + model.init_at(kept) / 1000
 
             def probe_fits(m: int) -> bool:
-                return round_time(m) + cold_ms(m) / 1000 + rest_s <= remaining_s
+                return round_time(m) + model.init_at(m) / 1000 + rest_s <= remaining_s
 
             probe = self.probe_below(model, grid, probe_fits)
             probe = probe if probe is not None and probe < kept else None
@@ -660,7 +662,7 @@ class CeScaling:
         # call most tight deadlines out of time, and then every round pay for a larger warm
         # environment rather than a short cold start)?
         cold_fits = (
-            rounds_left * expected_round_time(target) + cold_ms(target) / 1000 <= remaining_s
+            rounds_left * expected_round_time(target) + model.init_at(target) / 1000 <= remaining_s
         )
         self.keep_warm(
             context,
@@ -752,13 +754,6 @@ class CeScaling:
         # round (5, 6, 5, then 2 with 3 still to run, in a ResNet job), and one round short is
         # a missed deadline, one round long only a slightly larger size
         return max(1, min(planned, estimate.upper + ROUND_MARGIN))
-
-
-def first_run_at(model: DurationModel, memory_mb: int) -> float:
-    """What a new environment at ``memory_mb`` adds to its first run: the model's ``init_at``
-    (cold start and first-run work at that size) where it has one, else its cold start."""
-    init_at = getattr(model, "init_at", None)
-    return init_at(memory_mb) if init_at is not None else model.init_ms
 
 
 def run_noise(observations: Observations, shape: str) -> float:

@@ -47,6 +47,11 @@ class DurationModel(Protocol):
 
     def relative_error(self, memory_mb: int) -> float: ...
 
+    def init_at(self, memory_mb: int) -> float:
+        """What a new environment at ``memory_mb`` adds to its first run: the cold start and
+        the first run's own work there (loading the data, …)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ShapeModel:
