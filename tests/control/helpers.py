@@ -13,6 +13,7 @@ from service.jobs.service import JobService
 from service.models import Allocation, Invocation, Job, Task, Tenant
 from service.spec import JobSpec
 
+START = 1_767_225_600.0  # the virtual clock's start: 2026-01-01T00:00:00Z
 SMALL_DATA = "builtin:synthetic?n=3000&d=10"
 
 HPO = {

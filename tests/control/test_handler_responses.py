@@ -13,14 +13,8 @@ from service.control import functions
 from service.control.drive import drive
 from service.control.loop import Controller
 from service.control.responses import problem
-from service.database import Database
 from service.models import Invocation, Job, Task
-from service.platform.clock import VirtualClock
-from service.platform.emulator.backend import EmulatorPlatform
-from tests.conftest import truncate_all
 from tests.control.helpers import HPO, submit
-
-START = 1_767_225_600.0
 
 JOB, TASK = uuid.uuid4(), uuid.uuid4()
 ATTEMPT = SimpleNamespace(job_id=JOB, attempt=2)
@@ -69,17 +63,6 @@ def test_the_first_contract_violation_is_named(payload, expected) -> None:
 def test_a_long_violation_is_cut_short() -> None:
     found = problem({"echo": "x" * 5000, "contract": 1}, ATTEMPT, OWN_TASK)
     assert found is not None and len(found) <= 300
-
-
-@pytest.fixture
-def loop_env(pg_engine, settings, tmp_path):
-    settings = settings.model_copy(update={"store_url": (tmp_path / "store").as_uri()})
-    database = Database(settings, engine=pg_engine)
-    clock = VirtualClock(START)
-    platform = EmulatorPlatform(clock, seed=1, workers=2)
-    yield database, platform, clock, settings
-    platform.close()
-    truncate_all(pg_engine)
 
 
 def test_a_function_answering_garbage_fails_its_tasks_at_once_and_the_job_says_why(

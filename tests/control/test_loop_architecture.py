@@ -6,35 +6,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import select
 
 from service.api.query_schemas import InvocationPageOut
 from service.control.drive import drive
 from service.control.loop import Controller
-from service.database import Database
 from service.jobs.service import JobService
 from service.models import Invocation, Job, Task, Tenant
 from service.platform import pricing
-from service.platform.clock import VirtualClock
-from service.platform.emulator.backend import EmulatorPlatform
 from service.platform.interface import Report
 from service.usage.service import UsageService
-from tests.conftest import truncate_all
 from tests.control.helpers import HPO, assert_invariants, submit
-
-START = 1_767_225_600.0
-
-
-@pytest.fixture
-def loop_env(pg_engine, settings, tmp_path):
-    settings = settings.model_copy(update={"store_url": (tmp_path / "store").as_uri()})
-    database = Database(settings, engine=pg_engine)
-    clock = VirtualClock(START)
-    platform = EmulatorPlatform(clock, seed=1, workers=2)
-    yield database, platform, clock, settings
-    platform.close()
-    truncate_all(pg_engine)
 
 
 def test_an_auto_job_runs_each_task_on_its_decided_architecture(loop_env):

@@ -6,7 +6,6 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlparse
 
-import pytest
 from sqlalchemy import func, select
 
 from service.control.drive import drive
@@ -16,20 +15,7 @@ from service.models import Allocation, Invocation, Job, Stage, Task
 from service.platform.clock import VirtualClock
 from service.platform.emulator.backend import EmulatorPlatform
 from tests.conftest import truncate_all
-from tests.control.helpers import HPO, TRAINING, assert_invariants, submit
-
-START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-
-
-@pytest.fixture
-def loop_env(pg_engine, settings, tmp_path):
-    settings = settings.model_copy(update={"store_url": (tmp_path / "store").as_uri()})
-    database = Database(settings, engine=pg_engine)
-    clock = VirtualClock(START)
-    platform = EmulatorPlatform(clock, seed=1, workers=2)
-    yield database, platform, clock, settings
-    platform.close()
-    truncate_all(pg_engine)
+from tests.control.helpers import HPO, START, TRAINING, assert_invariants, submit
 
 
 def test_hpo_and_training_jobs_run_to_the_end(loop_env):

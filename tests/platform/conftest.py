@@ -17,7 +17,7 @@ import pytest
 
 from service.platform.aws.clients import make_clients
 from service.platform.aws.lambda_backend import AwsPlatform
-from tests.lambda_standin import LambdaStandIn
+from tests.lambda_standin import CREDENTIALS, LambdaStandIn
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -73,10 +73,32 @@ def moto_server(fake_aws_credentials: None) -> Iterator[MotoServer]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def standin_patches() -> dict[tuple[object, str], object]:
+    """What a module replaces while its ``standin`` runs, as (object, attribute) → value: moto
+    where it lacks an API's part (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def standin(standin_patches: dict[tuple[object, str], object]) -> Iterator[LambdaStandIn]:
+    """moto with the Lambda runtime stand-in (``tests/lambda_standin.py``), one per module,
+    with its credentials in the environment."""
+    saved = pytest.MonkeyPatch()
+    for (target, name), value in standin_patches.items():
+        saved.setattr(target, name, value)
+    for key, value in CREDENTIALS.items():
+        saved.setenv(key, value)
+    saved.delenv("AWS_PROFILE", raising=False)
+    lambda_standin = LambdaStandIn(max_running=2, max_environments=4)
+    yield lambda_standin
+    lambda_standin.close()
+    saved.undo()
+
+
 @pytest.fixture
 def platform(standin: LambdaStandIn) -> Iterator[AwsPlatform]:
-    """The AWS backend against the module's ``standin`` (moto with the Lambda runtime stand-in;
-    each module that uses it defines its own)."""
+    """The AWS backend against the module's ``standin``."""
     aws = AwsPlatform(make_clients("us-east-1", standin.endpoint), update_poll_s=0.01)
     yield aws
     aws.close()

@@ -5,7 +5,6 @@ version is published and aliased ``mem-<MB>-<architecture>``, and $LATEST moves 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
 from moto.awslambda.models import LambdaFunction
@@ -14,7 +13,7 @@ from service.platform.aws.clients import make_clients
 from service.platform.aws.deploy import deploy
 from service.platform.aws.lambda_backend import AwsPlatform, variant_of
 from service.platform.interface import VariantNotFoundError
-from tests.lambda_standin import CREDENTIALS, LambdaStandIn
+from tests.lambda_standin import LambdaStandIn
 from tests.platform.test_aws_deploy import ECHO as DEPLOY_ECHO
 from tests.platform.test_aws_deploy import _zip
 
@@ -35,16 +34,8 @@ _moto_update_code = LambdaFunction.update_function_code
 
 
 @pytest.fixture(scope="module")
-def standin() -> Iterator[LambdaStandIn]:
-    saved = pytest.MonkeyPatch()
-    saved.setattr(LambdaFunction, "update_function_code", _update_code_with_architectures)
-    for key, value in CREDENTIALS.items():
-        saved.setenv(key, value)
-    saved.delenv("AWS_PROFILE", raising=False)
-    lambda_standin = LambdaStandIn(max_running=2, max_environments=4)
-    yield lambda_standin
-    lambda_standin.close()
-    saved.undo()
+def standin_patches() -> dict[tuple[object, str], object]:
+    return {(LambdaFunction, "update_function_code"): _update_code_with_architectures}
 
 
 def _alias_config(lam, name: str, alias: str) -> dict:

@@ -10,7 +10,6 @@ import io
 import random
 import threading
 import zipfile
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -25,7 +24,7 @@ from service.platform.aws.lambda_backend import AwsPlatform
 from service.platform.aws.retry import Backoff
 from service.platform.interface import FunctionSpec, PlatformError, UpdateFailedError
 from service.settings import get_settings
-from tests.lambda_standin import CREDENTIALS, LambdaStandIn
+from tests.lambda_standin import LambdaStandIn
 
 ECHO = Target("cescale-echo", "echo.handler")
 
@@ -39,18 +38,6 @@ def _zip(version: int) -> bytes:
             f"    return {{'version': {version}, 'memory': context.memory_limit_in_mb}}\n",
         )
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[LambdaStandIn]:
-    saved = pytest.MonkeyPatch()
-    for key, value in CREDENTIALS.items():
-        saved.setenv(key, value)
-    saved.delenv("AWS_PROFILE", raising=False)
-    lambda_standin = LambdaStandIn(max_running=2, max_environments=4)
-    yield lambda_standin
-    lambda_standin.close()
-    saved.undo()
 
 
 def _alias_memory(lam: Any, name: str) -> dict[str, tuple[int, str]]:

@@ -23,13 +23,19 @@ def hpo_spec(deadline_s: float, **policy) -> JobSpec:
     )
 
 
-def training_spec(deadline_s: float, workers: int = 4, max_epochs: int = 20) -> JobSpec:
+def training_spec(
+    deadline_s: float, workers: int = 4, max_epochs: int = 20, epochs_per_round: int = 1
+) -> JobSpec:
     return JobSpec.model_validate(
         {
             "name": "t",
             "kind": "training",
             "workload": {"function": "builtin:mlp"},
-            "training": {"workers": workers, "max_epochs": max_epochs},
+            "training": {
+                "workers": workers,
+                "max_epochs": max_epochs,
+                "epochs_per_round": epochs_per_round,
+            },
             "qos": {"deadline_s": deadline_s},
             "policy": {"name": "ce-scaling"},
         }

@@ -11,23 +11,14 @@ from service.policies.base import Observations, Sample
 from service.policies.ce_scaling import CeScaling
 from service.policies.shape_model import fit_all
 from service.spec import JobSpec
+from tests.policies import helpers
 from tests.policies.helpers import context, cpu_bound, stage
+
+EPOCHS = 4
 
 
 def training_spec(deadline_s: float, rounds: int = 20) -> JobSpec:
-    return JobSpec.model_validate(
-        {
-            "name": "t",
-            "kind": "training",
-            "workload": {"function": "builtin:mlp"},
-            "training": {"workers": 4, "max_epochs": EPOCHS * rounds, "epochs_per_round": EPOCHS},
-            "qos": {"deadline_s": deadline_s},
-            "policy": {"name": "ce-scaling"},
-        }
-    )
-
-
-EPOCHS = 4
+    return helpers.training_spec(deadline_s, max_epochs=EPOCHS * rounds, epochs_per_round=EPOCHS)
 
 
 def runs(duration, sizes, first_run_ms: float, cold: bool, n: int = 3, stage_at: int = 0):

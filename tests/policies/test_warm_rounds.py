@@ -12,27 +12,14 @@ from service.models.enums import StageKind
 from service.policies.base import Sample
 from service.policies.ce_scaling import CeScaling
 from service.spec import JobSpec
-from tests.policies.helpers import context, stage
+from tests.policies.helpers import context, stage, training_spec
 
 EPOCHS = 3
 COLD_START_MS = 4200.0  # a function with multi-second cold starts
 
 
 def spec(deadline_s: float, workers: int = 8, rounds: int = 10) -> JobSpec:
-    return JobSpec.model_validate(
-        {
-            "name": "t",
-            "kind": "training",
-            "workload": {"function": "builtin:mlp"},
-            "training": {
-                "workers": workers,
-                "max_epochs": EPOCHS * rounds,
-                "epochs_per_round": EPOCHS,
-            },
-            "qos": {"deadline_s": deadline_s},
-            "policy": {"name": "ce-scaling"},
-        }
-    )
+    return training_spec(deadline_s, workers, EPOCHS * rounds, epochs_per_round=EPOCHS)
 
 
 def first_round(per_epoch_ms: dict[int, float], workers: dict[int, int]) -> tuple[Sample, ...]:
