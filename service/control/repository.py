@@ -99,8 +99,7 @@ class LoopRepository:
         running: set[uuid.UUID] = set()
         opened: set[uuid.UUID] = set()
         pending = case((Task.status == WorkStatus.PENDING.value, 1), else_=0)
-        for start in range(0, len(ids), PRELOAD_CHUNK):
-            chunk = ids[start : start + PRELOAD_CHUNK]
+        for chunk in _chunks(ids):
             for job_id, unfinished, launchable in self.session.execute(
                 select(Task.job_id, func.count(), func.sum(pending))
                 .where(
@@ -128,9 +127,9 @@ class LoopRepository:
         per chunk instead of one per job."""
         by_id = {job.id: job for job in jobs}
         ids = list(by_id)
-        for start in range(0, len(ids), PRELOAD_CHUNK):
+        for chunk in _chunks(ids):
             for job_id, spec in self.session.execute(
-                select(Job.id, Job.spec).where(Job.id.in_(ids[start : start + PRELOAD_CHUNK]))
+                select(Job.id, Job.spec).where(Job.id.in_(chunk))
             ):
                 set_committed_value(by_id[job_id], "spec", spec)
 
@@ -149,8 +148,7 @@ class LoopRepository:
         tasks: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
         opened: dict[uuid.UUID, list] = {job_id: [] for job_id in ids}
         spend: dict[uuid.UUID, Decimal] = {}  # capped jobs only; others read it when needed
-        for start in range(0, len(ids), PRELOAD_CHUNK):
-            chunk = ids[start : start + PRELOAD_CHUNK]
+        for chunk in _chunks(ids):
             for stage in self.session.scalars(_STAGES, {"ids": chunk}):
                 stages[stage.job_id].append(stage)
             for task in _task_rows(self.session.execute(_UNFINISHED_ROWS, {"ids": chunk})):
@@ -195,8 +193,7 @@ class LoopRepository:
         in if it runs later in the tick)."""
         ids = list(ids)
         found: list[Task] = []
-        for start in range(0, len(ids), PRELOAD_CHUNK):
-            chunk = ids[start : start + PRELOAD_CHUNK]
+        for chunk in _chunks(ids):
             found += self.session.scalars(_TASKS_BY_ID, {"ids": chunk})
         return found
 
@@ -217,8 +214,7 @@ class LoopRepository:
         columns): what recording a result changes, in one statement."""
         ids = list(ids)
         found: list[tuple[Invocation, Task]] = []
-        for start in range(0, len(ids), PRELOAD_CHUNK):
-            chunk = ids[start : start + PRELOAD_CHUNK]
+        for chunk in _chunks(ids):
             found += (
                 (invocation, task)
                 for invocation, task in self.session.execute(_INVOCATIONS_BY_ID, {"ids": chunk})
@@ -417,8 +413,7 @@ class LoopRepository:
             if invocation_id not in skip
         ]
         rows = {}
-        for start in range(0, len(ids), PRELOAD_CHUNK):
-            chunk = ids[start : start + PRELOAD_CHUNK]
+        for chunk in _chunks(ids):
             for invocation, task, stage, job in self.session.execute(_INTENTS, {"ids": chunk}):
                 rows[invocation.id] = (invocation, task, stage, job)
         yield from (rows[i] for i in ids if i in rows)
@@ -545,6 +540,12 @@ _PENDING_ALLOCATIONS = (
     .where(_HELD, Allocation.state == AllocationState.INTENT.value)
     .order_by(Allocation.created_at, Allocation.id)
 )
+
+
+def _chunks(ids: list[uuid.UUID]) -> Iterator[list[uuid.UUID]]:
+    """``ids`` in lists of at most ``PRELOAD_CHUNK``, one ``IN (...)`` list each."""
+    for start in range(0, len(ids), PRELOAD_CHUNK):
+        yield ids[start : start + PRELOAD_CHUNK]
 
 
 # A tick reads the same tasks' ids again and again (every unfinished task, every tick): parsing
