@@ -10,28 +10,15 @@ from sqlalchemy import select
 
 from service.control.loop import Controller, to_datetime
 from service.models import Invocation, Job, Observation, PredictorState, Task
-from service.platform.clock import VirtualClock
-from service.platform.emulator.backend import EmulatorPlatform
 from service.prediction.memory_curve import MemoryCurve
-from tests.conftest import truncate_all
 from tests.control.helpers import TRAINING, submit
-
-START = 1_767_225_600.0
 
 
 @pytest.fixture
-def env(pg_engine, settings, tmp_path):
-    from service.database import Database
-
-    settings = settings.model_copy(
+def loop_settings(settings, tmp_path):
+    return settings.model_copy(
         update={"store_url": (tmp_path / "store").as_uri(), "metrics_interval_s": 1.0}
     )
-    database = Database(settings, engine=pg_engine)
-    clock = VirtualClock(START)
-    platform = EmulatorPlatform(clock, seed=1, workers=2)
-    yield database, platform, clock, settings
-    platform.close()
-    truncate_all(pg_engine)
 
 
 def tick_until(controller, clock, database, job_id, predicate, limit=400):
@@ -53,8 +40,8 @@ def states(database, job_id) -> dict[str, SimpleNamespace]:
         }
 
 
-def test_a_second_controller_resumes_the_predictors_of_the_first(env):
-    database, platform, clock, settings = env
+def test_a_second_controller_resumes_the_predictors_of_the_first(loop_env):
+    database, platform, clock, settings = loop_env
     spec = TRAINING | {
         "training": TRAINING["training"] | {"max_epochs": 8},
         "policy": {"name": "ce-scaling"},
@@ -117,8 +104,8 @@ def database_status(database, job_id) -> str:
         return session.get(Job, job_id).status
 
 
-def test_platform_metrics_are_polled_into_observations(env):
-    database, platform, clock, settings = env
+def test_platform_metrics_are_polled_into_observations(loop_env):
+    database, platform, clock, settings = loop_env
     (job_id,) = submit(database, TRAINING)
     controller = Controller(database, platform, settings, seed=1)
     tick_until(
