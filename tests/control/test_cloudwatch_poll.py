@@ -14,10 +14,12 @@ from service.models import Invocation, Job, Observation, Tenant
 from service.platform.clock import VirtualClock
 from service.platform.interface import FunctionMetrics
 from tests.control import test_learning
-from tests.control.helpers import TRAINING, submit
-from tests.control.test_learning import START, database_status, tick_until
+from tests.control.helpers import START, TRAINING, submit
+from tests.control.test_learning import database_status, tick_until
 
-env = test_learning.env  # the same fixture: Postgres, an emulator on a virtual clock
+# the same loop_env as test_learning's: Postgres, an emulator on a virtual clock, metrics
+# read every second
+loop_settings = test_learning.loop_settings
 
 
 def invocations(database) -> list[tuple]:
@@ -47,8 +49,8 @@ class CloudWatchStandIn:
         return FunctionMetrics(function=name, period_s=period_s, invocations=points)
 
 
-def test_a_minute_read_while_filling_is_revised_until_it_closes(env):
-    database = env[0]
+def test_a_minute_read_while_filling_is_revised_until_it_closes(loop_env):
+    database = loop_env[0]
     clock = VirtualClock(START)  # START is on a minute boundary
     cloudwatch, poller = CloudWatchStandIn(), MetricsPoller(interval_s=1.0)
     cloudwatch.points[START] = 2.0  # the minute so far
@@ -72,8 +74,8 @@ def test_a_minute_read_while_filling_is_revised_until_it_closes(env):
     assert sorted(v for _, v in invocations(database)) == [4.0, 5.0]
 
 
-def test_a_closed_minute_that_disagrees_with_the_ledger_is_on_the_timeline(env):
-    database, platform, clock, settings = env
+def test_a_closed_minute_that_disagrees_with_the_ledger_is_on_the_timeline(loop_env):
+    database, platform, clock, settings = loop_env
     (job_id,) = submit(database, TRAINING)
     controller = Controller(database, platform, settings, seed=1)
     tick_until(
