@@ -28,16 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def _workloads(profiles: list[str]):
-    import service.bench.workloads as W
-
-    every = {w.id: w for w in W.builtin_workloads() + W.paper_workloads()}
-    paths = [W.PROFILES_DIR / f"{p}.json" for p in W.DEFAULT_PROFILES] + [Path(p) for p in profiles]
-    for path in paths:
-        for workload in W.profile_workloads(path):
-            every[workload.id] = workload
-    return every
+from rerun import workloads  # noqa: E402  (benchmarks/ is on the path as the script's own)
 
 
 def told(args: tuple[str, float, int, int, list[str]]) -> tuple[str, float | None, float | None]:
@@ -46,7 +37,7 @@ def told(args: tuple[str, float, int, int, list[str]]) -> tuple[str, float | Non
     from service.policies.ce_scaling import CeScaling
     from service.simulation.run import simulate
 
-    workload = _workloads(profiles)[workload_id]
+    workload = workloads(profiles)[workload_id]
 
     @dataclass(frozen=True)
     class KnownRounds(CeScaling):
