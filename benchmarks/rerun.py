@@ -108,6 +108,8 @@ def main() -> None:
         new_met += ok_new
         cells[(w, d)].append((old_ratio, new_ratio))
         jct = result.get("jct_s") or float("nan")
+        if result.get("status") == "error":
+            print(f"{w} / {d} seed {s}: {result.get('status_reason')}", file=sys.stderr)
         print(
             f"{w + ' / ' + d:34} {s:4} {old_ratio:8.3f} {new_ratio:8.3f} {ok_old!s:>8} "
             f"{ok_new!s:>8}  {jct:.1f}/{task[1]:.1f}"

@@ -268,6 +268,15 @@ class TaskLaunched:
 
 
 @dataclass(frozen=True)
+class WakeUp:
+    """The job's next decision is due at ``at`` even if no result arrives before (tasks that
+    wait for a pilot are released then): a driver that jumps its clock from one completion to
+    the next stops there too. Not written anywhere."""
+
+    at: datetime
+
+
+@dataclass(frozen=True)
 class JobEnded:
     status: JobStatus
     reason: str | None
@@ -280,7 +289,14 @@ class JobEnded:
 
 
 Change = (
-    StageClosed | StageOpened | TaskOpened | MemoryDecided | MemoryChange | TaskLaunched | JobEnded
+    StageClosed
+    | StageOpened
+    | TaskOpened
+    | MemoryDecided
+    | MemoryChange
+    | TaskLaunched
+    | JobEnded
+    | WakeUp
 )
 
 
@@ -484,7 +500,9 @@ class _Step:
             if running and any(t.status not in TERMINAL for t in current_tasks):
                 waiting = [t for t in current_tasks if t.memory_mb is None]
                 decided = [t for t in current_tasks if t.memory_mb is not None]
-                if waiting and self.pilots_measured(current, decided):
+                if waiting and (
+                    self.pilots_measured(current, decided) or self.waited_enough(current, waiting)
+                ):
                     self.load_all()
                     waiting = [t for t in self.own(current.position) if t.memory_mb is None]
                     self.decide_waiting(current, waiting)
@@ -578,16 +596,27 @@ class _Step:
             for t in unfinished
         )
 
+    def waited_enough(self, stage: StageView, waiting: list[TaskView]) -> bool:
+        """Have the tasks waiting for a pilot waited as long as the policy lets them
+        (``Policy.release_waiting_at``; a policy without it lets them wait for the pilot)?
+        If not, the time they are released at is a ``WakeUp``."""
+        release_at = getattr(self.policy, "release_waiting_at", None)
+        started = self.job.started_at
+        if release_at is None or started is None:
+            return False
+        at = release_at(self.context(stage, _plan_of(stage, waiting), must_decide_all=False))
+        if at is None:
+            return False
+        due = started + timedelta(seconds=at)
+        if self.now >= due:
+            return True
+        self.changes.append(WakeUp(due))
+        return False
+
     def decide_waiting(self, stage: StageView, waiting: list[TaskView]) -> None:
         """Tasks the policy left undecided when the stage opened (e.g. behind a pilot): decide
         them now that the decided ones have finished."""
-        plan = StagePlan(
-            stage.position,
-            stage.name,
-            StageKind(stage.kind),
-            tuple(_task_plan(t) for t in waiting),
-            round=stage.round,
-        )
+        plan = _plan_of(stage, waiting)
         memory, planned, changes, architecture = self.decide(stage, plan, must_decide_all=True)
         self.changes.extend(changes)
         self.changes.append(MemoryDecided(stage.position, memory, planned, architecture))
@@ -604,18 +633,9 @@ class _Step:
     ) -> tuple[dict[str, int], int | None, list[MemoryChange], dict[str, str]]:
         """The policy's memory per task, the stage's planned memory (the largest), the
         memory changes to record, and the architecture of the tasks the policy chose one for."""
-        observations = self.observations()
-        decisions = self.policy.allocate(
-            PolicyContext(
-                spec=self.settings.spec,
-                stage=plan,
-                outline=self.workflow.outline_after(plan.position),
-                observations=observations,
-                now=self.now.timestamp(),
-                stage_overhead_s=self.settings.stage_overhead_s,
-                must_decide_all=must_decide_all,
-            )
-        )
+        context = self.context(stage, plan, must_decide_all=must_decide_all)
+        observations = context.observations
+        decisions = self.policy.allocate(context)
         if must_decide_all and set(decisions) != {t.key for t in plan.tasks}:
             raise RuntimeError(f"policy {self.policy.name} left tasks of {plan.name} undecided")
         memory, changes = _memory_of(plan, decisions, observations)
@@ -626,6 +646,18 @@ class _Step:
             if decision.architecture is not None
         }
         return memory, max(planned) if planned else None, changes, architecture
+
+    def context(self, stage: StageView, plan: StagePlan, *, must_decide_all: bool):
+        """What the policy is told of ``plan`` (tasks of ``stage``) and the job so far."""
+        return PolicyContext(
+            spec=self.settings.spec,
+            stage=plan,
+            outline=self.workflow.outline_after(plan.position),
+            observations=self.observations(),
+            now=self.now.timestamp(),
+            stage_overhead_s=self.settings.stage_overhead_s,
+            must_decide_all=must_decide_all,
+        )
 
     def observations(self) -> Observations:
         evidence = self.evidence()
@@ -779,6 +811,17 @@ def _memory_of(
             if size != previous or len(sizes) > 1 or moved:
                 changes.append(MemoryChange(plan.position, shape, previous, decision))
     return memory, changes
+
+
+def _plan_of(stage: StageView, tasks: list[TaskView]) -> StagePlan:
+    """``tasks`` of ``stage``, as a plan to decide."""
+    return StagePlan(
+        stage.position,
+        stage.name,
+        StageKind(stage.kind),
+        tuple(_task_plan(t) for t in tasks),
+        round=stage.round,
+    )
 
 
 def _task_plan(task: TaskView) -> TaskPlan:

@@ -148,6 +148,9 @@ class Controller:
         # a platform call failed. Otherwise the dispatch step skips its queries.
         self._dispatch_due = True
         self._held: set[uuid.UUID] = set()
+        # job -> when its next decision is due without a result (``lifecycle.WakeUp``): the
+        # simulation driver's clock stops there too (``next_event``)
+        self._wake: dict[uuid.UUID, datetime] = {}
         self._results_for: set[uuid.UUID | None] = set()  # jobs with a result to record
 
     # -- one tick ---------------------------------------------------------------------------
@@ -214,6 +217,7 @@ class Controller:
         if claimed - self._held or any(s.intents for s in steppers.values()):
             self._dispatch_due = True
         self._held = claimed
+        self._wake = {job: at for job, at in self._wake.items() if job in claimed and at > now}
         self.learner.retain(claimed)
         for invocation_id in list(self.finished):
             # recorded, or of a job this replica no longer holds (its new owner sends the
@@ -336,7 +340,12 @@ class Controller:
         return set(results), runs, rounds
 
     def _advance(self, repo: LoopRepository, job: Job, now: datetime, steppers: dict) -> None:
-        steppers[job.id].advance(self._context(now, {}))
+        stepper = steppers[job.id]
+        stepper.advance(self._context(now, {}))
+        if stepper.wake_at is None:
+            self._wake.pop(job.id, None)
+        else:
+            self._wake[job.id] = stepper.wake_at
 
     def _guarded(self, repo: LoopRepository, job: Job, now: datetime, step, steppers: dict):
         """Run one step of one job inside a savepoint: a bug in one job does not stop the
@@ -458,11 +467,14 @@ class Controller:
 
     # -- for the drivers ----------------------------------------------------------------------
     def next_event(self) -> float | None:
-        """Clock time of the earliest in-flight completion (simulation driver only)."""
+        """Clock time of the earliest in-flight completion, or of a job's next decision due
+        without one (``lifecycle.WakeUp``), if that is sooner (simulation driver only)."""
         completion = getattr(self.platform, "completion_time", None)
         if completion is None or not self.in_flight:
             return None
-        return min(completion(handle) for handle in self.in_flight.values())
+        upcoming = min(completion(handle) for handle in self.in_flight.values())
+        wakes = [at.timestamp() for at in self._wake.values()]  # all after the last tick
+        return min([upcoming, *wakes])
 
     def close(self) -> None:
         self.in_flight.clear()

@@ -36,6 +36,7 @@ from service.control.lifecycle import (
     TaskRecorded,
     TaskRetried,
     TaskView,
+    WakeUp,
 )
 from service.control.repository import InvocationRow, LoopRepository, TaskRow
 from service.control.retry import RetryPolicy, ShapeMemory, oom_floors
@@ -114,6 +115,7 @@ class JobStepper:
         self._observations: list[dict[str, Any]] = []  # this tick's, written together
         self._now: datetime | None = None
         self._written = 0
+        self.wake_at: datetime | None = None  # this tick's ``WakeUp``, for the driver
 
     def _at(self) -> datetime:
         """The loop's clock for a row written now (never the database's or the machine's, so
@@ -377,6 +379,8 @@ class JobStepper:
                 self._launch(by_ref[change.ref], change)
             elif isinstance(change, JobEnded):
                 apply_job_end(self.job, change, by_position.values(), by_ref.values())
+            elif isinstance(change, WakeUp):
+                self.wake_at = min(self.wake_at or change.at, change.at)
             else:  # pragma: no cover - a change type without a writer is a bug
                 raise TypeError(f"no writer for {change!r}")
         if unflushed:

@@ -55,6 +55,11 @@ PROBE_MB = (MB_PER_VCPU,)
 # upper pilot, whose peak then sets the retry of the lower one.
 PILOT_MB = (MB_PER_VCPU, 3584)
 PILOT_SHARE = 2  # a shape with at least 2 tasks per probe size sends a pilot first
+# The pilot holds the rest of its stage for at most this share of the deadline: a pilot still
+# running then is slow (a long cold start, slow epochs), and the tasks it holds would start one
+# pilot's time late, each with a cold start of its own. Exploration may delay a job by a tenth
+# of its deadline, no more.
+PILOT_WAIT_SHARE = 0.1
 SAFETY = 0.9  # plan to finish with 10 % of the remaining deadline to spare
 # A deadline that leaves at least this much per epoch still to run (one after another) is
 # loose: the pilot then runs at a small size instead, where a cold start costs a seventh as
@@ -120,6 +125,9 @@ class CeScaling:
         sizes = PROBE_MB if training else (CHEAP_PILOT_MB,) if cheap else PILOT_MB
         probes = sorted({min(max(p, self.min_memory_mb), self.max_memory_mb) for p in sizes})
         counts = Counter(task.shape for task in context.stage.tasks)
+        # asked for every task while nothing is measured: these waited for a pilot that is
+        # late (``release_waiting_at``)
+        released = context.must_decide_all and not training
         decisions, seen = {}, Counter()
         for task in context.stage.tasks:
             index = seen[task.shape]
@@ -132,6 +140,15 @@ class CeScaling:
             if pilot and index >= len(probes):
                 continue  # waits for the pilot
             floor = floor_mb(context.observations, task.shape, self.min_memory_mb)
+            if released:
+                decisions[task.key] = MemoryDecision(
+                    max(probes[0], floor),
+                    "explore",
+                    f"released: {task.shape}'s pilot has not reported within this stage's "
+                    "share of the deadline, so the tasks that waited for it run at the pilot's "
+                    "size",
+                )
+                continue
             memory = max(probes[index % len(probes)], floor)
             what = "pilot" if pilot else "spread"
             decisions[task.key] = MemoryDecision(
@@ -167,6 +184,22 @@ class CeScaling:
             f"first round: one worker runs at {probe} MB beside the others at {base} MB (the "
             "round waits for the slowest anyway) to learn whether more memory is faster",
         )
+
+    @staticmethod
+    def release_waiting_at(context: PolicyContext) -> float | None:
+        """When the tasks that wait for an HPO pilot stop waiting (seconds since the job
+        started): after ``PILOT_WAIT_SHARE`` of the deadline. A pilot that has not reported
+        by then is slow, and waiting for it puts two cold starts back to back on the
+        critical path (a 4.2 s cold start missed a tight deadline by 0.5 s that way). The
+        tasks run at the pilot's size, one vCPU, the fastest a single-threaded task can go;
+        the pilot still measures for the later stages. Only while no run of the job has
+        succeeded: once one shape's pilot has reported, the shapes still out are slow by
+        their work (a large footprint, say), and their tasks need their pilot's peak — at the
+        pilot's size they ran out of memory. None for training, whose first round waits for
+        nothing."""
+        if context.spec.kind == "training" or any(x.ok for x in context.observations.samples):
+            return None
+        return PILOT_WAIT_SHARE * context.spec.qos.deadline_s
 
     @staticmethod
     def loose_for_pilot(context: PolicyContext) -> bool:

@@ -93,3 +93,43 @@ def test_trials_held_for_a_pilot_pair_do_not_wait_for_its_out_of_memory_retry():
     start = max(pilots)
     assert max(held) - start < 0.6 * (finished - start), (start, held, finished)
     assert finished <= 40.0  # was 48 s, waiting for the retry
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_trials_held_for_a_slow_pilot_start_once_a_tenth_of_a_tight_deadline_has_passed(seed):
+    """560 MB resident, 4.2 s cold starts, HPO. The pilot takes a cold start and an epoch, over
+    5 s; the rung's other trials waited for it and then started cold themselves, two cold
+    starts back to back, and a deadline 25 % over the job's time at 10,240 MB was missed at
+    two seeds of five. Now they start at a tenth of the deadline, at the pilot's size, while
+    the pilot still runs (the simulation's clock stops there: ``lifecycle.WakeUp``)."""
+    largest = run("cold-heavy", "hpo", {"name": "static", "memory_mb": 10240}, 1e6, seed)
+    assert largest["status"] == "succeeded"
+    deadline = round(1.25 * largest["jct_s"], 1)
+    chosen = workload("cold-heavy", "hpo")
+    spec = chosen.spec({"name": "ce-scaling"}, deadline, seed)
+    result = simulate(spec, seed=seed, workload=chosen.model())
+    assert result["status"] == "succeeded", result["status_reason"]
+    assert result["jct_s"] <= deadline, (result["jct_s"], deadline)
+    changes = [c for c in result["memory_changes"] if c["stage"] == "rung-0"]
+    released = [c for c in changes if c["reason"].startswith("released")]
+    assert released, changes
+    pilot = min(c["to_mb"] for c in changes if c["reason"].startswith("nothing measured"))
+    assert {c["to_mb"] for c in released} == {pilot}
+    # Released at a tenth of the deadline, the rung ends a cold start (4.2 s) and an epoch at
+    # 1,769 MB (p90 1.06 s) later, plus a tick (1 s). Waiting for the pilot (a cold start and
+    # an epoch, p10 0.93 s) and then starting cold, it could not end before 10.26 s.
+    (rung,) = [s for s in result["stages"] if s["name"] == "rung-0"]
+    assert rung["duration_s"] <= 0.1 * deadline + 4.2 + 1.06 + 1.0 < 2 * (4.2 + 0.93), rung
+
+
+def test_a_pilot_that_reports_within_a_tenth_of_the_deadline_holds_the_rest():
+    """Under a loose deadline the same slow pilot is waited for (a tenth of it is more than
+    the pilot's time): the held trials are planned from its measurements, not released."""
+    chosen = workload("cold-heavy", "hpo")
+    spec = chosen.spec({"name": "ce-scaling"}, 97.0, 0)
+    result = simulate(spec, seed=0, workload=chosen.model())
+    assert result["status"] == "succeeded", result["status_reason"]
+    changes = [c for c in result["memory_changes"] if c["stage"] == "rung-0"]
+    assert not any(c["reason"].startswith("released") for c in changes), changes
+    assert [c["rule"] for c in changes[:2]] == ["explore", "explore"]  # the pilot pair
+    assert {c["rule"] for c in changes[2:]} == {"deadline-split"}, changes
