@@ -30,7 +30,9 @@ from sqlalchemy.orm import Session
 import service
 from service.control.lifecycle import SampleRow
 from service.models import CurvePrior, Job
+from service.policies.base import Sample
 from service.policies.priors import PREFIX, Prior, merged, noise_of, points_of
+from service.policies.shape_model import first_run_ms
 from service.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -93,12 +95,25 @@ def remember(
     if spec.workload.architecture == "auto":
         return 0
     runs: dict[str, list[tuple[int, float]]] = {}
+    finished: dict[str, list[Sample]] = {}  # for the first runs' own work (training)
     inits: dict[str, list[float]] = {}
     peaks: dict[str, float] = {}
     for row in samples:
         if row.outcome != "ok" or not row.duration_ms or not row.memory_mb:
             continue
         runs.setdefault(row.shape, []).append((int(row.memory_mb), float(row.per_epoch_ms)))
+        finished.setdefault(row.shape, []).append(
+            Sample(
+                row.shape,
+                row.stage_position,
+                int(row.memory_mb),
+                float(row.duration_ms),
+                row.init_ms,
+                None,
+                row.epochs,
+                ok=True,
+            )
+        )
         if row.init_ms:
             inits.setdefault(row.shape, []).append(float(row.init_ms))
         if row.peak_mb is not None:
@@ -124,6 +139,7 @@ def remember(
             init_ms=sum(inits[shape]) / len(inits[shape]) if inits.get(shape) else None,
             peak_mb=peaks.get(shape),
             noise=noise_of(shape_runs),
+            first_run_ms=first_run_ms(finished[shape]) if spec.kind == "training" else None,
         )
         row = existing.get(shape)
         previous = None

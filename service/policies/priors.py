@@ -49,6 +49,9 @@ class Prior:
     # run-to-run noise (log-scale sigma) the job saw around each size's mean; None: unknown
     noise: float | None = None
     age_s: float = 0.0  # since the job that measured it stopped learning it
+    # training: what a worker's first run in a new environment did besides its epochs
+    # (``shape_model.first_run_ms``); None: not measured
+    first_run_ms: float | None = None
 
     @property
     def usable(self) -> bool:
@@ -73,6 +76,7 @@ class Prior:
             "init_ms": self.init_ms,
             "peak_mb": self.peak_mb,
             "noise": self.noise,
+            "first_run_ms": self.first_run_ms,
         }
 
     @classmethod
@@ -83,6 +87,7 @@ class Prior:
             peak_mb=state.get("peak_mb"),
             noise=state.get("noise"),
             age_s=float(state.get("age_s", age_s)),
+            first_run_ms=state.get("first_run_ms"),
         )
 
 
@@ -184,6 +189,7 @@ def merged(previous: Prior | None, job: Prior) -> Prior:
         init_ms=job.init_ms if job.init_ms is not None else previous.init_ms,
         peak_mb=max((p for p in (job.peak_mb, previous.peak_mb) if p is not None), default=None),
         noise=job.noise if job.noise is not None else previous.noise,
+        first_run_ms=job.first_run_ms if job.first_run_ms is not None else previous.first_run_ms,
     )
 
 

@@ -181,7 +181,7 @@ def fit_shape(
     ok = [s for s in samples if s.ok and s.duration_ms > 0]
     prior = prior_of(observations.predictors, shape)
     if prior is not None:
-        model = _from_prior(prior, ok, samples, observations, shape)
+        model = _from_prior(prior, ok, samples, observations, shape, first_runs)
         if model is not None:
             return model
     if not ok:
@@ -198,22 +198,22 @@ def fit_shape(
         drift_factor=duration_factor(observations, shape),
         measured_max_mb=max(s.memory_mb for s in ok),
         measured_sizes=len({s.memory_mb for s in ok}),
-        first_run_ms=first_run_ms(ok) if first_runs else 0.0,
+        first_run_ms=(first_run_ms(ok) or 0.0) if first_runs else 0.0,
     )
 
 
-def first_run_ms(ok: list[Sample]) -> float:
+def first_run_ms(ok: list[Sample]) -> float | None:
     """CPU milliseconds at one vCPU that a first run (a cold start's invocation) spends besides
     its epochs: the median, over first runs at a size that also ran warm, of how much longer
     the first run took than the warm runs there (their median per epoch), scaled to one vCPU
-    by the size's CPU share. 0 before any size has both, or when the difference is within
+    by the size's CPU share. None before any size has both; 0 when the difference is within
     ``FIRST_RUN_SHARE`` of the warm time (noise, not work)."""
     warm: dict[int, list[float]] = {}
     for s in ok:
         if not s.init_ms:
             warm.setdefault(s.memory_mb, []).append(s.duration_ms / max(1, s.epochs))
     if not warm:
-        return 0.0
+        return None
     typical = {m: median(v) for m, v in warm.items()}
     extras, shares = [], []
     for s in ok:
@@ -221,16 +221,24 @@ def first_run_ms(ok: list[Sample]) -> float:
             expected = typical[s.memory_mb] * max(1, s.epochs)
             extras.append((s.duration_ms - expected) * min(1.0, s.memory_mb / MB_PER_VCPU))
             shares.append((s.duration_ms - expected) / expected)
-    if not extras or median(shares) <= FIRST_RUN_SHARE:
+    if not extras:
+        return None
+    if median(shares) <= FIRST_RUN_SHARE:
         return 0.0
     return max(0.0, median(extras))
 
 
 def _from_prior(
-    prior: Prior, ok: list[Sample], samples: list[Sample], observations: Observations, shape: str
+    prior: Prior,
+    ok: list[Sample],
+    samples: list[Sample],
+    observations: Observations,
+    shape: str,
+    first_runs: bool = False,
 ) -> ShapeModel | None:
     """The shape's model from its prior and this job's runs; None when the runs contradict
-    the prior (``priors.fit_points``)."""
+    the prior (``priors.fit_points``). With ``first_runs``, a first run's own work is this
+    job's measure of it once it has one, the prior's until then."""
     runs = [(s.memory_mb, s.duration_ms / max(1, s.epochs)) for s in ok]
     pairs = fit_points(prior, runs)
     if pairs is None:
@@ -252,7 +260,13 @@ def _from_prior(
         measured_max_mb=max(pairs[0]),
         measured_sizes=len(set(pairs[0])),
         source="prior+runs" if ok else "prior",
+        first_run_ms=_first_run_work(ok, prior) if first_runs else 0.0,
     )
+
+
+def _first_run_work(ok: list[Sample], prior: Prior) -> float:
+    own = first_run_ms(ok)
+    return own if own is not None else prior.first_run_ms or 0.0
 
 
 def provenance(model: DurationModel) -> str:

@@ -203,3 +203,42 @@ def test_a_stale_prior_is_not_used(loop_env):
         commit(session)
     second = run(loop_env, alice)
     assert allocations(database, second)[0][1] == "explore"
+
+
+def test_a_training_job_keeps_its_first_run_work_with_its_curve(database):
+    """What a worker's first run did besides its epochs (3 s of CPU at one vCPU, measured from
+    a size that ran cold and warm) is kept with the curve; an HPO job keeps none."""
+    from datetime import UTC, datetime
+
+    from service.control.lifecycle import SampleRow
+    from service.models import Job
+    from tests.control.helpers import TRAINING, submit
+
+    (job_id,) = submit(database, TRAINING)
+    spec = JobSpec.model_validate(TRAINING)
+    # three workers' first runs (cold: 3 s more) and their warm runs, 4 epochs of 1 s each
+    rows = [
+        SampleRow(
+            "worker",
+            stage,
+            1769,
+            4000.0 + (3000.0 if stage == 0 else 0.0),
+            200.0 if stage == 0 else None,
+            300.0,
+            0,
+            4,
+            "ok",
+        )
+        for stage in (0, 1, 2)
+        for _ in range(3)
+    ]
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        assert priors.remember(session, job, spec, rows, datetime.now(UTC)) == 1
+        (kept,) = session.scalars(select(CurvePrior).where(CurvePrior.source_job_id == job_id))
+        assert Prior.from_state(kept.state).first_run_ms == pytest.approx(3000.0)
+        hpo = JobSpec.model_validate(SPEC)
+        hpo_rows = [r._replace(shape="default") for r in rows]
+        priors.remember(session, job, hpo, hpo_rows, datetime.now(UTC))
+        states = session.scalars(select(CurvePrior.state).where(CurvePrior.shape == "default"))
+        assert [s["first_run_ms"] for s in states] == [None]

@@ -125,3 +125,38 @@ def test_out_of_time_on_first_runs_only_keeps_the_warm_environments_unless_clear
     # clearly faster above (multi-threaded work): the workers move up
     moved = out_of_time(probe_speedup=1.5)
     assert moved["worker-0"].memory_mb > 1769
+
+
+def test_a_repeat_job_prices_a_change_with_the_first_run_work_its_prior_measured():
+    """A tenant's earlier training job measured 3 s of first-run work (kept with its curve,
+    ``Prior.first_run_ms``): the repeat job prices a new size with it before it has measured
+    any itself, then with its own measure once a size has run both cold and warm."""
+    from service.policies.priors import PREFIX, Prior, points_of
+
+    work = cpu_bound(2000.0)
+    prior = Prior(
+        points_of((m, work(m)) for m in (1024, 1769, 3008) for _ in range(5)),
+        init_ms=200.0,
+        peak_mb=500.0,
+        noise=0.05,
+        first_run_ms=3000.0,
+    )
+    stored = {PREFIX + "worker": {"state": prior.to_state(), "observations": 15}}
+    before = Observations(elapsed_s=0.0, spent_usd=0.0, predictors=stored)
+    model = fit_all(before, ["worker"], first_runs=True)["worker"]
+    assert model.source == "prior"
+    assert model.init_at(896) == pytest.approx(200.0 + 3000.0 * 1769 / 896, rel=0.01)
+    # an HPO job (no first-run work in its plan) ignores it
+    assert fit_all(before, ["worker"])["worker"].first_run_ms == 0.0
+    # the job's own first and warm runs at 1,769 MB: 1 s of first-run work
+    seen = runs(work, (1769,), 1000.0, cold=True) + runs(work, (1769,), 0.0, cold=False)
+    after = Observations(elapsed_s=0.0, spent_usd=0.0, samples=seen, predictors=stored)
+    own = fit_all(after, ["worker"], first_runs=True)["worker"]
+    assert own.source == "prior+runs"
+    assert own.first_run_ms == pytest.approx(1000.0, rel=0.01)
+    # a state written before priors kept it (no "first_run_ms"): none assumed
+    old = {
+        PREFIX + "worker": {"state": prior.to_state() | {"first_run_ms": None}, "observations": 15}
+    }
+    legacy = Observations(elapsed_s=0.0, spent_usd=0.0, predictors=old)
+    assert fit_all(legacy, ["worker"], first_runs=True)["worker"].first_run_ms == 0.0
