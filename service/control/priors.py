@@ -134,6 +134,17 @@ def remember(
         )
     }
     for shape, shape_runs in sorted(runs.items()):
+        if spec.kind == "training":
+            # a worker's first run in an environment also loads its data (``first_run_ms``,
+            # kept on its own): the curve kept is the warm rounds', which the next job's warm
+            # rounds are checked against (else its first round, all first runs, contradicted
+            # the mix and dropped the prior every time)
+            warm = [
+                (s.memory_mb, s.duration_ms / max(1, s.epochs))
+                for s in finished[shape]
+                if not s.init_ms
+            ]
+            shape_runs = warm or shape_runs
         measured = Prior(
             points_of(shape_runs),
             init_ms=sum(inits[shape]) / len(inits[shape]) if inits.get(shape) else None,

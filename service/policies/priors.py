@@ -133,16 +133,21 @@ def agrees(
     return True
 
 
-def fit_points(prior: Prior, runs: list[tuple[int, float]]) -> tuple[list[int], list[float]] | None:
+def fit_points(
+    prior: Prior,
+    runs: list[tuple[int, float]],
+    checked: list[tuple[int, float]] | None = None,
+) -> tuple[list[int], list[float]] | None:
     """The (memory, ms per epoch) pairs to fit a shape's curve on: this job's ``runs``, and
     the prior's mean at each size only the prior measured, counted as many times as runs made
     it (``expanded``); None when the prior is not usable or the runs contradict it (plan from
-    the runs alone)."""
+    the runs alone). ``checked``: the runs to check against the prior, when not all are like
+    the prior's (training: its warm runs; default ``runs``)."""
     if not prior.usable:
         return None
     own = points_of(runs)
     curve = prior.curve()
-    if not agrees(prior, own, curve):
+    if not agrees(prior, points_of(runs if checked is None else checked), curve):
         return None
     level = level_of(curve, own)
     measured = {m for m, _, _ in own}

@@ -240,7 +240,10 @@ def _from_prior(
     the prior (``priors.fit_points``). With ``first_runs``, a first run's own work is this
     job's measure of it once it has one, the prior's until then."""
     runs = [(s.memory_mb, s.duration_ms / max(1, s.epochs)) for s in ok]
-    pairs = fit_points(prior, runs)
+    # training: a training prior is its job's warm rounds (``control.priors.remember``), and
+    # this job's first runs also load the data: only its warm runs can contradict it
+    checked = [r for r, s in zip(runs, ok, strict=True) if not s.init_ms] if first_runs else None
+    pairs = fit_points(prior, runs, checked)
     if pairs is None:
         return None
     curve = MemoryCurve.fit(*pairs)

@@ -160,3 +160,32 @@ def test_a_repeat_job_prices_a_change_with_the_first_run_work_its_prior_measured
     }
     legacy = Observations(elapsed_s=0.0, spent_usd=0.0, predictors=old)
     assert fit_all(legacy, ["worker"], first_runs=True)["worker"].first_run_ms == 0.0
+
+
+def test_a_repeat_job_keeps_its_prior_through_its_first_round():
+    """A training prior is its job's warm rounds. The repeat job's first round is all first
+    runs, 3 s slower each (they load the data): that is not a contradiction, and the prior
+    stays — it was dropped after every first round, and the job planned from one size again
+    (out to 3,584 MB and back, two cold starts per worker). A warm round that is slower than
+    the prior allows still drops it."""
+    from service.policies.priors import PREFIX, Prior, points_of
+
+    work = cpu_bound(2000.0)
+    prior = Prior(
+        points_of((m, work(m)) for m in (1769, 3584) for _ in range(10)),
+        init_ms=200.0,
+        peak_mb=500.0,
+        noise=0.05,
+        first_run_ms=3000.0,
+    )
+    stored = {PREFIX + "worker": {"state": prior.to_state(), "observations": 20}}
+    first_round = runs(work, (1769,), 3000.0, cold=True)
+    seen = Observations(elapsed_s=0.0, spent_usd=0.0, samples=first_round, predictors=stored)
+    model = fit_all(seen, ["worker"], first_runs=True)["worker"]
+    assert model.source == "prior+runs"
+    assert model.measured_max_mb == 3584  # the prior's size above, not a probe's to make
+    slower = runs(cpu_bound(2000.0 * 1.5), (1769,), 0.0, cold=False, stage_at=1)
+    contradicted = Observations(
+        elapsed_s=0.0, spent_usd=0.0, samples=first_round + slower, predictors=stored
+    )
+    assert fit_all(contradicted, ["worker"], first_runs=True)["worker"].source == "runs"
