@@ -634,7 +634,7 @@ class CeScaling:
                 )
                 proposed = above
         if (
-            not feasible
+            (not feasible or per is expected_round_time)
             and current is not None
             and current in grid
             and proposed != current
@@ -684,16 +684,13 @@ class CeScaling:
         decisions = {task.key: decision for task in context.stage.tasks}
         probe, probe_why = None, ""
         if rounds_left >= 2:
-            # one round with one worker at the smaller size, the rest at the decided one, at
-            # the upper bounds even when the plan is judged at the predicted times: a deadline
-            # met only at those has no time to spend exploring (a probe at 911 MB under a tight
-            # deadline, its cold start and data loading at half a vCPU, cost a round 9 s)
+            # one round with one worker at the smaller size, the rest at the decided one (every
+            # round the budget allows, at the upper bounds, even in a recoverable plan: a
+            # deadline that holds only with fewer rounds or at the predicted times has no time
+            # to spend exploring; a probe at 911 MB under a tight deadline, its cold start and
+            # data loading at half a vCPU, made a round 9 s longer and missed it)
             kept = decision.memory_mb
-            rest_s = (
-                (planned_rounds - 1) * round_time(kept)
-                + model.init_at(kept) / 1000
-                + after_s(kept, round_time)
-            )
+            rest_s = (rounds_left - 1) * round_time(kept) + model.init_at(kept) / 1000
 
             def probe_fits(m: int) -> bool:
                 return round_time(m) + model.init_at(m) / 1000 + rest_s <= remaining_s
