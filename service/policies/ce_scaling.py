@@ -15,14 +15,19 @@ above it) from single-threaded (no faster, only dearer).
 Training (mechanism 2). Between rounds, the memory for the next rounds is the one with the
 lowest predicted remaining cost whose predicted remaining time — the upper bound of the rounds
 still needed (loss-curve fit) times the upper bound of a round's time — meets the remaining
-deadline. A change costs cold starts, so it is made only when the predicted saving beats that
-cost (the minimum-gain guard) and not twice in a row (cooldown). When no size meets the
-deadline, the cheapest of the (near-)fastest sizes run so far, and every worker moves above
-the largest size measured when that could still save the deadline; when the workers have run at
-one size only and the deadline leaves room, one worker probes a smaller size (a one-point curve
-cannot tell CPU-bound work from I/O-bound). A new size costs a cold start *and* the first run's
-own work there (loading the data: ``ShapeModel.init_at``), and a warm environment at least as
-large as the decided size is as good as one of that size.
+deadline. Before the loss curve can be fitted (three losses) the rounds are unknown, and the
+plan is *recoverable* instead: the cheapest size, at the rounds expected, from which every
+worker could still move to the fastest size run and meet the deadline were every round the
+budget allows needed (every round the fastest size could still run, at the predicted times,
+when the upper bounds leave no room for them all). A change costs cold starts, so it is made
+only when the predicted saving beats that cost (the minimum-gain guard) and not twice in a row
+(cooldown). When no size meets the deadline, the cheapest of the (near-)fastest sizes run so
+far, and every worker moves above the largest size measured when that could still save the
+deadline; when the workers have run at one size only and the deadline leaves room, one worker
+probes a smaller size (a one-point curve cannot tell CPU-bound work from I/O-bound). A new size
+costs a cold start *and* the first run's own work there (loading the data:
+``ShapeModel.init_at``), and a warm environment at least as large as the decided size is as
+good as one of that size.
 """
 
 from __future__ import annotations
@@ -647,12 +652,19 @@ class CeScaling:
             # first run's own work (loading the data, …), which a new size does again and a
             # warm environment does not. A size less than 10 % faster on first runs is no
             # faster than the warm current size in the next round: keep it, and the round
-            # measures the warm time and the first-run work (the next plan knows both).
+            # measures the warm time and the first-run work (the next plan knows both). (So
+            # too in a recoverable plan judged at the predicted times: no plan fits at the
+            # upper bounds there either.)
+            plan = (
+                f"the recoverable plan at the predicted times ({cap} round(s) protected) "
+                f"wants {proposed} MB"
+                if recovering
+                else f"no size meets the deadline with {rounds_left} round(s) left"
+            )
             proposed = current
             why = (
-                f"no size meets the deadline with {rounds_left} round(s) left, and none is "
-                f"clearly faster than the warm {current} MB environments (only first runs "
-                "measured): they run the next round"
+                f"{plan}, and none is clearly faster than the warm {current} MB environments "
+                "(only first runs measured): they run the next round"
             )
         current_ok = (
             current is not None
@@ -828,7 +840,14 @@ class CeScaling:
 
     @staticmethod
     def expected_rounds(context: PolicyContext, planned: int) -> int:
-        """Rounds still to run expected before the loss curve can be fitted: EXPECTED_ROUNDS"""
+        """The rounds still to run as the plan expects them before the loss curve can be
+        fitted, for comparing sizes' costs (never for the deadline: the recoverable plan
+        protects every round the budget allows). With two losses, a power law through the
+        origin through the last two, ``L = b t^-c``, solved for the target: the optimistic
+        reading (a real curve flattens towards a floor above zero and takes longer), which
+        the fit corrects a round later, and an underestimate costs at most a move the plan
+        has kept time for. With one loss there is no rate to read, and a loss that does not
+        fall gives none: every round the budget allows (``planned``), as before."""
         training = context.spec.training
         assert training is not None
         losses = context.observations.losses
@@ -847,7 +866,8 @@ class CeScaling:
     @staticmethod
     def rounds_left(context: PolicyContext) -> int:
         """Rounds still needed, the upper end of the loss-curve estimate (all that the epoch
-        budget allows when there is no target or too little to fit yet)."""
+        budget allows when there is no target or too little to fit yet: then the training plan
+        is recoverable instead, ``resize_training``)."""
         training = context.spec.training
         assert training is not None
         planned = 1 + len(context.outline)
