@@ -498,9 +498,11 @@ class CeScaling:
         # *recoverable* instead of sized for every round the budget allows: ``before_fit``
         # rounds at a size, then — should the fit say every round is needed — every worker
         # moves to ``fast`` (the fastest size run, cold there: init and first-run work) and the
-        # job still meets the deadline (``recoverable``). Sizes are compared at the rounds
-        # expected (``expected_rounds``), not the most the budget allows. Otherwise (the curve
-        # is fitted, or no size recovers) the plan is made for ``rounds_left``, as below.
+        # job still meets the deadline (at the upper bounds; when those cannot fit every round
+        # even at ``fast``, every round ``fast`` could still run, at the predicted times). Sizes
+        # are compared at the rounds expected (``expected_rounds``), not the most the budget
+        # allows. Otherwise (the curve is fitted, or no size recovers) the plan is made for
+        # ``rounds_left``, as below.
         before_fit = self.rounds_before_fit(context)
         measured_top = getattr(model, "measured_max_mb", None)
         known = [m for m in grid if not measured_top or m <= measured_top] or grid
