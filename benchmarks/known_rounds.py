@@ -44,6 +44,9 @@ def told(args: tuple[str, float, int, int, list[str]]) -> tuple[str, float | Non
         def rounds_left(self, context) -> int:
             return max(1, rounds - context.stage.position)
 
+        def rounds_before_fit(self, context) -> int:
+            return 0  # told the rounds: nothing to recover from
+
     result = simulate(
         workload.spec({"name": "ce-scaling"}, deadline_s, seed),
         seed=seed,

@@ -15,14 +15,19 @@ above it) from single-threaded (no faster, only dearer).
 Training (mechanism 2). Between rounds, the memory for the next rounds is the one with the
 lowest predicted remaining cost whose predicted remaining time — the upper bound of the rounds
 still needed (loss-curve fit) times the upper bound of a round's time — meets the remaining
-deadline. A change costs cold starts, so it is made only when the predicted saving beats that
-cost (the minimum-gain guard) and not twice in a row (cooldown). When no size meets the
-deadline, the cheapest of the (near-)fastest sizes run so far, and every worker moves above
-the largest size measured when that could still save the deadline; when the workers have run at
-one size only and the deadline leaves room, one worker probes a smaller size (a one-point curve
-cannot tell CPU-bound work from I/O-bound). A new size costs a cold start *and* the first run's
-own work there (loading the data: ``ShapeModel.init_at``), and a warm environment at least as
-large as the decided size is as good as one of that size.
+deadline. Before the loss curve can be fitted (three losses) the rounds are unknown, and the
+plan is *recoverable* instead: the cheapest size, at the rounds expected, from which every
+worker could still move to the fastest size run and meet the deadline were every round the
+budget allows needed (every round the fastest size could still run, at the predicted times,
+when the upper bounds leave no room for them all). A change costs cold starts, so it is made
+only when the predicted saving beats that cost (the minimum-gain guard) and not twice in a row
+(cooldown). When no size meets the deadline, the cheapest of the (near-)fastest sizes run so
+far, and every worker moves above the largest size measured when that could still save the
+deadline; when the workers have run at one size only and the deadline leaves room, one worker
+probes a smaller size (a one-point curve cannot tell CPU-bound work from I/O-bound). A new size
+costs a cold start *and* the first run's own work there (loading the data:
+``ShapeModel.init_at``), and a warm environment at least as large as the decided size is as
+good as one of that size.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from service.policies.base import MemoryDecision, Observations, PolicyContext
 from service.policies.costing import cold_start_usd, grid_between, invocation_usd
 from service.policies.deadline_split import StageOption, fastest, split, stage_options
 from service.policies.shape_model import DurationModel, fit_all, floor_mb, provenance
-from service.prediction.loss_curve import LossCurve
+from service.prediction.loss_curve import MIN_POINTS, LossCurve
 from service.spec import CeScalingPolicy
 
 # The pilot runs at one vCPU (docs/platform.md): the fastest a single-threaded task can go, so the
@@ -499,32 +504,108 @@ class CeScaling:
         def expected_round_time(m: int) -> float:
             return model.duration_ms(m, epochs) / 1000 + context.stage_overhead_s
 
-        def remaining_cost(m: int, cold: bool) -> float:
+        def rounds_cost(m: int, cold: bool, rounds: int) -> float:
+            """Every worker runs ``rounds`` rounds at ``m``, the first in a new environment
+            when ``cold``."""
+            if rounds <= 0:
+                return 0.0
             per = invocation_usd(m, model.duration_ms(m, epochs), 0.0, arch)
             first = invocation_usd(
                 m, model.duration_ms(m, epochs), model.init_at(m) if cold else 0, arch
             )
-            return workers * (first + per * (rounds_left - 1))
+            return workers * (first + per * (rounds - 1))
 
         # Warm environments per size: a size with fewer than one per worker starts some of them
         # cold, and the round waits for them (the current size too, after a probe took one).
         warm = self.environments(context) if current is not None else Counter()
 
-        def remaining_time(m: int, per_round=round_time) -> float:
+        def starts_cold(m: int) -> bool:
             # a new size starts cold once, in its first round; the current one does unless
             # every worker finds a warm environment at least as large (``keep_warm`` gives a
             # worker a larger warm environment when a cold start would not fit: never slower)
             at_least = sum(n for size, n in warm.items() if size >= m)
-            cold = m != current or at_least < len(context.stage.tasks)
-            return rounds_left * per_round(m) + (model.init_at(m) / 1000 if cold else 0.0)
+            return m != current or at_least < len(context.stage.tasks)
 
         grid = self.within_timeout(model, grid_between(floor, self.max_memory_mb), epochs, spec)
+        # While the rounds are unknown (fewer than three losses: no loss curve yet), the plan is
+        # *recoverable* instead of sized for every round the budget allows: ``before_fit``
+        # rounds at a size, then — should the fit say every round is needed — every worker
+        # moves to ``fast`` (the fastest size run, cold there: init and first-run work) and the
+        # job still meets the deadline (at the upper bounds; when those cannot fit every round
+        # even at ``fast``, every round ``fast`` could still run, at the predicted times). Sizes
+        # are compared at the rounds expected (``expected_rounds``), not the most the budget
+        # allows. Otherwise (the curve is fitted, or no size recovers) the plan is made for
+        # ``rounds_left``, as below.
+        before_fit = self.rounds_before_fit(context)
+        measured_top = getattr(model, "measured_max_mb", None)
+        known = [m for m in grid if not measured_top or m <= measured_top] or grid
+        quickest_round = min(round_time(m) for m in known)
+        fast = min(m for m in known if round_time(m) <= quickest_round * FASTEST_TOLERANCE)
+        # what the plan protects: ``cap`` rounds, at round times ``per`` (upper or predicted)
+        recovering, cap, per = False, rounds_left, round_time
+        planned_rounds = rounds_left
+
+        def after_s(m: int, per_round=None) -> float:
+            """The rest of the job once the next ``planned_rounds`` have run at ``m``: in a
+            recoverable plan, the rest of ``cap`` rounds at ``m`` or after a move to ``fast``,
+            whichever is quicker; else nothing."""
+            if not recovering:
+                return 0.0
+            per_round = per_round or per
+            rest = cap - before_fit
+            move = model.init_at(fast) / 1000 if m != fast else 0.0
+            return min(rest * per_round(m), move + rest * per_round(fast))
+
+        def remaining_time(m: int, per_round=None) -> float:
+            per_round = per_round or per
+            cold = model.init_at(m) / 1000 if starts_cold(m) else 0.0
+            return planned_rounds * per_round(m) + cold + after_s(m, per_round)
+
+        if 0 < before_fit < rounds_left:
+            recovering, planned_rounds = True, before_fit
+            for per in (round_time, expected_round_time):
+                # The rounds a move to ``fast`` now could still run: a job that needs more
+                # misses its deadline whatever the plan, so the plan protects these. At the
+                # upper bounds only when that is every round (else the predicted times, like
+                # the plan below once the upper bounds are out of reach).
+                cold_fast = model.init_at(fast) / 1000 if starts_cold(fast) else 0.0
+                cap = min(rounds_left, int((remaining_s - cold_fast) // per(fast)))
+                if per is round_time and cap < rounds_left:
+                    continue
+                if cap > before_fit and any(remaining_time(m) <= remaining_s for m in grid):
+                    break
+            else:
+                recovering, cap, per, planned_rounds = False, rounds_left, round_time, rounds_left
+        expected = min(self.expected_rounds(context, rounds_left), cap) if recovering else cap
+
+        @cache
+        def remaining_cost(m: int, cold: bool) -> float:
+            if not recovering:
+                return rounds_cost(m, cold, rounds_left)
+            # The expected rounds: the ones before the fit at m, the rest at the size the plan
+            # would then take for them (m itself, or the cheapest that still meets the deadline
+            # after a move, its cold start included; ``fast`` at worst). Judged at the upper
+            # bounds even in a plan protected at the predicted times: that is how the plan
+            # after the fit judges them, so a size that only the predicted times keep is
+            # priced with the move it will need (a second job planned from a prior took 1,664
+            # MB for a saving of $0.000002 and then moved twice, 1.6x the oracle's cost).
+            first_n = min(before_fit, expected)
+            rest_n = expected - first_n
+            spent = first_n * round_time(m) + (model.init_at(m) / 1000 if cold else 0.0)
+            then = [
+                rounds_cost(g, g != m, rest_n)
+                for g in grid
+                if spent + (model.init_at(g) / 1000 if g != m else 0.0) + rest_n * round_time(g)
+                <= remaining_s
+            ]
+            later = min(then) if then else rounds_cost(fast, fast != m, rest_n)
+            return rounds_cost(m, cold, first_n) + later
+
         feasible = [m for m in grid if remaining_time(m) <= remaining_s]
         # (never below a warm current size: the upper bound already says the deadline is at
         # risk, and a smaller size is slower and starts cold)
         # (nor above twice the largest size measured: the curve there is a guess, not a
         # prediction — the fastest-size branch below probes up instead)
-        measured_top = getattr(model, "measured_max_mb", None)
         guessed_above = PROBE_ABOVE_FACTOR * measured_top if measured_top else self.max_memory_mb
         likely = (
             []
@@ -543,6 +624,14 @@ class CeScaling:
                 f"cheapest size whose {rounds_left} remaining round(s) fit the "
                 f"{remaining_s:.1f} s left"
             )
+            if recovering:
+                why = (
+                    f"rounds unknown until {MIN_POINTS} losses are in: cheapest size at "
+                    f"{expected} expected round(s) for the next {before_fit}, after which every "
+                    f"worker can still move to {fast} MB and run {cap} round(s) within the "
+                    f"{remaining_s:.1f} s left"
+                    + (" at the predicted times" if per is expected_round_time else "")
+                )
         elif likely:
             # The upper bounds of a curve fitted on a round or two are wide, and the round
             # count is its upper end too: the cheapest size that meets the deadline at the
@@ -589,7 +678,7 @@ class CeScaling:
                 )
                 proposed = above
         if (
-            not feasible
+            (not feasible or per is expected_round_time)
             and current is not None
             and current in grid
             and proposed != current
@@ -602,17 +691,24 @@ class CeScaling:
             # first run's own work (loading the data, …), which a new size does again and a
             # warm environment does not. A size less than 10 % faster on first runs is no
             # faster than the warm current size in the next round: keep it, and the round
-            # measures the warm time and the first-run work (the next plan knows both).
+            # measures the warm time and the first-run work (the next plan knows both). (So
+            # too in a recoverable plan judged at the predicted times: no plan fits at the
+            # upper bounds there either.)
+            plan = (
+                f"the recoverable plan at the predicted times ({cap} round(s) protected) "
+                f"wants {proposed} MB"
+                if recovering
+                else f"no size meets the deadline with {rounds_left} round(s) left"
+            )
             proposed = current
             why = (
-                f"no size meets the deadline with {rounds_left} round(s) left, and none is "
-                f"clearly faster than the warm {current} MB environments (only first runs "
-                "measured): they run the next round"
+                f"{plan}, and none is clearly faster than the warm {current} MB environments "
+                "(only first runs measured): they run the next round"
             )
         current_ok = (
             current is not None
             and current >= floor
-            and rounds_left * round_time(current) <= remaining_s
+            and planned_rounds * per(current) + after_s(current) <= remaining_s
         )
         gain = None
         if current is not None:
@@ -639,7 +735,11 @@ class CeScaling:
         decisions = {task.key: decision for task in context.stage.tasks}
         probe, probe_why = None, ""
         if rounds_left >= 2:
-            # one round with one worker at the smaller size, the rest at the decided one
+            # one round with one worker at the smaller size, the rest at the decided one (every
+            # round the budget allows, at the upper bounds, even in a recoverable plan: a
+            # deadline that holds only with fewer rounds or at the predicted times has no time
+            # to spend exploring; a probe at 911 MB under a tight deadline, its cold start and
+            # data loading at half a vCPU, made a round 9 s longer and missed it)
             kept = decision.memory_mb
             rest_s = (rounds_left - 1) * round_time(kept) + model.init_at(kept) / 1000
 
@@ -688,14 +788,17 @@ class CeScaling:
             return remaining_cost(m, cold) / workers
 
         def fits(m: int) -> bool:
-            return m >= floor and rounds_left * round_time(m) <= remaining_s
+            return m >= floor and planned_rounds * per(m) + after_s(m) <= remaining_s
 
         target = decision.memory_mb
         # Does a cold start fit, with the rounds at their expected time (the upper bound would
         # call most tight deadlines out of time, and then every round pay for a larger warm
         # environment rather than a short cold start)?
         cold_fits = (
-            rounds_left * expected_round_time(target) + model.init_at(target) / 1000 <= remaining_s
+            planned_rounds * expected_round_time(target)
+            + model.init_at(target) / 1000
+            + after_s(target, expected_round_time)
+            <= remaining_s
         )
         self.keep_warm(
             context,
@@ -765,14 +868,50 @@ class CeScaling:
             movable = movable[count:]
 
     @staticmethod
+    def rounds_before_fit(context: PolicyContext) -> int:
+        """Rounds still to run, this one included, before the loss curve can be fitted
+        (``MIN_POINTS`` losses in); 0 without a target loss, or once it can."""
+        training = context.spec.training
+        assert training is not None
+        if training.target_loss is None:
+            return 0
+        return max(0, MIN_POINTS - len(context.observations.losses))
+
+    @staticmethod
+    def expected_rounds(context: PolicyContext, planned: int) -> int:
+        """The rounds still to run as the plan expects them before the loss curve can be
+        fitted, for comparing sizes' costs (never for the deadline: the recoverable plan
+        protects every round the budget allows). With two losses, a power law through the
+        origin through the last two, ``L = b t^-c``, solved for the target: the optimistic
+        reading (a real curve flattens towards a floor above zero and takes longer), which
+        the fit corrects a round later, and an underestimate costs at most a move the plan
+        has kept time for. With one loss there is no rate to read, and a loss that does not
+        fall gives none: every round the budget allows (``planned``), as before."""
+        training = context.spec.training
+        assert training is not None
+        losses = context.observations.losses
+        done, target = len(losses), training.target_loss
+        if target is None or done < 2:
+            return planned
+        before, last = losses[-2], losses[-1]
+        if last <= target:
+            return 1
+        if not 0 < last < before:
+            return planned
+        rate = math.log(before / last) / math.log(done / (done - 1))
+        total = done * (last / target) ** (1 / rate)
+        return max(1, min(planned, math.ceil(total) - done))
+
+    @staticmethod
     def rounds_left(context: PolicyContext) -> int:
         """Rounds still needed, the upper end of the loss-curve estimate (all that the epoch
-        budget allows when there is no target or too little to fit yet)."""
+        budget allows when there is no target or too little to fit yet: then the training plan
+        is recoverable instead, ``resize_training``)."""
         training = context.spec.training
         assert training is not None
         planned = 1 + len(context.outline)
         losses = context.observations.losses
-        if training.target_loss is None or len(losses) < 3:
+        if training.target_loss is None or len(losses) < MIN_POINTS:
             return planned
         done = len(losses)
         stored = context.observations.predictors.get("loss-curve")

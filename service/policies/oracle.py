@@ -121,6 +121,10 @@ class Oracle(CeScaling):
             return CeScaling.rounds_left(context)
         return max(1, self.rounds - context.stage.position)
 
+    def rounds_before_fit(self, context: PolicyContext) -> int:
+        # the rounds are known: no recoverable plan while they are not
+        return CeScaling.rounds_before_fit(context) if self.rounds is None else 0
+
     def models(self, context: PolicyContext, shapes: list[str]) -> dict[str, DurationModel]:
         counts = Counter(task.shape for task in context.stage.tasks)
         total = sum(counts.values())
