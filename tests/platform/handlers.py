@@ -52,3 +52,10 @@ def first_use(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cpu_loop({"cpu_ms": event.get("load_cpu_ms", 100)}, context)
         _LOADED.append(1)
     return {"first": first, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}
+
+
+def exit_now(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """End the runtime process at once with event['code'] (a crash, not an exception)."""
+    import os
+
+    os._exit(int(event.get("code", 3)))

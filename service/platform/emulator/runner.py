@@ -6,6 +6,8 @@ the moment it exceeds the invocation's memory size, as Lambda kills a function t
 memory; the worker also reports its exact high-water mark (VmHWM) afterwards, which catches a
 spike shorter than the sampling interval. A killed or crashed worker is replaced, so the pool
 recovers. Linux only for the enforcement (/proc); elsewhere the post-hoc peak is all there is.
+New workers are forked by a template process (`forkserver.py`) where Linux allows it, else
+started as new interpreters.
 
 Memory is enforced by watching, not by RLIMIT_AS: address-space limits count reserved virtual
 memory (thread stacks, allocator arenas, BLAS buffers) that Lambda does not count, and would
@@ -24,9 +26,11 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any, Literal
+
+from service.platform.emulator.forkserver import ForkServer, ForkServerError
 
 Status = Literal["ok", "error", "oom", "timeout", "crash"]
 
@@ -87,18 +91,75 @@ class RunOutcome:
     error_message: str | None = None
 
 
+class _Forked:
+    """A worker the fork server forked: the part of ``subprocess.Popen`` the pool uses. It is
+    the server's child, so the server reaps it."""
+
+    def __init__(self, server: ForkServer, pid: int) -> None:
+        self.server = server
+        self.pid = pid
+        self.returncode: int | None = None
+        self._reaped = False
+
+    def poll(self) -> int | None:
+        if self._reaped:
+            return self.returncode
+        try:
+            with open(f"/proc/{self.pid}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            state = "X"
+        return self.wait() if state in ("Z", "X") else None
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if not self._reaped:
+            try:
+                self.returncode = self.server.wait(self.pid, timeout)
+            except TimeoutError as error:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0) from error
+            except ForkServerError:
+                self.returncode = None
+            self._reaped = True
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if not self._reaped:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.send_signal(signal.SIGKILL)
+
+
 class _Worker:
-    def __init__(self) -> None:
+    def __init__(self, server: ForkServer | None = None, preload: list[str] | None = None) -> None:
         task_read, task_write = os.pipe()
         reply_read, reply_write = os.pipe()
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, json.dumps(sys.path), str(task_read), str(reply_write)],
-            pass_fds=(task_read, reply_write),
-            close_fds=True,
-            env=os.environ | SINGLE_THREAD_ENV,
-        )
-        os.close(task_read)
-        os.close(reply_write)
+        try:
+            self.process: subprocess.Popen[bytes] | _Forked = (
+                _Forked(server, server.fork(task_read, reply_write, preload or []))
+                if server is not None
+                else subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        _BOOT,
+                        json.dumps(sys.path),
+                        str(task_read),
+                        str(reply_write),
+                    ],
+                    pass_fds=(task_read, reply_write),
+                    close_fds=True,
+                    env=os.environ | SINGLE_THREAD_ENV,
+                )
+            )
+        except BaseException:
+            os.close(task_write)
+            os.close(reply_read)
+            raise
+        finally:
+            os.close(task_read)
+            os.close(reply_write)
         self.tasks = Connection(task_write, readable=False)
         self.replies = Connection(reply_read, writable=False)
         hello = self.replies.recv()
@@ -151,7 +212,13 @@ class _Worker:
 class WorkerPool:
     """Runs tasks in at most `size` reusable worker processes; `submit` returns a Future."""
 
-    def __init__(self, size: int | None = None, *, sample_interval_s: float = 0.002) -> None:
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        sample_interval_s: float = 0.002,
+        fork_server: bool = True,
+    ) -> None:
         self.size = size or max(1, os.cpu_count() or 1)
         self._sample = sample_interval_s
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
@@ -160,6 +227,14 @@ class WorkerPool:
         self._closed = False
         self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="emulator-worker")
         self.replaced = 0  # workers replaced after a kill or crash (observable for tests)
+        # Workers are forked from a template process (forkserver.py) where the platform allows
+        # it; the handler modules a worker has imported once are preloaded there, and the
+        # import time measured that once stands for every later cold start of the module.
+        self._server: ForkServer | None = None
+        self._import_ms: dict[str, float] = {}
+        if fork_server and sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError, ForkServerError):
+                self._server = ForkServer(os.environ | SINGLE_THREAD_ENV)
 
     def submit(self, task: Task) -> Future[RunOutcome]:
         if self._closed:
@@ -178,6 +253,10 @@ class WorkerPool:
             self._idle.put(worker)
         else:
             self._discard(worker)
+        if outcome.import_ms is not None:
+            module = task.handler.partition(":")[0]
+            measured = self._import_ms.setdefault(module, outcome.import_ms)
+            outcome = replace(outcome, import_ms=measured)
         return outcome
 
     def close(self) -> None:
@@ -188,6 +267,8 @@ class WorkerPool:
                 self._idle.get_nowait().stop()
             except queue.Empty:
                 break
+        if self._server is not None:
+            self._server.close()
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -220,6 +301,15 @@ class WorkerPool:
 
     def _spawn(self) -> _Worker:
         try:
+            server = self._server
+            if server is not None:
+                try:
+                    return _Worker(server, sorted(self._import_ms))
+                except ForkServerError:
+                    # Gone, or unsafe to fork (a preloaded module started a thread): plain
+                    # processes from now on.
+                    self._server = None
+                    server.close()
             return _Worker()
         except BaseException:
             with self._lock:

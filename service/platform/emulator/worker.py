@@ -1,8 +1,9 @@
 """The process that runs function code for the emulator (one Lambda execution environment).
 
-It is started by `runner.WorkerPool` as a plain ``python -c`` child, so that it imports nothing
-but this module and the handler: its resident memory then stands in for the Lambda runtime's
-own footprint, which Lambda's "Max Memory Used" includes. Keep the imports here minimal.
+It is forked by the fork server (`forkserver.py`) or, where that is unavailable, started by
+`runner.WorkerPool` as a plain ``python -c`` child; either way it holds nothing but this module
+and the handler: its resident memory then stands in for the Lambda runtime's own footprint,
+which Lambda's "Max Memory Used" includes. Keep the imports here minimal.
 
 Protocol: the parent sends one task dict per invocation over a pipe and reads one reply dict.
 Peak memory is the process's high-water mark of resident memory (VmHWM), reset before each
