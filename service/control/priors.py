@@ -32,7 +32,7 @@ from service.control.lifecycle import SampleRow
 from service.models import CurvePrior, Job
 from service.policies.base import Sample
 from service.policies.priors import PREFIX, Prior, merged, noise_of, points_of
-from service.policies.shape_model import first_run_ms
+from service.policies.shape_model import first_run_ms, warm_estimates
 from service.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -138,19 +138,25 @@ def remember(
             # a worker's first run in an environment also loads its data (``first_run_ms``,
             # kept on its own): the curve kept is the warm rounds', which the next job's warm
             # rounds are checked against (else its first round, all first runs, contradicted
-            # the mix and dropped the prior every time)
+            # the mix and dropped the prior every time); a size only first runs measured
+            # is kept as their warm estimate, so the next job knows it was measured
             warm = [
                 (s.memory_mb, s.duration_ms / max(1, s.epochs))
                 for s in finished[shape]
                 if not s.init_ms
             ]
-            shape_runs = warm or shape_runs
+            first_run = first_run_ms(finished[shape])
+            noise = noise_of(warm or shape_runs)
+            if warm:
+                shape_runs = warm + warm_estimates(finished[shape], first_run, noise)
+        else:
+            first_run, noise = None, noise_of(shape_runs)
         measured = Prior(
             points_of(shape_runs),
             init_ms=sum(inits[shape]) / len(inits[shape]) if inits.get(shape) else None,
             peak_mb=peaks.get(shape),
-            noise=noise_of(shape_runs),
-            first_run_ms=first_run_ms(finished[shape]) if spec.kind == "training" else None,
+            noise=noise,
+            first_run_ms=first_run,
         )
         row = existing.get(shape)
         previous = None

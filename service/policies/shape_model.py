@@ -16,7 +16,7 @@ import numpy as np
 from service.domain.lambda_limits import MB_PER_VCPU
 from service.policies.base import Observations, Sample
 from service.policies.costing import MEMORY_GRID
-from service.policies.priors import Prior, fit_points, prior_of, widened
+from service.policies.priors import DEFAULT_NOISE, Prior, fit_points, prior_of, widened
 from service.prediction.forecaster import ROUND_DURATIONS, ForecasterBank
 from service.prediction.memory_curve import MemoryCurve
 from service.spec import MAX_MEMORY_MB, MIN_MEMORY_MB
@@ -226,6 +226,47 @@ def first_run_ms(ok: list[Sample]) -> float | None:
     if median(shares) <= FIRST_RUN_SHARE:
         return 0.0
     return max(0.0, median(extras))
+
+
+def warm_estimates(
+    ok: list[Sample], first_run: float | None, noise: float | None = None
+) -> list[tuple[int, float]]:
+    """(memory_mb, ms per epoch) a warm run would take at each size that only ran first runs
+    (the first round's worker that probed above, say): the first run less its own work at the
+    size's CPU share (``first_run_ms``). Without them a training prior, kept from the warm
+    rounds, forgot that the probe measured a larger size, and the next job moved every worker
+    there to learn it again (a repeat ``train-mlp-w4 / tight`` job at 1.7x the oracle).
+
+    One first run less an estimate of its first-run work is a weak measurement: above a size
+    that ran warm it counts as faster only when it is faster by more than twice its own error
+    (the run's noise, ``noise`` or ``DEFAULT_NOISE``, on both the run and the work taken
+    off), and never as slower (more memory is never slower); else it is the warm size's time.
+    None of a size that also ran warm, nor where the epochs' share of the run is within twice
+    that error; none at all before ``first_run`` is known."""
+    if first_run is None:
+        return []
+    sigma = noise if noise is not None else DEFAULT_NOISE
+    warm: dict[int, list[float]] = {}
+    for s in ok:
+        if not s.init_ms:
+            warm.setdefault(s.memory_mb, []).append(s.duration_ms / max(1, s.epochs))
+    estimates = []
+    for s in ok:
+        if s.memory_mb in warm or not s.init_ms:
+            continue
+        extra = first_run * max(1.0, MB_PER_VCPU / s.memory_mb)
+        run_ms = s.duration_ms - extra
+        spread_ms = sigma * math.hypot(s.duration_ms, extra)
+        if run_ms <= 2 * spread_ms:
+            continue  # the epochs' share of the run is lost in the noise: not a measurement
+        per_epoch = run_ms / max(1, s.epochs)
+        below = [m for m in warm if m < s.memory_mb]
+        if below:
+            reference = fmean(warm[max(below)])
+            if per_epoch >= reference * (1 - 2 * spread_ms / run_ms):
+                per_epoch = reference
+        estimates.append((s.memory_mb, per_epoch))
+    return estimates
 
 
 def _from_prior(

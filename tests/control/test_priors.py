@@ -242,3 +242,36 @@ def test_a_training_job_keeps_its_first_run_work_with_its_curve(database):
         priors.remember(session, job, hpo, hpo_rows, datetime.now(UTC))
         states = session.scalars(select(CurvePrior.state).where(CurvePrior.shape == "default"))
         assert [s["first_run_ms"] for s in states] == [None]
+
+
+def test_a_training_job_keeps_the_size_its_first_round_probed(database):
+    """The first round's probe above runs once, in a new environment: the prior keeps that size
+    (as the first run less the first-run work measured elsewhere), so the next job knows the
+    size was measured and what it showed; the warm rounds' sizes stay as they ran."""
+    from datetime import UTC, datetime
+
+    from service.control.lifecycle import SampleRow
+    from service.models import Job
+    from tests.control.helpers import TRAINING, submit
+
+    (job_id,) = submit(database, TRAINING)
+    spec = JobSpec.model_validate(TRAINING)
+
+    def row(stage: int, memory_mb: int, epoch_ms: float, cold: bool) -> SampleRow:
+        duration = 4 * epoch_ms + (3000.0 if cold else 0.0)
+        return SampleRow(
+            "worker", stage, memory_mb, duration, 200.0 if cold else None, 300.0, 0, 4, "ok"
+        )
+
+    # three workers at 1,769 MB (1 s an epoch), one probe at 3,584 MB twice as fast, cold once
+    rows = [row(0, 1769, 1000.0, True) for _ in range(3)] + [row(0, 3584, 500.0, True)]
+    rows += [row(stage, 1769, 1000.0, False) for stage in (1, 2) for _ in range(4)]
+    with database.session() as session:
+        job = session.get(Job, job_id)
+        assert priors.remember(session, job, spec, rows, datetime.now(UTC)) == 1
+        (kept,) = session.scalars(select(CurvePrior).where(CurvePrior.source_job_id == job_id))
+        prior = Prior.from_state(kept.state)
+        assert {m: n for m, _, n in prior.points} == {1769: 8, 3584: 1}
+        means = {m: mean for m, mean, _ in prior.points}
+        assert means[1769] == pytest.approx(1000.0)
+        assert means[3584] == pytest.approx(500.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.policies.base import Observations
+from service.policies.base import Observations, Sample
 from service.policies.ce_scaling import CeScaling
 from service.policies.priors import (
     MAX_AGE_DAYS,
@@ -17,7 +17,7 @@ from service.policies.priors import (
     noise_of,
     points_of,
 )
-from service.policies.shape_model import fit_all
+from service.policies.shape_model import fit_all, warm_estimates
 from tests.policies.helpers import context, cpu_bound, hpo_spec, samples, stage, training_spec
 
 SLOW = cpu_bound(2000.0)
@@ -135,3 +135,37 @@ def test_the_prior_gives_the_shape_and_the_job_its_level():
     model = fit_all(obs, ["a"])["a"]
     assert model.duration_ms(1769, 1) == pytest.approx(SLOW(1769) * 1.08, rel=0.02)
     assert model.duration_ms(3538, 1) == pytest.approx(model.duration_ms(1769, 1), rel=0.02)
+
+
+def _worker(memory_mb: int, duration_ms: float, cold: bool) -> Sample:
+    return Sample("worker", 0, memory_mb, duration_ms, 200.0 if cold else None, 300.0, 4, True)
+
+
+def test_a_size_only_first_runs_measured_is_kept_as_its_warm_estimate():
+    """The first round's probe above runs once, cold: the prior keeps it as the first run less
+    its first-run work, so the next job knows it was measured. Within twice its own error of
+    the warm size below it, it counts as that size's time (one noisy run does not make a size
+    faster); clearly faster, as measured; never slower; nothing before the work is known."""
+    warm = [_worker(1769, 8000.0, cold=False) for _ in range(6)]  # 2,000 ms an epoch
+    first_run = 3000.0
+    # 8 % faster than the warm size below: within the estimate's error
+    near = _worker(3584, 4 * 1840.0 + first_run, cold=True)
+    assert warm_estimates([*warm, near], first_run, 0.05) == [(3584, 2000.0)]
+    # 40 % faster (multi-threaded work): kept as measured
+    fast = _worker(3584, 4 * 1200.0 + first_run, cold=True)
+    assert warm_estimates([*warm, fast], first_run, 0.05) == [(3584, pytest.approx(1200.0))]
+    # slower than the warm size below: more memory is never slower
+    slow = _worker(3584, 4 * 2400.0 + first_run, cold=True)
+    assert warm_estimates([*warm, slow], first_run, 0.05) == [(3584, 2000.0)]
+    # below one vCPU the first-run work takes longer (its CPU share), and there is no warm size
+    # below to compare with: the estimate as measured
+    small = _worker(884, 4 * 4000.0 + first_run * 2, cold=True)
+    assert warm_estimates([*warm, small], first_run, 0.05) == [
+        (884, pytest.approx(4000.0, rel=0.01))
+    ]
+    # a size that also ran warm is measured by its warm runs; no estimate before the work
+    assert warm_estimates([*warm, _worker(1769, 11000.0, cold=True)], first_run, 0.05) == []
+    assert warm_estimates([*warm, fast], None, 0.05) == []
+    # a first run hardly longer than the work taken off: its epochs are lost in the noise
+    lost = _worker(3584, first_run + 200.0, cold=True)
+    assert warm_estimates([*warm, lost], first_run, 0.05) == []
