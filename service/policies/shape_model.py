@@ -202,16 +202,22 @@ def fit_shape(
     )
 
 
+def _warm_per_epoch(ok: list[Sample]) -> dict[int, list[float]]:
+    """Milliseconds per epoch of the warm runs (not a first run in their environment), by size."""
+    warm: dict[int, list[float]] = {}
+    for s in ok:
+        if not s.init_ms:
+            warm.setdefault(s.memory_mb, []).append(s.duration_ms / max(1, s.epochs))
+    return warm
+
+
 def first_run_ms(ok: list[Sample]) -> float | None:
     """CPU milliseconds at one vCPU that a first run (a cold start's invocation) spends besides
     its epochs: the median, over first runs at a size that also ran warm, of how much longer
     the first run took than the warm runs there (their median per epoch), scaled to one vCPU
     by the size's CPU share. None before any size has both; 0 when the difference is within
     ``FIRST_RUN_SHARE`` of the warm time (noise, not work)."""
-    warm: dict[int, list[float]] = {}
-    for s in ok:
-        if not s.init_ms:
-            warm.setdefault(s.memory_mb, []).append(s.duration_ms / max(1, s.epochs))
+    warm = _warm_per_epoch(ok)
     if not warm:
         return None
     typical = {m: median(v) for m, v in warm.items()}
@@ -246,10 +252,7 @@ def warm_estimates(
     if first_run is None:
         return []
     sigma = noise if noise is not None else DEFAULT_NOISE
-    warm: dict[int, list[float]] = {}
-    for s in ok:
-        if not s.init_ms:
-            warm.setdefault(s.memory_mb, []).append(s.duration_ms / max(1, s.epochs))
+    warm = _warm_per_epoch(ok)
     estimates = []
     for s in ok:
         if s.memory_mb in warm or not s.init_ms:
