@@ -47,6 +47,11 @@ class InvocationOut(BaseModel):
     init_ms: float | None
     cold_start: bool | None
     max_memory_used_mb: int | None
+    cpu_ms: float | None = Field(
+        default=None,
+        description="CPU time the run used (Lambda Insights' cpu_total_time; the emulator "
+        "measures it); null when the platform did not report it",
+    )
     compute_usd: Usd | None
     requests_usd: Usd | None
     cost_usd: Usd | None
@@ -84,6 +89,7 @@ class InvocationOut(BaseModel):
             init_ms=inv.init_ms,
             cold_start=inv.cold_start,
             max_memory_used_mb=inv.max_memory_used_mb,
+            cpu_ms=inv.cpu_ms,
             compute_usd=inv.compute_cost_usd,
             requests_usd=inv.request_cost_usd,
             cost_usd=cost,

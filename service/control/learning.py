@@ -26,6 +26,7 @@ another replica taking a job over, resumes where this one stopped.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,7 @@ from service.models import PredictorState
 from service.platform.interface import Platform
 from service.prediction.forecaster import ROUND_DURATIONS, ForecasterBank
 from service.prediction.loss_curve import LossCurve
-from service.prediction.memory_curve import MemoryCurve
+from service.prediction.memory_curve import MemoryCurve, steady_cpu
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,32 @@ class Run:
     memory_mb: int
     duration_ms: float
     epochs: int
+    cpu_ms: float | None = None  # CPU time it used, when the platform reported it
+    first_run: bool = False  # the first run in a new environment (a cold start)
 
 
 def job_scope(job_id: uuid.UUID) -> str:
     return f"job:{job_id}"
 
 
-Point = tuple[float, float]  # (memory MB, duration ms per epoch)
+# (memory MB, duration ms per epoch, CPU ms per epoch or NaN when the platform did not say,
+# 1.0 for a first run in a new environment else 0.0)
+Point = tuple[float, float, float, float]
+
+
+def point(
+    memory_mb: float, duration_ms: float, cpu_ms: float | None, epochs: int, first_run: bool
+) -> Point:
+    per = max(1, epochs)
+    cpu = math.nan if cpu_ms is None else cpu_ms / per
+    return (float(memory_mb), duration_ms / per, cpu, float(first_run))
+
+
+def fit_points(points: list[Point]) -> MemoryCurve:
+    """The memory curve of a shape's points (``steady_cpu``: the CPU times of warm runs once
+    there are any)."""
+    cpu = steady_cpu([p[2] for p in points], [bool(p[3]) for p in points])
+    return MemoryCurve.fit([p[0] for p in points], [p[1] for p in points], cpu_ms=cpu)
 
 
 class Learner:
@@ -103,12 +123,13 @@ class Learner:
     def _curves(self, repo, runs, states) -> dict[tuple[uuid.UUID, str], MemoryCurve]:
         new: dict[tuple[uuid.UUID, str], list[Point]] = {}
         for run in runs:
-            point = (float(run.memory_mb), run.duration_ms / max(1, run.epochs))
-            new.setdefault((run.job_id, run.shape), []).append(point)
+            new.setdefault((run.job_id, run.shape), []).append(
+                point(run.memory_mb, run.duration_ms, run.cpu_ms, run.epochs, run.first_run)
+            )
         curves = {}
         for job_id, shape in sorted(new):
             points = self._points_of(repo, states, job_id, shape, new[(job_id, shape)])
-            curve = MemoryCurve.fit([p[0] for p in points], [p[1] for p in points])
+            curve = fit_points(points)
             curves[(job_id, shape)] = curve
             self._save(
                 repo,
@@ -135,8 +156,15 @@ class Learner:
                 del self._points[name]
             for row in repo.samples(job_id):
                 if row.outcome == "ok" and row.duration_ms:
-                    point = (float(row.memory_mb), row.per_epoch_ms)
-                    self._points.setdefault((job_id, row.shape), []).append(point)
+                    self._points.setdefault((job_id, row.shape), []).append(
+                        point(
+                            row.memory_mb,
+                            row.duration_ms,
+                            row.cpu_ms,
+                            row.epochs,
+                            row.init_ms is not None,
+                        )
+                    )
         # sorted: the fit is a function of the runs, not of the order they were recorded in
         return sorted(self._points.setdefault(key, []))
 

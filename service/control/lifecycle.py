@@ -143,6 +143,7 @@ class SampleRow(NamedTuple):
     epoch_to: int | None
     outcome: str | None
     architecture: str = "x86_64"  # the one the invocation ran on
+    cpu_ms: float | None = None  # CPU time it used, when the platform reported it
 
     @property
     def epochs(self) -> int:
@@ -672,6 +673,7 @@ class _Step:
                 epochs=row.epochs,
                 ok=row.outcome == InvocationOutcome.OK.value,
                 architecture=row.architecture,
+                cpu_ms=row.cpu_ms,
             )
             for row in evidence.samples
             if row.outcome != InvocationOutcome.THROTTLED.value

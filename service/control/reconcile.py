@@ -162,6 +162,7 @@ def _fill(invocation: Invocation, report: Report) -> None:
     invocation.billed_ms = report.billed_ms
     invocation.init_ms = report.init_ms
     invocation.max_memory_used_mb = report.max_memory_used_mb
+    invocation.cpu_ms = report.cpu_ms
     invocation.cold_start = report.cold
     architecture = "arm64" if invocation.architecture == "arm64" else "x86_64"
     invocation.compute_cost_usd = pricing.compute_usd(report, architecture)

@@ -252,7 +252,8 @@ class LoopRepository:
 
     def samples(self, job_id: uuid.UUID, stages: Iterable[int] | None = None) -> list[SampleRow]:
         """Finished, billed runs: (shape, stage position, memory, duration, init, peak, epochs,
-        outcome, architecture), oldest first; of the stages at these positions only, if given."""
+        outcome, architecture, CPU time), oldest first; of the stages at these positions only,
+        if given."""
         query = (
             select(
                 Task.shape,
@@ -265,6 +266,7 @@ class LoopRepository:
                 Task.epoch_to,
                 Invocation.outcome,
                 Invocation.architecture,
+                Invocation.cpu_ms,
             )
             .join(Task, Task.id == Invocation.task_id)
             .join(Stage, Stage.id == Invocation.stage_id)

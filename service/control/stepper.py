@@ -214,6 +214,8 @@ class JobStepper:
                         invocation.memory_mb,
                         invocation.duration_ms,
                         (task.epoch_to or 0) - (task.epoch_from or 0),
+                        invocation.cpu_ms,
+                        invocation.init_ms is not None,
                     )
                 )
         self.repo.add_observations(self._observations)
@@ -464,6 +466,7 @@ class JobStepper:
             invocation.billed_ms = report.billed_ms
             invocation.init_ms = report.init_ms
             invocation.max_memory_used_mb = report.max_memory_used_mb
+            invocation.cpu_ms = report.cpu_ms
             invocation.cold_start = report.cold
             self._observe(task, invocation, report, ctx.now)
 

@@ -84,6 +84,9 @@ class Invocation(Base):
     billed_ms: Mapped[int | None] = mapped_column(Integer)
     init_ms: Mapped[float | None] = mapped_column(Float)
     max_memory_used_mb: Mapped[int | None] = mapped_column(Integer)
+    # CPU time the run used (Lambda Insights' cpu_total_time; the emulator measures it): with
+    # the duration it splits a run into CPU work and I/O. NULL when the platform did not say.
+    cpu_ms: Mapped[float | None] = mapped_column(Float)
     cold_start: Mapped[bool | None] = mapped_column(Boolean)
     compute_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
     request_cost_usd: Mapped[Decimal | None] = mapped_column(Money)

@@ -174,6 +174,9 @@ class Report:
     init_ms: float | None = None  # present only on a cold start
     status: str | None = None  # newer runtimes: "timeout" / "error" on failed invocations
     error_type: str | None = None  # e.g. "Runtime.OutOfMemory"
+    # CPU time the run used, init excluded (Lambda Insights' ``cpu_total_time``, which is not on
+    # the REPORT line itself); None when the platform does not report it
+    cpu_ms: float | None = None
 
     @property
     def cold(self) -> bool:

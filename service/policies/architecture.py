@@ -95,27 +95,43 @@ def as_if_on(
     observations: Observations, architecture: str, slowdowns: dict[str, float]
 ) -> Observations:
     """Every run as if it had run on ``architecture``: the other architecture's durations
-    scaled by the shape's slowdown, their cold starts dropped. A successful run of the other
-    architecture at a size the shape has run at here is left out: the slowdown was measured
-    from such pairs, so, scaled, it only repeats this architecture's own runs there, and a
-    curve fitted on the copies would look surer than it is. Predictors fitted on both
-    architectures' runs mixed are left out too (the policy refits on these runs)."""
+    (and CPU times) scaled by the shape's slowdown, their cold starts dropped. A successful run
+    of the other architecture at a size the shape has run at here, first run for first run or
+    warm for warm, is left out: the slowdown was measured from such pairs (``arm64_slowdowns``
+    compares like with like), so, scaled, it only repeats this architecture's own runs there,
+    and a curve fitted on the copies would look surer than it is. (A warm run there that this
+    architecture has no warm run to match is kept: without it a pilot's view knew only its
+    first run, which holds the first-run work, and priced every later round with it.) A
+    converted first run's CPU time is dropped: it holds the first-run work, and the copy no
+    longer says it was a first run (``steady_cpu``). Predictors fitted on both architectures'
+    runs mixed are left out too (the policy refits on these runs)."""
     if all(s.architecture == architecture for s in observations.samples):
         return observations  # all ran here: nothing to convert, the stored fits hold
-    here = {(s.shape, s.memory_mb) for s in observations.samples if s.architecture == architecture}
+    here = {
+        (s.shape, s.memory_mb, s.init_ms is not None)
+        for s in observations.samples
+        if s.architecture == architecture
+    }
 
     def factor(sample: Sample) -> float:
         slowdown = slowdowns.get(sample.shape, 1.0)
         return slowdown if architecture == "arm64" else 1.0 / slowdown
 
-    samples = tuple(
-        s
-        if s.architecture == architecture
-        else dataclasses.replace(
-            s, duration_ms=s.duration_ms * factor(s), init_ms=None, architecture=architecture
+    def converted(s: Sample) -> Sample:
+        cpu = None if s.cpu_ms is None or s.init_ms is not None else s.cpu_ms * factor(s)
+        return dataclasses.replace(
+            s,
+            duration_ms=s.duration_ms * factor(s),
+            init_ms=None,
+            architecture=architecture,
+            cpu_ms=cpu,
         )
+
+    samples = tuple(
+        s if s.architecture == architecture else converted(s)
         for s in observations.samples
-        if s.architecture == architecture or not (s.ok and (s.shape, s.memory_mb) in here)
+        if s.architecture == architecture
+        or not (s.ok and (s.shape, s.memory_mb, s.init_ms is not None) in here)
     )
     predictors = {
         name: state
@@ -167,9 +183,9 @@ def predict(
     kept = max(sizes, key=lambda m: (sizes[m], m))
     epochs = max(t.epoch_to - t.epoch_from for t in tasks)
 
-    def task_cost(memory: int, task_epochs: int) -> float:
+    def task_cost(memory: int, task_epochs: int, cold: bool = True) -> float:
         duration = model.duration_ms(memory, task_epochs)
-        return invocation_usd(memory, duration, model.init_ms, architecture)
+        return invocation_usd(memory, duration, model.init_ms if cold else 0.0, architecture)
 
     def stage_time(memory: int, task_epochs: int) -> float:
         upper = model.upper_ms(memory, task_epochs) + model.init_ms
@@ -180,13 +196,22 @@ def predict(
     grid = grid_between(max(model.floor_mb, MIN_MEMORY_MB), MAX_MEMORY_MB)
     if rounds_left is not None:  # training: the same workers, round after round
         later = max(0, rounds_left - 1)
+
         # The later rounds at the size the plan would move to on this architecture — the
         # cheapest whose rounds fit the time left — not at this round's: a guard holding the
         # workers at their warm size for a round (cooldown, low confidence) holds them on the
         # architecture they ran on only, and the comparison would be about that.
+        # The workers run them in the environments they started (warm: no init), but a move
+        # to another size starts each once more. (Priced with an init every round, a small
+        # job's cold starts outweighed its work, and arm64's lower price for them chose arm64
+        # for a job that ran twice as long there.)
+        def rounds_cost(m: int) -> float:
+            moved = len(tasks) * (task_cost(m, epochs) - task_cost(m, epochs, False))
+            return later * len(tasks) * task_cost(m, epochs, False) + (moved if m != kept else 0)
+
         fitting = [m for m in grid if time_s + later * stage_time(m, epochs) <= budget_s]
-        size = min(fitting, key=lambda m: (task_cost(m, epochs), m)) if fitting else kept
-        cost += later * len(tasks) * task_cost(size, epochs)
+        size = min(fitting, key=lambda m: (rounds_cost(m), m)) if fitting else kept
+        cost += rounds_cost(size)
         time_s += later * stage_time(size, epochs)
         return Prediction(architecture, cost, time_s, time_s <= budget_s)
     # HPO: this stage as planned, then the later rungs split the time left between them as

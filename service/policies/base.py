@@ -29,6 +29,9 @@ class Sample:
     epochs: int
     ok: bool
     architecture: str = "x86_64"  # the one it ran on
+    # CPU time it used (Lambda Insights), None when unknown: below one vCPU a run is its I/O
+    # plus its CPU work at the CPU share, so one size's runs tell the rest of that range
+    cpu_ms: float | None = None
 
 
 @dataclass(frozen=True)

@@ -602,6 +602,13 @@ class CeScaling:
             return rounds_cost(m, cold, first_n) + later
 
         feasible = [m for m in grid if remaining_time(m) <= remaining_s]
+        if recovering and per is expected_round_time:
+            # Protected at the predicted times only: no time to spend on slower rounds (the
+            # rounds are not known yet, and each second lost is bought back later at a larger
+            # size: a ResNet job that moved to 1,280 MB here, its I/O share read from its CPU
+            # time, ran its last rounds at 3,008 MB and cost 7 % more)
+            quick = expected_round_time(fast) * FASTEST_TOLERANCE
+            feasible = [m for m in feasible if expected_round_time(m) <= quick]
         # (never below a warm current size: the upper bound already says the deadline is at
         # risk, and a smaller size is slower and starts cold)
         # (nor above twice the largest size measured: the curve there is a guess, not a

@@ -18,7 +18,7 @@ from service.policies.base import Observations, Sample
 from service.policies.costing import MEMORY_GRID
 from service.policies.priors import DEFAULT_NOISE, Prior, fit_points, prior_of, widened
 from service.prediction.forecaster import ROUND_DURATIONS, ForecasterBank
-from service.prediction.memory_curve import MemoryCurve
+from service.prediction.memory_curve import MemoryCurve, steady_cpu
 from service.spec import MAX_MEMORY_MB, MIN_MEMORY_MB
 
 DEFAULT_INIT_MS = 500.0  # before any cold start was observed
@@ -187,7 +187,12 @@ def fit_shape(
     if not ok:
         return None
     curve = learned_curve(observations, shape, len(ok)) or MemoryCurve.fit(
-        [s.memory_mb for s in ok], [s.duration_ms / max(1, s.epochs) for s in ok]
+        [s.memory_mb for s in ok],
+        [s.duration_ms / max(1, s.epochs) for s in ok],
+        cpu_ms=steady_cpu(
+            [None if s.cpu_ms is None else s.cpu_ms / max(1, s.epochs) for s in ok],
+            [s.init_ms is not None for s in ok],
+        ),
     )
     inits = [s.init_ms for s in samples if s.init_ms]
     return ShapeModel(

@@ -77,6 +77,8 @@ PER_DOUBLING_ERROR = 0.05
 # then lean towards CPU work, the cautious reading: smaller sizes are predicted slower, not faster.
 _RIDGE = (1e-3, 3e-4, 1e-4)
 _CHI2_95 = 3.84  # 95 % quantile of chi-square with one degree of freedom
+# Where a run's CPU time places implied points: these fractions of its size (``cpu_points``).
+CPU_POINT_FRACTIONS = (0.5, 0.25, 0.125)
 
 
 def vcpu_share(memory_mb: float | np.ndarray) -> float | np.ndarray:
@@ -149,6 +151,8 @@ class MemoryCurve:
     anchors on. Empty for a curve restored from a state saved before it was kept."""
     noise: float = DEFAULT_NOISE
     """The run-to-run relative noise of one measurement the curve was fitted with."""
+    implied_min_mb: float | None = None
+    """The smallest size the runs' CPU time implies (``cpu_points``); None without CPU time."""
 
     # -- fitting ---------------------------------------------------------------------------------
 
@@ -159,6 +163,7 @@ class MemoryCurve:
         duration_ms: Sequence[float],
         *,
         noise: float = DEFAULT_NOISE,
+        cpu_ms: Sequence[float | None] | None = None,
     ) -> MemoryCurve:
         """Fit the curve to measured (memory, duration) pairs.
 
@@ -167,6 +172,15 @@ class MemoryCurve:
         most common for Python functions, and the one that never promises a speed-up above
         1,769 MB. ``noise`` is the expected run-to-run relative noise of one measurement: a
         simpler model is kept unless the extra part explains clearly more than that.
+
+        ``cpu_ms``, one per pair (None where unknown), is the CPU time each run used (Lambda
+        Insights' ``cpu_total_time``). At or below one vCPU a run is its I/O plus its CPU work
+        at the CPU share, ``d = a + cpu / v``, so a run there also tells the duration at every
+        smaller size: ``cpu_points`` adds those, and one size's runs no longer read I/O-bound
+        work as CPU-bound. (Above one vCPU the thread count is unknown; such runs add nothing.)
+        Implied sizes are not measured ones: the observed range, and so the error that grows
+        away from it, stays the runs' own (memory pressure can make a real function slower
+        than proportional at small sizes, which no CPU time shows).
         """
         if not noise > 0:
             raise ValueError("noise must be positive")
@@ -175,6 +189,16 @@ class MemoryCurve:
         measured = tuple(
             (float(s), float(d), int(n)) for s, d, n in zip(sizes, means, counts, strict=True)
         )
+        runs, observed = len(memory), (float(sizes[0]), float(sizes[-1]))
+        run_memory, run_duration = memory, duration  # the residual error is the runs' own
+        implied_min = None
+        if cpu_ms is not None:
+            extra_memory, extra_duration = cpu_points(memory, duration, cpu_ms)
+            if extra_memory:
+                implied_min = min(extra_memory)
+                memory = np.concatenate([memory, extra_memory])
+                duration = np.concatenate([duration, extra_duration])
+                sizes, means, counts = _aggregate(memory, duration)
         if len(sizes) == 1:
             v = float(vcpu_share(sizes[0]))
             shape = CurveShape(0.0, float(means[0]) * min(v, 1.0), 0.0, 1)
@@ -182,11 +206,12 @@ class MemoryCurve:
                 shape=shape,
                 alternatives=(),
                 residual_error=SINGLE_POINT_RELATIVE_ERROR,
-                observed_min_mb=float(sizes[0]),
-                observed_max_mb=float(sizes[0]),
-                observations=len(memory),
+                observed_min_mb=observed[0],
+                observed_max_mb=observed[1],
+                observations=runs,
                 measured=measured,
                 noise=noise,
+                implied_min_mb=implied_min,
             )
 
         solved: dict = {}  # least-squares fits the thread caps share (see ``nnls_small``)
@@ -206,15 +231,21 @@ class MemoryCurve:
             for i, shape in enumerate(candidates)
             if i != chosen and scores[i] <= best + _CHI2_95
         )
+        residual = _residual_error(candidates[chosen], run_memory, run_duration)
+        if implied_min is not None and observed[0] == observed[1]:
+            # One size run: the shape below it rests on d = a + cpu / v alone, which no second
+            # size has checked yet (and the runs' spread at one size is a thin estimate).
+            residual = max(residual, RELATIVE_ERROR_PRIOR)
         return cls(
             shape=candidates[chosen],
             alternatives=alternatives,
-            residual_error=_residual_error(candidates[chosen], memory, duration),
-            observed_min_mb=float(sizes[0]),
-            observed_max_mb=float(sizes[-1]),
-            observations=len(memory),
+            residual_error=residual,
+            observed_min_mb=observed[0],
+            observed_max_mb=observed[1],
+            observations=runs,
             measured=measured,
             noise=noise,
+            implied_min_mb=implied_min,
         )
 
     # -- predicting ------------------------------------------------------------------------------
@@ -240,16 +271,22 @@ class MemoryCurve:
 
         It combines the fit's residual error, inflated by how far (in doublings of memory) the
         size lies outside the measured range, with the spread of the equally good alternative
-        models (which is where an unknown thread cap shows).
+        models (which is where an unknown thread cap shows). Below the measured range, where the
+        runs' CPU time implies the curve, only what it cannot tell grows with the distance:
+        ``PER_DOUBLING_ERROR`` per doubling.
         """
         m = float(_positive([memory_mb])[0])
         clamped = min(m, MAX_MEMORY_MB)
-        distance = max(
-            0.0,
-            math.log2(self.observed_min_mb / clamped),
-            math.log2(clamped / self.observed_max_mb),
-        )
-        residual = max(self.residual_error, RELATIVE_ERROR_FLOOR) * (1.0 + distance)
+        below = max(0.0, math.log2(self.observed_min_mb / clamped))
+        above = max(0.0, math.log2(clamped / self.observed_max_mb))
+        base = max(self.residual_error, RELATIVE_ERROR_FLOOR)
+        if below > 0 and self.implied_min_mb is not None:
+            # The runs' CPU time tells the shape down to ``implied_min_mb``: what it cannot tell
+            # is memory pressure (slower than proportional), ``PER_DOUBLING_ERROR`` a doubling.
+            beyond = max(0.0, math.log2(self.implied_min_mb / clamped))
+            residual = math.hypot(base * (1.0 + beyond), PER_DOUBLING_ERROR * below)
+        else:
+            residual = base * (1.0 + max(below, above))
         at = np.array([m])
         base = float(self.shape.predict(at)[0])
         spread = max(
@@ -445,6 +482,7 @@ class MemoryCurve:
             "observations": self.observations,
             "measured": [list(point) for point in self.measured],
             "noise": self.noise,
+            "implied_min_mb": self.implied_min_mb,
         }
 
     @classmethod
@@ -464,6 +502,9 @@ class MemoryCurve:
                 for size, mean, runs in state.get("measured", ())
             ),
             noise=float(state.get("noise", DEFAULT_NOISE)),
+            implied_min_mb=(
+                float(state["implied_min_mb"]) if state.get("implied_min_mb") is not None else None
+            ),
         )
 
 
@@ -477,6 +518,47 @@ def _z(level: float) -> float:
     if not 0.0 < level < 1.0:
         raise ValueError("level must be between 0 and 1")
     return NormalDist().inv_cdf(0.5 + level / 2.0)
+
+
+def steady_cpu(cpu_ms: Sequence[float | None], first_run: Sequence[bool]) -> list[float | None]:
+    """The CPU times to imply points from (``fit``'s ``cpu_ms``): every run's while all are
+    first runs in new environments, else the warm runs' only. A first run's CPU time holds the
+    work only a first run does (imports, loading the data), which ``d = a + cpu / v`` would
+    carry to every smaller size as if each epoch did it; once a warm run is in, it tells the
+    epochs' own CPU work."""
+    if all(first_run):
+        return list(cpu_ms)
+    return [None if first else cpu for cpu, first in zip(cpu_ms, first_run, strict=True)]
+
+
+def cpu_points(
+    memory: np.ndarray, duration: np.ndarray, cpu_ms: Sequence[float | None]
+) -> tuple[list[float], list[float]]:
+    """(memory, duration) pairs that runs with a known CPU time imply below their own size.
+
+    A run at ``m`` ≤ 1,769 MB (CPU share ``v`` ≤ 1) that took ``d`` and used ``cpu`` of CPU is
+    ``a = d - cpu / v`` of I/O and ``cpu`` of work on one vCPU; at a smaller size ``m'`` it
+    takes ``a + cpu / v(m')``. One pair per run at each of ``CPU_POINT_FRACTIONS`` of its size
+    (not below the smallest size Lambda sells), so the implied sizes weigh as the runs do. A
+    CPU time above what the share allows (``cpu / v > d``: a noisy reading) counts as all
+    CPU. Runs above one vCPU imply nothing: their thread count is unknown."""
+    if len(cpu_ms) != len(memory):
+        raise ValueError("need one CPU time (or None) per (memory, duration) pair")
+    extra_memory: list[float] = []
+    extra_duration: list[float] = []
+    for m, d, cpu in zip(memory, duration, cpu_ms, strict=True):
+        if cpu is None or not math.isfinite(cpu) or cpu < 0 or m > MB_PER_VCPU:
+            continue
+        v = float(m) / MB_PER_VCPU
+        io = max(0.0, float(d) - cpu / v)
+        work = (float(d) - io) * v
+        for fraction in CPU_POINT_FRACTIONS:
+            smaller = round(float(m) * fraction)
+            if smaller < MIN_MEMORY_MB:
+                break
+            extra_memory.append(float(smaller))
+            extra_duration.append(io + work * MB_PER_VCPU / smaller)
+    return extra_memory, extra_duration
 
 
 def _candidates(memory_mb: Sequence[float]) -> list[float]:

@@ -115,6 +115,7 @@ def seed_job(
                     init_ms=120.0 if position == 0 else None,
                     cold_start=position == 0,
                     max_memory_used_mb=memory // 3,
+                    cpu_ms=None if last else billed / 4,
                     compute_cost_usd=cost,
                     request_cost_usd=REQUEST,
                     created_at=start + timedelta(microseconds=worker),

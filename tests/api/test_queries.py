@@ -46,6 +46,7 @@ def test_invocations_are_listed_with_their_figures_and_paged(client, alice, trai
     assert item["billed_ms"] == 2000 and item["duration_ms"] == 1999.5
     assert item["init_ms"] == 120.0 and item["cold_start"] is True
     assert item["max_memory_used_mb"] == 170 and item["outcome"] == "ok"
+    assert item["cpu_ms"] == 500.0  # Lambda Insights' cpu_total_time; null when not reported
     assert item["cost_usd"] == pytest.approx(float(compute_cost(512, 2000) + REQUEST), abs=1e-12)
     rest = client.get(url, params={"cursor": body["next_cursor"]}, headers=alice.headers).json()
     assert rest["next_cursor"] is None

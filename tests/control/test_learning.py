@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
+from service.control.learning import fit_points, point
 from service.control.loop import Controller, to_datetime
 from service.models import Invocation, Job, Observation, PredictorState, Task
 from service.prediction.memory_curve import MemoryCurve
@@ -82,7 +83,14 @@ def test_a_second_controller_resumes_the_predictors_of_the_first(loop_env):
     # once, on taking over), is the fit on every successful run in the ledger
     with database.session() as session:
         runs = session.execute(
-            select(Invocation.memory_mb, Invocation.duration_ms, Task.epoch_from, Task.epoch_to)
+            select(
+                Invocation.memory_mb,
+                Invocation.duration_ms,
+                Invocation.cpu_ms,
+                Invocation.init_ms,
+                Task.epoch_from,
+                Task.epoch_to,
+            )
             .join(Task, Task.id == Invocation.task_id)
             .where(
                 Invocation.job_id == job_id,
@@ -92,10 +100,12 @@ def test_a_second_controller_resumes_the_predictors_of_the_first(loop_env):
                 Task.shape == "worker",
             )
         ).all()
-    points = sorted((float(m), d / max(1, (to or 0) - (fr or 0))) for m, d, fr, to in runs)
+    points = sorted(
+        point(m, d, c, (to or 0) - (fr or 0), init is not None) for m, d, c, init, fr, to in runs
+    )
     curve = states(database, job_id)["memory-curve:worker"]
     assert curve.observations == len(points)
-    expected = MemoryCurve.fit([p[0] for p in points], [p[1] for p in points]).to_state()
+    expected = fit_points(points).to_state()
     assert curve.state == expected
 
 
@@ -136,3 +146,46 @@ def test_platform_metrics_are_polled_into_observations(loop_env):
     invocations = sum(value for metric, value, _ in rows if metric == "invocations")
     assert invocations >= 3 * 4  # 3 workers x 4 rounds, each counted once
     assert {series for _, _, series in rows} == {"function:cescale-mlp-training"}
+
+
+def test_each_runs_cpu_time_is_kept_and_the_curve_reads_below_the_size_it_ran_at(loop_env):
+    """The emulator reports each run's CPU time (Lambda Insights' cpu_total_time on AWS); the
+    ledger keeps it, the API lists it, and the learn step's curve of a job that only ever ran at
+    512 MB knows smaller sizes from it (its I/O and CPU work), not as a guess."""
+    database, platform, clock, settings = loop_env
+    (job_id,) = submit(database, TRAINING)  # static 512 MB
+    controller = Controller(database, platform, settings, seed=1)
+    tick_until(
+        controller,
+        clock,
+        database,
+        job_id,
+        lambda: database_status(database, job_id) == "succeeded",
+    )
+    with database.session() as session:
+        runs = session.execute(
+            select(
+                Invocation.memory_mb,
+                Invocation.duration_ms,
+                Invocation.cpu_ms,
+                Invocation.init_ms,
+                Task.epoch_to - Task.epoch_from,
+            )
+            .join(Task, Task.id == Invocation.task_id)
+            .where(Invocation.job_id == job_id, Invocation.outcome == "ok")
+        ).all()
+    assert runs and {run[0] for run in runs} == {512}
+    for _, duration, cpu, _, _ in runs:
+        # below one vCPU a run takes at least its CPU work at the CPU share
+        assert cpu is not None and 0 < cpu * 1769 / 512 <= duration * 1.001 + 0.05  # rounding
+    curve = MemoryCurve.from_state(states(database, job_id)["memory-curve:worker"].state)
+    assert curve.observed_min_mb == curve.observed_max_mb == 512  # implied sizes are not runs
+    assert curve.implied_min_mb is not None and curve.implied_min_mb < 512
+    # At 256 MB a warm run is its I/O plus twice its CPU time: the curve predicts about that
+    # (its first runs, with their first-run work, pull it up a little), not the one-size
+    # reading of every run as CPU work (twice as long at half the memory).
+    warm = [(d / epochs, c / epochs) for _, d, c, init, epochs in runs if init is None]
+    assert warm
+    implied = sum(d + c * 1769 / 512 for d, c in warm) / len(warm)
+    blind = MemoryCurve.fit([512.0] * len(runs), [d / epochs for _, d, _, _, epochs in runs])
+    assert implied <= curve.predict(256) < 0.8 * blind.predict(256)

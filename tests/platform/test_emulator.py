@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,49 @@ def test_a_per_invocation_behaviour_runs_no_code_and_shares_the_functions_enviro
     warm = run(large)
     assert warm is not None and warm.ok and not warm.report.cold  # other work, same environment
     assert warm.report.duration_ms == pytest.approx(400.0)
+
+
+def test_the_cpu_time_reported_is_the_work_not_the_throttled_wall_time(
+    emulator: EmulatorPlatform,
+) -> None:
+    # Lambda Insights' cpu_total_time: the CPU a run used. At a quarter of a vCPU the same work
+    # takes four times as long, and uses the same CPU; the rest of the duration is its I/O.
+    spec = _modelled(400.0, 1769)
+    emulator.ensure_function(
+        FunctionSpec("mixed", memory_mb=1769, traits=replace(spec.traits, io_ms=300.0))
+    )
+    emulator.ensure_variant("mixed", 442)
+    emulator.invoke("mixed", {})
+    emulator.invoke("mixed", {}, memory_mb=442)
+    full = emulator.invoke("mixed", {})
+    quarter = emulator.invoke("mixed", {}, memory_mb=442)
+    assert full.report is not None and quarter.report is not None
+    assert full.report.cpu_ms == pytest.approx(400.0, rel=1e-3)
+    assert quarter.report.cpu_ms == pytest.approx(400.0, rel=1e-3)
+    assert quarter.report.duration_ms - quarter.report.cpu_ms * 1769 / 442 == pytest.approx(
+        300.0, abs=1.0
+    )
+
+
+def test_code_reports_the_cpu_it_measured_and_a_profile_its_cpu_part(
+    emulator: EmulatorPlatform,
+) -> None:
+    emulator.ensure_function(_code("io", "sleep", memory_mb=1769))
+    emulator.invoke("io", {"seconds": 0.01})
+    waited = emulator.invoke("io", {"seconds": 0.2})
+    assert waited.report is not None and waited.report.cpu_ms is not None
+    assert waited.report.cpu_ms < 0.5 * waited.report.duration_ms  # sleeping is not CPU
+    # An I/O-heavy measured profile: its duration falls only 2.2x from 128 MB to 1 GB, so most
+    # of it is not CPU; what is must account for the slope below one vCPU.
+    emulator.ensure_function(FunctionSpec("etl", memory_mb=512, profile=PROFILES / "s3-etl.json"))
+    emulator.ensure_variant("etl", 256)
+    emulator.invoke("etl", {})
+    emulator.invoke("etl", {}, memory_mb=256)
+    at_512 = emulator.invoke("etl", {})
+    at_256 = emulator.invoke("etl", {}, memory_mb=256)
+    assert at_512.report is not None and at_256.report is not None
+    assert at_512.report.cpu_ms is not None and at_256.report.cpu_ms is not None
+    assert at_512.report.cpu_ms < 0.3 * at_512.report.duration_ms
+    slope = at_256.report.duration_ms - at_512.report.duration_ms
+    implied = at_512.report.cpu_ms * (1769 / 256 - 1769 / 512)
+    assert implied == pytest.approx(slope, rel=0.25)

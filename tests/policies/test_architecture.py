@@ -78,6 +78,27 @@ def test_runs_are_seen_as_if_on_one_architecture():
     assert as_if_on(alone, "x86_64", {}) is alone  # one architecture: nothing to convert
 
 
+def test_a_warm_run_the_pilot_has_no_match_for_is_kept_and_a_first_runs_cpu_time_dropped():
+    # arm64's pilot ran once, cold, at 256 MB: x86_64's cold run there only repeats it, but its
+    # warm run says what the later rounds cost (without it arm64 knew only its first run)
+    observations = Observations(
+        0.0,
+        0.0,
+        samples=(
+            dataclasses.replace(run("a", 256, 1000.0, "x86_64"), cpu_ms=900.0),
+            dataclasses.replace(run("a", 256, 100.0, "x86_64", cold=False), cpu_ms=20.0),
+            dataclasses.replace(run("a", 1024, 500.0, "x86_64"), cpu_ms=400.0),
+            run("a", 256, 2000.0, "arm64"),
+        ),
+    )
+    on_arm = as_if_on(observations, "arm64", {"a": 2.0})
+    assert [(s.memory_mb, s.duration_ms, s.cpu_ms) for s in on_arm.samples] == [
+        (256, 200.0, 40.0),  # warm: its CPU time scaled like its duration
+        (1024, 1000.0, None),  # a first run's CPU holds first-run work, and it is no longer one
+        (256, 2000.0, None),
+    ]
+
+
 def test_first_stage_pilots_every_shape_on_both_architectures_at_one_size():
     spec = auto(hpo_spec(3600))
     plan = stage(0, {"small": 6, "large": 6})

@@ -163,3 +163,49 @@ def test_nnls_small_matches_scipy(seed: int) -> None:
     assert np.linalg.norm(design @ ours - target) == pytest.approx(
         np.linalg.norm(design @ theirs - target), rel=1e-9, abs=1e-12
     )
+
+
+def test_cpu_time_tells_io_bound_from_cpu_bound_at_one_size() -> None:
+    # Without CPU time a run at one size reads as CPU-bound: 1/m below it. With it, the run's
+    # I/O is known, and so is every smaller size (d = io + cpu / v below one vCPU).
+    truth = SHAPES["I/O-bound"]  # 800 ms of I/O, 40 ms of CPU
+    at = np.array([1769.0, 1769.0, 1769.0])
+    blind = MemoryCurve.fit(at, truth(at))
+    seen = MemoryCurve.fit(at, truth(at), cpu_ms=[40.0, 40.0, 40.0])
+    sizes = np.array([128.0, 256.0, 512.0, 1024.0])
+    assert np.allclose(seen.predict_many(sizes), truth(sizes), rtol=0.02)
+    assert blind.predict(256) > 5 * float(truth(np.array([256.0]))[0])
+    assert seen.observations == 3  # implied points are not runs
+    assert seen.observed_min_mb == 1769  # implied sizes are not measured ones
+    assert seen.relative_error(256) < blind.relative_error(256) / 2
+    assert MemoryCurve.from_state(seen.to_state()).relative_error(256) == seen.relative_error(256)
+    cpu_bound = SHAPES["single-threaded CPU-bound"]  # 20 ms of I/O, 1000 ms of CPU
+    curve = MemoryCurve.fit([1769.0], cpu_bound(np.array([1769.0])), cpu_ms=[1000.0])
+    assert curve.predict(442) == pytest.approx(float(cpu_bound(np.array([442.0]))[0]), rel=0.02)
+
+
+def test_cpu_time_above_one_vcpu_or_unknown_implies_nothing() -> None:
+    truth = SHAPES["multi-threaded to 6 vCPU"]
+    at = np.array([3538.0, 7076.0])
+    plain = MemoryCurve.fit(at, truth(at))
+    with_cpu = MemoryCurve.fit(at, truth(at), cpu_ms=[3050.0, None])
+    assert with_cpu.predict(512) == pytest.approx(plain.predict(512))
+    # a reading above what the CPU share allows (noise) counts as all CPU, never negative I/O
+    curve = MemoryCurve.fit([884.0], [1000.0], cpu_ms=[900.0])
+    assert curve.predict(442) == pytest.approx(2000.0, rel=0.02)
+    with pytest.raises(ValueError, match="one CPU time"):
+        MemoryCurve.fit([512.0, 1024.0], [1.0, 2.0], cpu_ms=[1.0])
+
+
+def test_first_runs_cpu_counts_only_until_a_warm_run_is_in_and_one_size_keeps_a_prior_error():
+    from service.prediction.memory_curve import RELATIVE_ERROR_PRIOR, steady_cpu
+
+    assert steady_cpu([90.0, 95.0], [True, True]) == [90.0, 95.0]
+    assert steady_cpu([90.0, 3.0, 95.0], [True, False, True]) == [None, 3.0, None]
+    # three runs at one size agree to 1 %: the shape below still rests on d = a + cpu / v only
+    curve = MemoryCurve.fit([1769.0] * 3, [1000.0, 1010.0, 990.0], cpu_ms=[100.0] * 3)
+    assert curve.residual_error == RELATIVE_ERROR_PRIOR
+    two = MemoryCurve.fit(
+        [1769.0] * 3 + [884.0], [1000.0, 1010.0, 990.0, 1100.0], cpu_ms=[100.0] * 4
+    )
+    assert two.residual_error < RELATIVE_ERROR_PRIOR

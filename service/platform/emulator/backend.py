@@ -508,6 +508,7 @@ class EmulatorPlatform:
             init_ms=round(outcome.init_ms, 2) if outcome.init_ms is not None else None,
             status=outcome.status,
             error_type=outcome.error_type if outcome.error is not ErrorKind.NONE else None,
+            cpu_ms=round(outcome.cpu_ms, 2) if outcome.cpu_ms is not None else None,
         )
         invocation.result = InvokeResult(
             function=invocation.handle.function,

@@ -39,6 +39,9 @@ class Execution:
     error: ErrorKind
     error_type: str | None = None
     error_message: str | None = None
+    # CPU time the run used (what Lambda Insights reports as cpu_total_time): its CPU work at
+    # one vCPU, scaled by the run's noise and slowdown like its duration; None if unknown
+    cpu_ms: float | None = None
 
     @property
     def status(self) -> str | None:
@@ -95,14 +98,16 @@ def from_run(
         "crash": ErrorKind.UNHANDLED,
         "oom": ErrorKind.OUT_OF_MEMORY,
     }[run.status]
+    factor = noise_factor(conditions.z_run, conditions.sigma) * conditions.time_factor
     return _settle(
-        modelled * noise_factor(conditions.z_run, conditions.sigma) * conditions.time_factor,
+        modelled * factor,
         init,
         run.peak_rss_mb,
         error,
         conditions,
         run.error_type,
         run.error_message,
+        cpu_ms=run.cpu_ms * factor,
     )
 
 
@@ -120,29 +125,34 @@ def from_traits(traits: Traits, conditions: Conditions) -> Execution:
     )
     peak = traits.peak_memory_mb if traits.peak_memory_mb is not None else PYTHON_BASELINE_MB
     init = _init(traits.init_ms if traits.init_ms is not None else RUNTIME_INIT_MS, conditions)
-    run = modelled * noise_factor(conditions.z_run, conditions.sigma) * conditions.time_factor
+    factor = noise_factor(conditions.z_run, conditions.sigma) * conditions.time_factor
+    run = modelled * factor
     if peak > conditions.memory_mb:
         # Killed on reaching the limit; assume memory grows steadily over the run.
         return _out_of_memory(run * conditions.memory_mb / peak, init, conditions)
-    return _settle(run, init, peak, ErrorKind.NONE, conditions)
+    return _settle(run, init, peak, ErrorKind.NONE, conditions, cpu_ms=cpu_ms * factor)
 
 
 def from_profile(profile: MeasuredProfile, conditions: Conditions) -> Execution:
     """A measured profile's median at this size times log-normal noise of its own spread."""
     curve = profile.curve
     memory = conditions.memory_mb
-    run = (
-        curve.p50_ms(memory)
-        * noise_factor(conditions.z_run, curve.sigma(memory))
-        * conditions.time_factor
-    )
+    factor = noise_factor(conditions.z_run, curve.sigma(memory)) * conditions.time_factor
+    run = curve.p50_ms(memory) * factor
     cold_ms = profile.cold_start_ms if profile.cold_start_ms is not None else RUNTIME_INIT_MS
     init = None
     if conditions.cold:
         init = cold_ms * noise_factor(conditions.z_init, curve.sigma(memory))
     if curve.out_of_memory(memory):
         return _out_of_memory(run * memory / curve.footprint_mb, init, conditions)
-    return _settle(run, init, curve.mem_used_mb(memory), ErrorKind.NONE, conditions)
+    return _settle(
+        run,
+        init,
+        curve.mem_used_mb(memory),
+        ErrorKind.NONE,
+        conditions,
+        cpu_ms=curve.cpu_ms(memory) * factor,
+    )
 
 
 def _init(base_ms: float, conditions: Conditions) -> float | None:
@@ -159,13 +169,14 @@ def _settle(
     conditions: Conditions,
     error_type: str | None = None,
     error_message: str | None = None,
+    cpu_ms: float | None = None,
 ) -> Execution:
     if error is ErrorKind.OUT_OF_MEMORY:
         return _out_of_memory(run_ms, init_ms, conditions)
     if run_ms > conditions.timeout_s * 1000.0:
         return _timed_out(init_ms, peak_mb, conditions)
     used = min(conditions.memory_mb, max(1, math.ceil(peak_mb)))
-    return Execution(run_ms, init_ms, used, error, error_type, error_message)
+    return Execution(run_ms, init_ms, used, error, error_type, error_message, cpu_ms)
 
 
 def _out_of_memory(run_ms: float, init_ms: float | None, conditions: Conditions) -> Execution:

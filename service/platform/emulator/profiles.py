@@ -150,6 +150,13 @@ class ProfileCurve:
     def sigma(self, memory_mb: int) -> float:
         return float(self._sigma[self._index(memory_mb)])
 
+    def cpu_ms(self, memory_mb: int) -> float:
+        """The CPU time a run at this size uses (what Lambda Insights would report): the fitted
+        model's CPU work, scaled by how far the measured curve lies from the model there (the
+        profile holds durations only; its CPU and I/O parts come from formula 2's fit)."""
+        modelled = self.model.duration_ms(memory_mb)
+        return self.model.cpu_ms * self.p50_ms(memory_mb) / modelled if modelled > 0 else 0.0
+
     def mem_used_mb(self, memory_mb: int) -> float:
         return float(self._mem_used[self._index(memory_mb)])
 
