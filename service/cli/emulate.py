@@ -101,6 +101,7 @@ def _run(
 def summarise(results: list[InvokeResult], memory: int, architecture: str) -> dict[str, object]:
     reports = [r.report for r in results if r.report is not None]
     durations = sorted(r.duration_ms for r in reports)
+    cpus = sorted(r.cpu_ms for r in reports if r.cpu_ms is not None)
     costs = [pricing.result_usd(r, architecture) for r in results]  # type: ignore[arg-type]
     mean_cost = sum(costs, Decimal(0)) / len(costs)
     return {
@@ -112,9 +113,18 @@ def summarise(results: list[InvokeResult], memory: int, architecture: str) -> di
         },
         "billed_ms_mean": round(statistics.fmean(r.billed_ms for r in reports), 2),
         "max_memory_used_mb": max(r.max_memory_used_mb for r in reports),
+        # Lambda Insights' cpu_total_time: below one vCPU, the part of a run that scales as 1/m
+        "cpu_ms": {"p50": round(_percentile(cpus, 0.50), 2)} if cpus else None,
         "cost_usd_per_invocation": float(mean_cost),
         "out_of_memory": any(r.error is ErrorKind.OUT_OF_MEMORY for r in results),
     }
+
+
+def _cpu(summary: dict[str, object]) -> str:
+    cpu, durations = summary["cpu_ms"], summary["duration_ms"]
+    if not isinstance(cpu, dict) or not isinstance(durations, dict) or not durations["p50"]:
+        return "not reported"
+    return f"{cpu['p50']:.1f} ms ({cpu['p50'] / durations['p50']:.0%} of the duration)"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -140,6 +150,7 @@ def _print_table(summary: dict[str, object], invocations: int, cold: bool) -> No
         ),
         ("billed (mean)", f"{summary['billed_ms_mean']:.1f} ms"),
         ("max memory used", f"{summary['max_memory_used_mb']} MB"),
+        ("CPU time p50", _cpu(summary)),
         ("cost per invocation", f"${summary['cost_usd_per_invocation']:.10f}"),
         ("out of memory", "YES" if summary["out_of_memory"] else "no"),
     ]

@@ -15,13 +15,22 @@ that ran the function in that minute shows (``jobs/service.py``). And what REPOR
 is filled from the closed minute: an invocation recorded without its peak memory (an async
 invoke, a truncated log tail) takes the minute's Lambda Insights ``used_memory_max`` — an upper
 bound, so the memory floor it sets errs on the safe side.
+
+Each run's CPU time is late too: Lambda Insights writes it (``cpu_total_time``) to its own log
+group seconds to minutes after the result, which is recorded without it. Every poll of a
+function asks the platform (``find_cpu_times``) for the CPU times of its runs that finished
+since the oldest open minute and still have none, of the jobs the caller holds, and fills them
+in one statement: a run is asked for at each poll until its minute closes. The report names
+the jobs whose runs got one, so that the learn step refits their curves (``learning.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from service.control.repository import LoopRepository
@@ -35,6 +44,7 @@ PERIOD_S = 60
 SETTLE_S = 300.0  # a minute's figures are final this long after its end (Lambda: ~1–3 min)
 FIRST_LOOKBACK_S = 900.0  # how far back the first poll of a function reads
 MISMATCH = "ledger_mismatch"
+LOG_SKEW_S = 60.0  # an Insights event's time against the loop's clock, either way
 
 
 def series_of(function: str) -> str:
@@ -52,6 +62,8 @@ class PollReport:
     revised: int = 0  # datapoints of a minute read before, whose figure changed
     mismatches: int = 0  # closed minutes whose invocations disagree with the ledger
     filled: int = 0  # invocations whose missing peak memory came from Lambda Insights
+    cpu_filled: int = 0  # invocations whose CPU time came from Lambda Insights' events
+    cpu_jobs: set[uuid.UUID] = field(default_factory=set)  # the jobs of those invocations
 
 
 class MetricsPoller:
@@ -62,31 +74,64 @@ class MetricsPoller:
         self._closed_until: dict[str, datetime] = {}  # minutes before this are checked
 
     def poll(
-        self, repo: LoopRepository, platform: Platform, functions: set[str], now: datetime
+        self,
+        repo: LoopRepository,
+        platform: Platform,
+        functions: set[str],
+        now: datetime,
+        jobs: Iterable[uuid.UUID] | None = None,
     ) -> PollReport:
+        """``jobs``: fill the CPU times of these jobs' runs only (the ones whose curves the
+        caller's learn step keeps); None: of every job's."""
         report = PollReport()
+        jobs = None if jobs is None else set(jobs)
         for name in sorted(functions):
             last = self._polled.get(name)
             if last is not None and now - last < self.interval:
                 continue
             self._polled[name] = now
+            open_from, checked, start = self._window(repo, name, now)
             try:
-                self._poll_one(repo, platform, name, now, report)
+                self._poll_one(repo, platform, name, now, (open_from, checked, start), report)
             except PlatformError as error:
                 log.warning("metrics of %s unavailable: %s", name, error)
+            try:
+                self._fill_cpu(repo, platform, name, start, now, jobs, report)
+            except PlatformError as error:
+                log.warning("CPU times of %s unavailable: %s", name, error)
         return report
 
-    def _poll_one(
-        self, repo: LoopRepository, platform: Platform, name: str, now: datetime, report
-    ) -> None:
-        series = series_of(name)
+    def _window(self, repo: LoopRepository, name: str, now: datetime):
+        """(first minute still open, first minute not cross-checked yet or None, where this
+        poll reads from): the oldest open or unchecked minute, at most FIRST_LOOKBACK_S back."""
         open_from = _minute(now - self.settle)  # minutes from here on may still change
         checked = self._closed_until.get(name)
         if checked is None:
-            stored = repo.last_observed(series)
+            stored = repo.last_observed(series_of(name))
             checked = _minute(stored) if stored is not None else None
         earliest = _minute(now - timedelta(seconds=FIRST_LOOKBACK_S))
         start = max(min(open_from, checked), earliest) if checked is not None else earliest
+        return open_from, checked, start
+
+    def _fill_cpu(self, repo, platform, name, start, now, jobs, report: PollReport) -> None:
+        """CPU times of the runs that finished from ``start`` on and have none yet, from the
+        platform's late figures (Lambda Insights' events on AWS)."""
+        missing = repo.cpu_missing(name, start, now, jobs)
+        if not missing:
+            return  # nothing to ask for: no call
+        found = platform.find_cpu_times(
+            name, start.timestamp() - LOG_SKEW_S, now.timestamp() + LOG_SKEW_S, missing
+        )
+        found = {request_id: cpu for request_id, cpu in found.items() if request_id in missing}
+        filled = repo.fill_cpu_times(name, found)
+        report.cpu_filled += len(filled)
+        report.cpu_jobs.update(filled)
+
+    def _poll_one(
+        self, repo: LoopRepository, platform: Platform, name: str, now: datetime, window, report
+    ) -> None:
+        series = series_of(name)
+        open_from, checked, start = window
         metrics = platform.metrics(name, start.timestamp(), now.timestamp(), period_s=PERIOD_S)
         known = repo.cloudwatch_points(series, start)
         closed: dict[datetime, dict[str, float]] = {}

@@ -6,7 +6,10 @@ Per job and task shape:
   the shape has new runs. The learner keeps each shape's points in memory and appends the runs
   of each tick to them instead of reading every finished invocation again: the stored curve's
   ``observations`` is the high-water mark, and points whose count differs from it (a restart,
-  a job another replica advanced meanwhile, a rolled-back tick) are read once from the ledger;
+  a job another replica advanced meanwhile, a rolled-back tick) are read once from the ledger.
+  So are a job's when its runs got their CPU time late (Lambda Insights' events, filled by the
+  metrics poll, which runs just before): its stored curves are refitted in that tick, new runs
+  or not, so that no curve fitted without the figure is kept (policies use the stored curve);
 - ``duration:<shape>`` — training only: the series of each round's durations relative to that
   curve, an ARIMA forecaster (``ForecasterBank``): it tracks drift the curve cannot (a slower
   data source, noisy neighbours) and gives the upper bound the next rounds are planned with.
@@ -17,7 +20,8 @@ Per job and task shape:
   series over the budget is refitted in a later tick even if it gets no new point;
 - ``loss-curve`` — training only: the loss after each round (``LossCurve``).
 Per platform function, CloudWatch-shaped metrics are polled every ``metrics_interval_s`` and
-stored as observations, each minute revised until it closes (``cloudwatch.py``).
+stored as observations, each minute revised until it closes, and runs recorded without their
+CPU time get it once the platform has it (``cloudwatch.py``).
 
 Everything stored is small JSON (parameters and recent points), so a restarted controller, or
 another replica taking a job over, resumes where this one stopped.
@@ -93,11 +97,14 @@ class Learner:
         self._points: dict[tuple[uuid.UUID, str], list[Point]] = {}
         # series due for a refit that the budget left for a later tick
         self._refit_backlog: set[tuple[uuid.UUID, str]] = set()
+        # jobs whose runs got a late CPU time since their curves were fitted: refit them
+        self._stale: set[uuid.UUID] = set()
 
     def retain(self, job_ids: set[uuid.UUID]) -> None:
         """Forget what is kept in memory for jobs this replica no longer holds."""
         self._points = {key: v for key, v in self._points.items() if key[0] in job_ids}
         self._refit_backlog = {key for key in self._refit_backlog if key[0] in job_ids}
+        self._stale &= job_ids
 
     def learn(
         self,
@@ -110,6 +117,7 @@ class Learner:
         backlog = self._refit_backlog
         scopes = {job_scope(run.job_id) for run in runs} | {job_scope(j) for j in rounds}
         scopes |= {job_scope(job_id) for job_id, _ in backlog}
+        scopes |= {job_scope(job_id) for job_id in self._stale}
         states = repo.predictor_states(scopes)
         curves = self._curves(repo, runs, states)
         self._forecasts(repo, rounds, curves, states)
@@ -126,6 +134,11 @@ class Learner:
             new.setdefault((run.job_id, run.shape), []).append(
                 point(run.memory_mb, run.duration_ms, run.cpu_ms, run.epochs, run.first_run)
             )
+        for job_id in self._stale:  # every stored curve of the job, re-read from the ledger
+            for scope, name in list(states):
+                if scope == job_scope(job_id) and name.startswith("memory-curve:"):
+                    new.setdefault((job_id, name.removeprefix("memory-curve:")), [])
+        self._stale = set()
         curves = {}
         for job_id, shape in sorted(new):
             points = self._points_of(repo, states, job_id, shape, new[(job_id, shape)])
@@ -240,8 +253,19 @@ class Learner:
 
     # -- platform metrics (CloudWatch-shaped) --------------------------------------------------
     def poll_metrics(
-        self, repo: LoopRepository, platform: Platform, functions: set[str], now: datetime
+        self,
+        repo: LoopRepository,
+        platform: Platform,
+        functions: set[str],
+        now: datetime,
+        jobs: set[uuid.UUID] | None = None,
     ) -> PollReport:
         """Each running function's metrics, at most every ``metrics_interval``, each minute
-        re-read until it closes and then cross-checked against the ledger (``cloudwatch``)."""
-        return self.poller.poll(repo, platform, functions, now)
+        re-read until it closes and then cross-checked against the ledger, and the late CPU
+        times of the runs of ``jobs`` (``cloudwatch``). A job whose runs got one has its kept
+        points dropped: the next ``learn`` reads them again from the ledger and refits."""
+        report = self.poller.poll(repo, platform, functions, now, jobs)
+        for key in [key for key in self._points if key[0] in report.cpu_jobs]:
+            del self._points[key]
+        self._stale |= report.cpu_jobs
+        return report

@@ -193,11 +193,13 @@ class Controller:
                         if job_rounds is not None:
                             rounds[job.id] = job_rounds
             with clock("learn"):
-                if self.learn:
-                    self.learner.learn(repo, runs, rounds)
+                # the poll first: runs that got their CPU time late are refitted this tick
                 running = {s.function_name for s in steppers.values()}
                 running |= {functions.function_name(self._specs[job_id]) for job_id in waiting}
-                self.learner.poll_metrics(repo, self.platform, running, now)
+                held = {job.id for job in jobs}
+                self.learner.poll_metrics(repo, self.platform, running, now, held)
+                if self.learn:
+                    self.learner.learn(repo, runs, rounds)
             with clock("advance"):
                 for job in jobs:
                     if job.id in steppers:

@@ -8,7 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import String, and_, bindparam, case, func, insert, select, type_coerce
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -17,6 +27,7 @@ from service.models import (
     Allocation,
     AllocationState,
     Invocation,
+    InvocationOutcome,
     InvocationState,
     Job,
     Observation,
@@ -380,6 +391,52 @@ class LoopRepository:
         for row in rows:
             row.max_memory_used_mb = peak
         return len(rows)
+
+    def cpu_missing(
+        self,
+        function: str,
+        start: datetime,
+        end: datetime,
+        jobs: Iterable[uuid.UUID] | None = None,
+    ) -> frozenset[str]:
+        """Request ids of the invocations of ``function`` that finished in [start, end] and
+        ran (throttled ones did not) but were recorded without their CPU time; of ``jobs``
+        only, if given."""
+        query = select(Invocation.request_id).where(
+            Invocation.function_name == function,
+            Invocation.state == InvocationState.DONE.value,
+            Invocation.outcome != InvocationOutcome.THROTTLED.value,
+            Invocation.request_id.is_not(None),
+            Invocation.cpu_ms.is_(None),
+            Invocation.finished_at >= start,
+            Invocation.finished_at <= end,
+        )
+        if jobs is not None:
+            jobs = list(jobs)
+            if not jobs:
+                return frozenset()
+            query = query.where(Invocation.job_id.in_(jobs))
+        return frozenset(self.session.scalars(query))
+
+    def fill_cpu_times(self, function: str, cpu_ms: dict[str, float]) -> list[uuid.UUID]:
+        """Give the invocations of ``function`` with these request ids that have no CPU time
+        yet their figure, in one statement (rows already loaded see it too); returns the job
+        of each invocation filled."""
+        if not cpu_ms:
+            return []
+        filled = self.session.execute(
+            update(Invocation)
+            .where(
+                Invocation.function_name == function,
+                Invocation.state == InvocationState.DONE.value,
+                Invocation.request_id.in_(list(cpu_ms)),
+                Invocation.cpu_ms.is_(None),
+            )
+            .values(cpu_ms=case(cpu_ms, value=Invocation.request_id))
+            .returning(Invocation.job_id),
+            execution_options={"synchronize_session": "fetch"},
+        )
+        return list(filled.scalars())
 
     def observations(self, job_id: uuid.UUID) -> list[Observation]:
         return list(

@@ -326,6 +326,14 @@ class Platform(Protocol):
         """REPORT records logged in [start, end), e.g. for invocations not seen synchronously."""
         ...
 
+    def find_cpu_times(
+        self, name: str, start: float, end: float, request_ids: frozenset[str]
+    ) -> dict[str, float]:
+        """CPU time (ms) of those of `request_ids` that ran in [start, end], by request id:
+        Lambda Insights' ``cpu_total_time``, which arrives after the result (AWS). A request
+        whose figure is not known (yet) is absent; ``{}`` when the platform has none."""
+        ...
+
     def concurrency_limit(self) -> int:
         """The account's concurrent-executions limit."""
         ...

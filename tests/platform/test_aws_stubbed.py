@@ -26,6 +26,7 @@ from service.platform.aws.retry import Backoff, Retrier, retry_after_seconds
 from service.platform.interface import (
     ErrorKind,
     FunctionNotFoundError,
+    PlatformError,
     UpdateFailedError,
 )
 
@@ -623,6 +624,56 @@ def test_a_function_that_never_logged_has_no_reports(aws: Stubbed) -> None:
         "filter_log_events", "ResourceNotFoundException", "log group does not exist", 400
     )
     assert aws.platform.find_reports("f", 0.0, 60.0) == []
+
+
+def _performance(request_id: str, cpu_ms: float) -> dict:
+    message = {
+        "event_type": "performance",
+        "function_name": "f",
+        "request_id": request_id,
+        "cpu_total_time": cpu_ms,
+    }
+    return {"message": json.dumps(message)}
+
+
+def test_cpu_times_are_read_across_pages_and_a_throttle_is_retried(aws: Stubbed) -> None:
+    aws.platform.lambda_insights = True
+    request = {
+        "logGroupName": "/aws/lambda-insights",
+        "startTime": 1_000_000,
+        "endTime": 2_000_000,
+        "filterPattern": '{ ($.event_type = "performance") && ($.function_name = "f") }',
+    }
+    aws.logs.add_client_error("filter_log_events", "ThrottlingException", "slow down", 400)
+    aws.logs.add_response(
+        "filter_log_events", {"events": [_performance("a", 10.0)], "nextToken": "p2"}, request
+    )
+    aws.logs.add_response(
+        "filter_log_events",
+        {"events": [_performance("b", 20.5), _performance("z", 1.0)]},
+        {**request, "nextToken": "p2"},
+    )
+    found = aws.platform.find_cpu_times("f", 1000.0, 2000.0, frozenset({"a", "b", "c"}))
+    assert found == {"a": 10.0, "b": 20.5}
+    assert len(aws.sleeps) == 1  # one backoff, for the throttle
+
+
+def test_cpu_times_stop_reading_pages_once_every_request_is_found(aws: Stubbed) -> None:
+    aws.platform.lambda_insights = True
+    aws.logs.add_response(
+        "filter_log_events", {"events": [_performance("a", 10.0)], "nextToken": "p2"}, None
+    )
+    # no second page stubbed: asking for it would fail the Stubber
+    assert aws.platform.find_cpu_times("f", 0.0, 60.0, frozenset({"a"})) == {"a": 10.0}
+
+
+def test_a_denied_read_of_the_insights_events_is_a_platform_error(aws: Stubbed) -> None:
+    aws.platform.lambda_insights = True
+    aws.logs.add_client_error(
+        "filter_log_events", "AccessDeniedException", "not authorized: logs:FilterLogEvents", 400
+    )
+    with pytest.raises(PlatformError, match="Lambda Insights events of f: AccessDeniedException"):
+        aws.platform.find_cpu_times("f", 0.0, 60.0, frozenset({"a"}))
 
 
 # -- the backoff itself -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ KEYS = {
     "duration_ms",
     "billed_ms_mean",
     "max_memory_used_mb",
+    "cpu_ms",
     "cost_usd_per_invocation",
     "out_of_memory",
 }
@@ -57,6 +58,8 @@ def test_json_has_exactly_the_documented_keys(app: typer.Typer) -> None:
     assert p["p10"] <= p["p50"] <= p["p90"]
     assert p["p50"] == pytest.approx(932.0, rel=0.03)  # the measured median
     assert summary["billed_ms_mean"] >= p["p50"]
+    # all CPU work (1,877 ms at 512 MB, 932 at 1024): at 0.58 vCPU it used 0.58 of its duration
+    assert summary["cpu_ms"]["p50"] == pytest.approx(p["p50"] * 1024 / 1769, rel=0.05)
     gb_s = summary["billed_ms_mean"] / 1000 * 1024 / 1024
     assert summary["cost_usd_per_invocation"] == pytest.approx(gb_s * 0.0000166667 + 2e-7)
 
@@ -193,3 +196,12 @@ def test_a_real_lambda_measurement_is_reproduced_from_the_other_sizes(
     measured = EPSAGON_FIBONACCI_2018[left_out]
     assert summary["duration_ms"]["p50"] == pytest.approx(measured, rel=0.15)
     assert summary["out_of_memory"] is False
+
+
+def test_the_table_says_how_much_of_a_run_is_cpu(app: typer.Typer) -> None:
+    etl = PROFILES / "s3-etl.json"  # mostly waiting on storage: a small CPU share
+    code, out, _ = _run(app, "--profile", str(etl), "--memory", "1024", "--seed", "1")
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if line.startswith("CPU time p50")]
+    share = int(row.split("(")[1].split("%")[0])
+    assert 0 < share < 20

@@ -94,6 +94,11 @@ class IdlePlatform:
     ) -> list[Report]:
         return []
 
+    def find_cpu_times(
+        self, name: str, start: float, end: float, request_ids: frozenset[str]
+    ) -> dict[str, float]:
+        return {}
+
     def close(self) -> None:
         pass
 

@@ -44,6 +44,7 @@ from botocore.exceptions import (
     HTTPClientError,
 )
 
+from service.platform.aws import insights as aws_insights
 from service.platform.aws import logs as aws_logs
 from service.platform.aws import metrics as aws_metrics
 from service.platform.aws.clients import AwsClients, make_clients
@@ -555,6 +556,26 @@ class AwsPlatform:
             )
         except ClientError as error:
             raise self._error("read logs of", name, error) from error
+
+    def find_cpu_times(
+        self, name: str, start: float, end: float, request_ids: frozenset[str]
+    ) -> dict[str, float]:
+        """CPU time by request id from Lambda Insights' events in ``/aws/lambda-insights``
+        (``insights.py``); ``{}`` without a call for a function without Insights, which writes
+        none (the extension's layer, as last read, or ``lambda_insights``)."""
+        with self._lock:
+            insights = self.lambda_insights or name in self._insights
+        if not insights or not request_ids:
+            return {}
+        try:
+            return self.retrier.call(
+                lambda: aws_insights.find_cpu_times(
+                    self.clients.logs, name, start, end, frozenset(request_ids)
+                ),
+                retry_on=is_throttle,
+            )
+        except ClientError as error:
+            raise self._error("read the Lambda Insights events of", name, error) from error
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
