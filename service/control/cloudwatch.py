@@ -85,18 +85,27 @@ class MetricsPoller:
         caller's learn step keeps); None: of every job's."""
         report = PollReport()
         jobs = None if jobs is None else set(jobs)
+        due: dict[str, datetime] = {}  # function -> where this poll reads from
         for name in sorted(functions):
             last = self._polled.get(name)
             if last is not None and now - last < self.interval:
                 continue
             self._polled[name] = now
             open_from, checked, start = self._window(repo, name, now)
+            due[name] = start
             try:
                 self._poll_one(repo, platform, name, now, (open_from, checked, start), report)
             except PlatformError as error:
                 log.warning("metrics of %s unavailable: %s", name, error)
+        if not due:
+            return report
+        # the runs still without a CPU time, of every function due, in one statement
+        missing = repo.cpu_missing(list(due), min(due.values()), now, jobs)
+        for name, runs in sorted(missing.items()):
+            start = due[name]
+            asked = frozenset(rid for rid, finished in runs.items() if finished >= start)
             try:
-                self._fill_cpu(repo, platform, name, start, now, jobs, report)
+                self._fill_cpu(repo, platform, name, start, now, asked, report)
             except PlatformError as error:
                 log.warning("CPU times of %s unavailable: %s", name, error)
         return report
@@ -113,10 +122,9 @@ class MetricsPoller:
         start = max(min(open_from, checked), earliest) if checked is not None else earliest
         return open_from, checked, start
 
-    def _fill_cpu(self, repo, platform, name, start, now, jobs, report: PollReport) -> None:
-        """CPU times of the runs that finished from ``start`` on and have none yet, from the
-        platform's late figures (Lambda Insights' events on AWS)."""
-        missing = repo.cpu_missing(name, start, now, jobs)
+    def _fill_cpu(self, repo, platform, name, start, now, missing, report: PollReport) -> None:
+        """CPU times of ``missing`` (request ids of runs that finished from ``start`` on and have
+        none yet), from the platform's late figures (Lambda Insights' events on AWS)."""
         if not missing:
             return  # nothing to ask for: no call
         found = platform.find_cpu_times(

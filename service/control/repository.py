@@ -394,16 +394,20 @@ class LoopRepository:
 
     def cpu_missing(
         self,
-        function: str,
+        functions: list[str],
         start: datetime,
         end: datetime,
         jobs: Iterable[uuid.UUID] | None = None,
-    ) -> frozenset[str]:
-        """Request ids of the invocations of ``function`` that finished in [start, end] and
-        ran (throttled ones did not) but were recorded without their CPU time; of ``jobs``
-        only, if given."""
-        query = select(Invocation.request_id).where(
-            Invocation.function_name == function,
+    ) -> dict[str, dict[str, datetime]]:
+        """Per function of ``functions``: the request ids (with when each finished) of its
+        invocations that finished in [start, end] and ran (throttled ones did not) but were
+        recorded without their CPU time; of ``jobs`` only, if given. One statement."""
+        if not functions:
+            return {}
+        query = select(
+            Invocation.function_name, Invocation.request_id, Invocation.finished_at
+        ).where(
+            Invocation.function_name.in_(functions),
             Invocation.state == InvocationState.DONE.value,
             Invocation.outcome != InvocationOutcome.THROTTLED.value,
             Invocation.request_id.is_not(None),
@@ -414,9 +418,12 @@ class LoopRepository:
         if jobs is not None:
             jobs = list(jobs)
             if not jobs:
-                return frozenset()
+                return {}
             query = query.where(Invocation.job_id.in_(jobs))
-        return frozenset(self.session.scalars(query))
+        missing: dict[str, dict[str, datetime]] = {}
+        for function, request_id, finished in self.session.execute(query):
+            missing.setdefault(function, {})[request_id] = finished
+        return missing
 
     def fill_cpu_times(self, function: str, cpu_ms: dict[str, float]) -> list[uuid.UUID]:
         """Give the invocations of ``function`` with these request ids that have no CPU time
