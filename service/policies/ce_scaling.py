@@ -763,9 +763,12 @@ class CeScaling:
                     if model.measured_sizes == 1
                     else f"{int(model.curve.observed_min_mb)} MB and above"
                 )
-                probe_why = (
-                    f"measured at {where} only: one worker probes {probe} MB "
-                    "to learn whether less memory is as fast (the deadline holds if it is not)"
+                implied = getattr(model.curve, "implied_min_mb", None) is not None
+                probe_why = f"measured at {where} only: one worker probes {probe} MB " + (
+                    "to check the runs' CPU time there (less memory can be slower than "
+                    "it implies; the deadline holds if it is)"
+                    if implied
+                    else "to learn whether less memory is as fast (the deadline holds if it is not)"
                 )
             uncertain = next((v for v in decision.vetoes if v.rule == "low-confidence"), None)
             if (
