@@ -279,14 +279,14 @@ class MemoryCurve:
         clamped = min(m, MAX_MEMORY_MB)
         below = max(0.0, math.log2(self.observed_min_mb / clamped))
         above = max(0.0, math.log2(clamped / self.observed_max_mb))
-        base = max(self.residual_error, RELATIVE_ERROR_FLOOR)
+        fit_error = max(self.residual_error, RELATIVE_ERROR_FLOOR)
         if below > 0 and self.implied_min_mb is not None:
             # The runs' CPU time tells the shape down to ``implied_min_mb``: what it cannot tell
             # is memory pressure (slower than proportional), ``PER_DOUBLING_ERROR`` a doubling.
             beyond = max(0.0, math.log2(self.implied_min_mb / clamped))
-            residual = math.hypot(base * (1.0 + beyond), PER_DOUBLING_ERROR * below)
+            residual = math.hypot(fit_error * (1.0 + beyond), PER_DOUBLING_ERROR * below)
         else:
-            residual = base * (1.0 + max(below, above))
+            residual = fit_error * (1.0 + max(below, above))
         at = np.array([m])
         base = float(self.shape.predict(at)[0])
         spread = max(
