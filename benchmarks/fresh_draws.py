@@ -30,13 +30,11 @@ FIRST_SEED = 100
 def run(task: tuple[str, int, float]) -> dict:
     """One ce-scaling job of ``workload`` at ``seed`` against ``deadline_s``."""
     workload_id, seed, deadline_s = task
-    import service.bench.workloads as W
+    from rerun import workloads  # benchmarks/rerun.py: every workload a bench run can name
+
     from service.simulation.run import simulate
 
-    every = {w.id: w for w in W.builtin_workloads() + W.paper_workloads()}
-    for name in W.DEFAULT_PROFILES:
-        every.update({w.id: w for w in W.profile_workloads(W.PROFILES_DIR / f"{name}.json")})
-    workload = every[workload_id]
+    workload = workloads([])[workload_id]
     spec = workload.spec({"name": "ce-scaling"}, deadline_s, seed)
     return simulate(spec, seed=seed, workload=workload.model())
 

@@ -199,7 +199,7 @@ class MemoryCurve:
                 memory = np.concatenate([memory, extra_memory])
                 duration = np.concatenate([duration, extra_duration])
                 sizes, means, counts = _aggregate(memory, duration)
-        if len(sizes) == 1:
+        if len(sizes) == 1:  # (implied points are always at other sizes: none here)
             v = float(vcpu_share(sizes[0]))
             shape = CurveShape(0.0, float(means[0]) * min(v, 1.0), 0.0, 1)
             return cls(
@@ -211,7 +211,6 @@ class MemoryCurve:
                 observations=runs,
                 measured=measured,
                 noise=noise,
-                implied_min_mb=implied_min,
             )
 
         solved: dict = {}  # least-squares fits the thread caps share (see ``nnls_small``)

@@ -10,19 +10,19 @@ from dataclasses import replace
 from sqlalchemy import delete, func, select
 
 from service.control.cloudwatch import SETTLE_S, MetricsPoller
-from service.control.learning import fit_points, point
+from service.control.learning import fit_points
 from service.control.loop import Controller, to_datetime
 from service.control.repository import LoopRepository
 from service.database import commit
 from service.jobs.service import JobService
-from service.models import Invocation, Job, Observation, PredictorState, Task, Tenant
+from service.models import Invocation, Job, Observation, PredictorState, Tenant
 from service.platform.clock import VirtualClock
 from service.platform.emulator.backend import EmulatorPlatform
 from service.platform.interface import FunctionMetrics
 from service.prediction.memory_curve import MemoryCurve
 from tests.control import test_learning
 from tests.control.helpers import START, TRAINING, submit
-from tests.control.test_learning import database_status, tick_until
+from tests.control.test_learning import database_status, ledger_points, ok_runs, tick_until
 
 # the same loop_env as test_learning's: Postgres, an emulator on a virtual clock, metrics
 # read every second
@@ -146,23 +146,6 @@ class LateInsights(EmulatorPlatform):
         return {r: self.cpu[r] for r in request_ids if r in self.cpu}
 
 
-def ok_runs(database, job_id) -> list[tuple]:
-    """(request id, memory, duration, CPU, init, epochs) of the job's successful runs."""
-    with database.session() as session:
-        return session.execute(
-            select(
-                Invocation.request_id,
-                Invocation.memory_mb,
-                Invocation.duration_ms,
-                Invocation.cpu_ms,
-                Invocation.init_ms,
-                Task.epoch_to - Task.epoch_from,
-            )
-            .join(Task, Task.id == Invocation.task_id)
-            .where(Invocation.job_id == job_id, Invocation.outcome == "ok")
-        ).all()
-
-
 def curve_state(database, job_id) -> tuple[int, dict]:
     with database.session() as session:
         row = session.scalar(
@@ -205,10 +188,7 @@ def test_a_run_recorded_without_its_cpu_time_gets_it_late_and_the_curve_is_refit
         assert len(filled) >= 3
         assert all(cpu == platform.cpu[rid] for rid, cpu in filled)
         observations, state = curve_state(database, job_id)
-        points = sorted(
-            point(memory, duration, cpu, epochs, init is not None)
-            for _, memory, duration, cpu, init, epochs in runs
-        )
+        points = ledger_points(runs)
         # the stored curve is the fit of every run in the ledger, CPU times included
         assert observations == len(points) and state == fit_points(points).to_state()
         curve = MemoryCurve.from_state(state)

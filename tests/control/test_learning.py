@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from service.control.learning import fit_points, point
+from service.control.learning import Point, fit_points, point
 from service.control.loop import Controller, to_datetime
 from service.models import Invocation, Job, Observation, PredictorState, Task
 from service.prediction.memory_curve import MemoryCurve
@@ -81,32 +81,36 @@ def test_a_second_controller_resumes_the_predictors_of_the_first(loop_env):
     assert resumed.id == learned["duration:worker"].id
     # the curve, built by appending each tick's runs (the second controller read the ledger
     # once, on taking over), is the fit on every successful run in the ledger
-    with database.session() as session:
-        runs = session.execute(
-            select(
-                Invocation.memory_mb,
-                Invocation.duration_ms,
-                Invocation.cpu_ms,
-                Invocation.init_ms,
-                Task.epoch_from,
-                Task.epoch_to,
-            )
-            .join(Task, Task.id == Invocation.task_id)
-            .where(
-                Invocation.job_id == job_id,
-                Invocation.state == "done",
-                Invocation.outcome == "ok",
-                Invocation.duration_ms.is_not(None),
-                Task.shape == "worker",
-            )
-        ).all()
-    points = sorted(
-        point(m, d, c, (to or 0) - (fr or 0), init is not None) for m, d, c, init, fr, to in runs
-    )
+    points = ledger_points(ok_runs(database, job_id))
     curve = states(database, job_id)["memory-curve:worker"]
     assert curve.observations == len(points)
     expected = fit_points(points).to_state()
     assert curve.state == expected
+
+
+def ok_runs(database, job_id) -> list[tuple]:
+    """(request id, memory, duration, CPU, init, epochs) of the job's successful runs."""
+    with database.session() as session:
+        return session.execute(
+            select(
+                Invocation.request_id,
+                Invocation.memory_mb,
+                Invocation.duration_ms,
+                Invocation.cpu_ms,
+                Invocation.init_ms,
+                Task.epoch_to - Task.epoch_from,
+            )
+            .join(Task, Task.id == Invocation.task_id)
+            .where(Invocation.job_id == job_id, Invocation.outcome == "ok")
+        ).all()
+
+
+def ledger_points(runs: list[tuple]) -> list[Point]:
+    """What the learn step fits a shape's curve on, from ``ok_runs``: every run, sorted."""
+    return sorted(
+        point(memory, duration, cpu, epochs, init is not None)
+        for _, memory, duration, cpu, init, epochs in runs
+    )
 
 
 def database_status(database, job_id) -> str:
@@ -162,18 +166,7 @@ def test_each_runs_cpu_time_is_kept_and_the_curve_reads_below_the_size_it_ran_at
         job_id,
         lambda: database_status(database, job_id) == "succeeded",
     )
-    with database.session() as session:
-        runs = session.execute(
-            select(
-                Invocation.memory_mb,
-                Invocation.duration_ms,
-                Invocation.cpu_ms,
-                Invocation.init_ms,
-                Task.epoch_to - Task.epoch_from,
-            )
-            .join(Task, Task.id == Invocation.task_id)
-            .where(Invocation.job_id == job_id, Invocation.outcome == "ok")
-        ).all()
+    runs = [run[1:] for run in ok_runs(database, job_id)]  # (memory, duration, CPU, init, epochs)
     assert runs and {run[0] for run in runs} == {512}
     for _, duration, cpu, _, _ in runs:
         # below one vCPU a run takes at least its CPU work at the CPU share
